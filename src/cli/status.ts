@@ -1,0 +1,30 @@
+// `talos-etcd-defrag status`: one row per member.
+
+import { DefragError } from "../core/errors.js";
+import { statusJson, statusTable } from "../report/status.js";
+import { observeCluster } from "../run/observe.js";
+import { connect, loadConnection } from "./connect.js";
+import type { CommandContext } from "./context.js";
+import { EXIT } from "./exit.js";
+
+export async function statusCommand(ctx: CommandContext): Promise<number> {
+  const { config, callTimeoutMs } = loadConnection(ctx);
+  ctx.logger.debug("connecting", { source: config.source, endpoints: config.endpoints.map((e) => e.raw) });
+  const backend = connect(ctx, config, callTimeoutMs);
+  try {
+    const view = await observeCluster(backend, { nodes: config.nodes, signal: ctx.signal });
+    for (const warning of view.warnings) ctx.logger.warn(warning);
+    for (const n of view.nodes) {
+      if (!n.ok) ctx.logger.error(`cannot read member status: ${n.error.describe()}`, { node: n.node });
+    }
+    if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(statusJson(view), null, 2) + "\n");
+    else ctx.stdout.write(statusTable(view));
+    const failed = view.nodes.filter((n) => !n.ok);
+    // Only a TLS problem with every endpoint is a configuration error; a node that cannot be read is a failure.
+    return failed.length === 0 ? EXIT.ok : EXIT.failure;
+  } catch (err) {
+    throw DefragError.from(err, "etcd");
+  } finally {
+    backend.close();
+  }
+}

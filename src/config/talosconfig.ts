@@ -1,0 +1,107 @@
+// Finding and parsing a talosconfig, the way talosctl does.
+
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { isAbsolute, join } from "node:path";
+
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+import { configError } from "../core/errors.js";
+
+/** Where Talos mounts the ServiceAccount secret inside a pod. */
+export const IN_CLUSTER_TALOSCONFIG = "/var/run/secrets/talos.dev/config";
+
+const ContextSchema = z.looseObject({
+  endpoints: z.array(z.string()).optional(),
+  nodes: z.array(z.string()).optional(),
+  ca: z.string().optional(),
+  crt: z.string().optional(),
+  key: z.string().optional(),
+});
+
+const TalosconfigSchema = z.looseObject({
+  context: z.string().optional(),
+  contexts: z.record(z.string(), ContextSchema.nullable()),
+});
+
+export type TalosContext = z.infer<typeof ContextSchema>;
+
+export interface LoadedTalosconfig {
+  path: string;
+  contextName: string;
+  context: TalosContext;
+}
+
+/**
+ * talosctl's lookup order: --talosconfig, $TALOSCONFIG, $TALOS_HOME/config or
+ * ~/.talos/config, then the in-cluster mount. The first that exists wins; an
+ * explicitly named file that does not exist is an error.
+ */
+export function locateTalosconfig(
+  flag: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  exists: (path: string) => boolean = existsSync,
+): { path: string | undefined; tried: string[] } {
+  if (flag !== undefined && flag !== "") return { path: flag, tried: [flag] };
+  if (env.TALOSCONFIG) return { path: env.TALOSCONFIG, tried: [env.TALOSCONFIG] };
+  const home = env.TALOS_HOME && isAbsolute(env.TALOS_HOME) ? env.TALOS_HOME : join(env.HOME ?? homedir(), ".talos");
+  const candidates = [join(home, "config"), IN_CLUSTER_TALOSCONFIG];
+  return { path: candidates.find((p) => exists(p)), tried: candidates };
+}
+
+export function readTalosconfig(path: string, contextFlag: string | undefined): LoadedTalosconfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") {
+      throw configError(
+        `talosconfig ${path} does not exist`,
+        "pass --talosconfig PATH, set TALOSCONFIG, or provide TALOS_CA, TALOS_CRT, TALOS_KEY and TALOS_ENDPOINTS",
+      );
+    }
+    throw configError(`cannot read talosconfig ${path}: ${(err as Error).message}`);
+  }
+
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const first = ((err as Error).message.split("\n")[0] ?? "").trim();
+    throw configError(`talosconfig ${path} is not valid YAML: ${first}`, "check the file, e.g. with `talosctl config info`");
+  }
+  const parsed = TalosconfigSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join("; ");
+    throw configError(
+      `talosconfig ${path} is not a talosconfig: ${issues}`,
+      "expected `context:` and `contexts:` with endpoints, ca, crt and key",
+    );
+  }
+  const config = parsed.data;
+  const names = Object.keys(config.contexts);
+  const contextName = contextFlag ?? config.context;
+  if (contextName === undefined || contextName === "") {
+    throw configError(
+      `talosconfig ${path} has no current context`,
+      `pass --context NAME (one of: ${names.join(", ") || "none defined"})`,
+    );
+  }
+  const context = config.contexts[contextName];
+  if (context === undefined) {
+    throw configError(
+      `context "${contextName}" is not in talosconfig ${path}`,
+      `choose one of: ${names.join(", ") || "(the file defines none)"}`,
+    );
+  }
+  return { path, contextName, context: context ?? {} };
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, part) => {
+    if (typeof part === "number") return `${acc}[${part}]`;
+    return acc === "" ? String(part) : `${acc}.${String(part)}`;
+  }, "");
+}

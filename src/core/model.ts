@@ -1,0 +1,73 @@
+// The model every part shares: what we know about each member. Pure data.
+
+import type { DefragError } from "./errors.js";
+
+export type AlarmName = "NOSPACE" | "CORRUPT" | "NONE";
+
+export interface MemberAlarm {
+  memberId: bigint;
+  alarm: AlarmName;
+}
+
+/** One entry of the etcd member list. */
+export interface MemberInfo {
+  id: bigint;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+/** One member's status as its own etcd reports it. Sizes in bytes. */
+export interface MemberStatus {
+  memberId: bigint;
+  leaderId: bigint;
+  dbSize: number;
+  dbSizeInUse: number;
+  raftTerm: bigint;
+  raftIndex: bigint;
+  raftAppliedIndex: bigint;
+  isLearner: boolean;
+  protocolVersion: string;
+  storageVersion: string;
+  errors: string[];
+}
+
+/** A node as the tool sees it: its member's status, or why it could not be read. */
+export type NodeView =
+  | { node: string; ok: true; status: MemberStatus; name: string; alarms: AlarmName[] }
+  | { node: string; ok: false; error: DefragError; name: string };
+
+export interface ClusterView {
+  /** The member list, when it could be read. */
+  members: MemberInfo[] | undefined;
+  nodes: NodeView[];
+  alarms: MemberAlarm[];
+  /** Problems that do not belong to one node (e.g. the alarm list could not be read). */
+  warnings: string[];
+}
+
+export function isLeader(s: MemberStatus): boolean {
+  return s.leaderId !== 0n && s.leaderId === s.memberId;
+}
+
+export function freeBytes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): number {
+  return Math.max(0, s.dbSize - s.dbSizeInUse);
+}
+
+/** free / size, 0 for an empty file. */
+export function fragmentation(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): number {
+  return s.dbSize > 0 ? freeBytes(s) / s.dbSize : 0;
+}
+
+/** The host part of a member's first peer URL: Talos nodes are addressed by it. */
+export function peerHost(member: MemberInfo): string | undefined {
+  for (const raw of member.peerUrls) {
+    try {
+      return new URL(raw).hostname.replace(/^\[|\]$/g, "");
+    } catch {
+      // An unparsable URL: try the next one.
+    }
+  }
+  return undefined;
+}

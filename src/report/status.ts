@@ -1,0 +1,90 @@
+// `status` output: a table for people, JSON for programs (stdout).
+
+import { formatBytes, formatMemberId } from "../core/units.js";
+import { fragmentation, freeBytes, isLeader, type ClusterView, type NodeView } from "../core/model.js";
+
+export function statusJson(view: ClusterView): object {
+  return {
+    members: view.nodes.map((n) => nodeJson(n)),
+    alarms: view.alarms.map((a) => ({ memberId: formatMemberId(a.memberId), alarm: a.alarm })),
+    warnings: view.warnings,
+  };
+}
+
+function nodeJson(n: NodeView): object {
+  if (!n.ok) return { node: n.node, name: n.name, error: n.error.describe(), errorKind: n.error.kind };
+  const s = n.status;
+  return {
+    node: n.node,
+    memberId: formatMemberId(s.memberId),
+    name: n.name,
+    dbSize: s.dbSize,
+    dbSizeInUse: s.dbSizeInUse,
+    dbSizeFree: freeBytes(s),
+    fragmentation: Number(fragmentation(s).toFixed(4)),
+    isLeader: isLeader(s),
+    leaderId: formatMemberId(s.leaderId),
+    isLearner: s.isLearner,
+    raftTerm: Number(s.raftTerm),
+    raftIndex: Number(s.raftIndex),
+    raftAppliedIndex: Number(s.raftAppliedIndex),
+    protocolVersion: s.protocolVersion,
+    storageVersion: s.storageVersion,
+    alarms: n.alarms,
+    errors: s.errors,
+  };
+}
+
+const HEADERS = [
+  "NODE",
+  "MEMBER",
+  "NAME",
+  "DB SIZE",
+  "IN USE",
+  "FREE",
+  "FRAG",
+  "LEADER",
+  "RAFT TERM",
+  "RAFT INDEX",
+  "APPLIED",
+  "LEARNER",
+  "ALARMS",
+  "ERRORS",
+];
+
+export function statusTable(view: ClusterView): string {
+  const rows = view.nodes.map((n): string[] => {
+    if (!n.ok) return [n.node, "-", n.name || "-", "error:", n.error.describe()];
+    const s = n.status;
+    return [
+      n.node,
+      formatMemberId(s.memberId),
+      n.name || "-",
+      formatBytes(s.dbSize),
+      formatBytes(s.dbSizeInUse),
+      formatBytes(freeBytes(s)),
+      `${(fragmentation(s) * 100).toFixed(0)}%`,
+      isLeader(s) ? "*" : "",
+      s.raftTerm.toString(),
+      s.raftIndex.toString(),
+      s.raftAppliedIndex.toString(),
+      s.isLearner ? "yes" : "no",
+      n.alarms.join(",") || "-",
+      s.errors.join(", ") || "-",
+    ];
+  });
+  return renderTable(HEADERS, rows);
+}
+
+/** Left-aligned columns; a short row's last cell may run past the columns (error rows). */
+export function renderTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) =>
+    Math.max(h.length, ...rows.filter((r) => r.length === headers.length).map((r) => (r[i] ?? "").length)),
+  );
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? c.length)))
+      .join("  ")
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n") + "\n";
+}

@@ -1,0 +1,84 @@
+// Reading the cluster: which nodes, and each member's status and alarms.
+
+import type { Backend } from "../core/backend.js";
+import { DefragError } from "../core/errors.js";
+import { peerHost, type ClusterView, type MemberAlarm, type MemberInfo, type NodeView } from "../core/model.js";
+
+export interface ObserveOptions {
+  /** Explicit nodes (--nodes or the context's); empty means discover from the member list. */
+  nodes: readonly string[];
+  signal?: AbortSignal | undefined;
+}
+
+/** Nodes from the member list: every member's peer-URL host (learners included, marked by their status). */
+export function nodesFromMembers(members: readonly MemberInfo[]): string[] {
+  const hosts = members.map(peerHost).filter((h): h is string => h !== undefined);
+  return [...new Set(hosts)];
+}
+
+export async function observeCluster(backend: Backend, opts: ObserveOptions): Promise<ClusterView> {
+  const warnings: string[] = [];
+  let members: MemberInfo[] | undefined;
+  try {
+    members = await backend.members(opts.signal);
+  } catch (err) {
+    const e = DefragError.from(err, "etcd");
+    // Without explicit nodes the member list is the only way to find them.
+    if (opts.nodes.length === 0 || e.kind === "permission" || e.kind === "tls" || e.kind === "aborted") {
+      throw new DefragError(e.kind, `cannot list the etcd members: ${e.message}`, {
+        node: e.node,
+        endpoint: e.endpoint,
+        hint: e.hint ?? (opts.nodes.length === 0 ? "pass --nodes to name the control-plane nodes" : undefined),
+        cause: e,
+      });
+    }
+    warnings.push(`cannot list the etcd members (${e.describe()}); member names are unknown`);
+  }
+  const nodes = opts.nodes.length > 0 ? [...opts.nodes] : nodesFromMembers(members ?? []);
+  if (nodes.length === 0) {
+    throw new DefragError("etcd", "the etcd member list names no members with a peer URL", {
+      hint: "pass --nodes to name the control-plane nodes",
+    });
+  }
+
+  const statuses = await Promise.all(
+    nodes.map(async (node) => {
+      try {
+        return { node, status: await backend.status(node, opts.signal) };
+      } catch (err) {
+        return { node, error: DefragError.from(err, "etcd") };
+      }
+    }),
+  );
+
+  // Alarms are cluster state: read them once, through the first node that answered.
+  let alarms: MemberAlarm[] = [];
+  const reachable = statuses.find((s) => "status" in s);
+  if (reachable !== undefined) {
+    try {
+      alarms = await backend.alarms(reachable.node, opts.signal);
+    } catch (err) {
+      warnings.push(`cannot list the etcd alarms: ${DefragError.from(err, "etcd").describe()}`);
+    }
+  }
+
+  const nameOf = (id: bigint | undefined, node: string): string => {
+    const byId = id === undefined ? undefined : members?.find((m) => m.id === id);
+    return (byId ?? members?.find((m) => peerHost(m) === node))?.name ?? "";
+  };
+  const views: NodeView[] = statuses.map((s) => {
+    if ("status" in s && s.status !== undefined) {
+      const id = s.status.memberId;
+      return {
+        node: s.node,
+        ok: true,
+        status: s.status,
+        name: nameOf(id, s.node),
+        alarms: alarms.filter((a) => a.memberId === id).map((a) => a.alarm),
+      };
+    }
+    const error = "error" in s && s.error !== undefined ? s.error : new DefragError("internal", "no status");
+    return { node: s.node, ok: false, error, name: nameOf(undefined, s.node) };
+  });
+  return { members, nodes: views, alarms, warnings };
+}

@@ -1,0 +1,255 @@
+// The Talos API client: one mutual-TLS HTTP/2 connection per endpoint, every
+// call aimed at one node with the `node` metadata (apid's one-to-one proxying),
+// failover to the next endpoint when one cannot be reached, and a deadline on
+// every call except EtcdDefragment.
+
+import { isIP } from "node:net";
+
+import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
+import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+
+import type { Config } from "../config/config.js";
+import { endpointAddress, type Endpoint } from "../config/endpoints.js";
+import { DefragError } from "../core/errors.js";
+import type { AlarmName, MemberAlarm } from "../core/model.js";
+import { callError, endpointError, transportFailure } from "./errors.js";
+import {
+  EtcdMemberAlarm_AlarmType,
+  MachineService,
+  type EtcdMember,
+  type EtcdMemberAlarm,
+  type EtcdMemberStatus,
+} from "./gen/machine/machine_pb.js";
+import type { Metadata } from "./gen/common/common_pb.js";
+import type { TalosMethod } from "./rbac.js";
+import { unpackMessages } from "./replies.js";
+
+export interface TalosClientOptions {
+  /** Deadline of every call but EtcdDefragment (apid adds none and would wait for a hung etcd forever). */
+  callTimeoutMs: number;
+  /** How long to wait for a TCP + TLS connection to one endpoint. */
+  connectTimeoutMs?: number;
+  /** Told once per endpoint when the client moves away from it. */
+  onWarning?: (message: string) => void;
+}
+
+interface Connection {
+  endpoint: Endpoint;
+  address: string;
+  manager: Http2SessionManager;
+  client: Client<typeof MachineService>;
+  /** Skip this endpoint until then (ms since epoch) after it failed. */
+  downUntil: number;
+  warned: boolean;
+}
+
+/** How long an endpoint that could not be reached is passed over before it is tried again. */
+const ENDPOINT_BACKOFF_MS = 15_000;
+
+
+
+export class TalosClient {
+  private readonly connections: Connection[];
+  private preferred = 0;
+  private readonly callTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly onWarning: (message: string) => void;
+
+  constructor(config: Config, opts: TalosClientOptions) {
+    this.callTimeoutMs = opts.callTimeoutMs;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.onWarning = opts.onWarning ?? (() => undefined);
+    this.connections = config.endpoints.map((endpoint) => {
+      const address = endpointAddress(endpoint);
+      const manager = new Http2SessionManager(
+        `https://${address}`,
+        // Pings notice a node that vanished during a long defrag instead of waiting on a dead socket.
+        { pingIntervalMs: 30_000, pingTimeoutMs: 15_000, idleConnectionTimeoutMs: 15 * 60_000 },
+        {
+          ca: config.caPem,
+          cert: config.certPem,
+          key: config.keyPem,
+          minVersion: "TLSv1.2",
+          // Node verifies the IP SAN against the host when no server name is set; passing an IP as
+          // the TLS server name is not allowed by RFC 6066 and makes Node print DEP0123.
+          servername: isIP(endpoint.host) === 0 ? endpoint.host : "",
+        },
+      );
+      const transport = createGrpcTransport({ baseUrl: `https://${address}`, sessionManager: manager });
+      return { endpoint, address, manager, client: createClient(MachineService, transport), downUntil: 0, warned: false };
+    });
+  }
+
+  get endpoints(): string[] {
+    return this.connections.map((c) => c.address);
+  }
+
+  /** The member list as the endpoint's own etcd member sees it (like `talosctl etcd members`). */
+  async memberList(signal?: AbortSignal): Promise<EtcdMember[]> {
+    const reply = await this.invoke("EtcdMemberList", undefined, signal, (c, o) =>
+      c.etcdMemberList({ queryLocal: true }, o),
+    );
+    return this.single("EtcdMemberList", "(endpoint)", reply.messages).members;
+  }
+
+  async status(node: string, signal?: AbortSignal): Promise<EtcdMemberStatus> {
+    const reply = await this.invoke("EtcdStatus", node, signal, (c, o) => c.etcdStatus({}, o));
+    const entry = this.single("EtcdStatus", node, reply.messages);
+    if (entry.memberStatus === undefined) {
+      throw new DefragError("etcd", "EtcdStatus returned no member status", { node });
+    }
+    return entry.memberStatus;
+  }
+
+  /** Alarms are cluster state: any member lists all of them. */
+  async alarms(node: string, signal?: AbortSignal): Promise<MemberAlarm[]> {
+    const reply = await this.invoke("EtcdAlarmList", node, signal, (c, o) => c.etcdAlarmList({}, o));
+    return this.single("EtcdAlarmList", node, reply.messages).memberAlarms.map(toAlarm);
+  }
+
+  /** Disarms EVERY alarm in the cluster (Talos gives no per-alarm choice); returns what it disarmed. */
+  async disarmAlarms(node: string, signal?: AbortSignal): Promise<MemberAlarm[]> {
+    const reply = await this.invoke("EtcdAlarmDisarm", node, signal, (c, o) => c.etcdAlarmDisarm({}, o));
+    return this.single("EtcdAlarmDisarm", node, reply.messages).memberAlarms.map(toAlarm);
+  }
+
+  /**
+   * Defragments one member. `timeoutMs` is this member's own deadline; when it
+   * passes, etcd goes on defragmenting regardless, which the caller must handle.
+   */
+  async defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    const reply = await this.invoke(
+      "EtcdDefragment",
+      node,
+      opts.signal,
+      (c, o) => c.etcdDefragment({}, o),
+      opts.timeoutMs,
+      false,
+    );
+    this.single("EtcdDefragment", node, reply.messages);
+  }
+
+  /** Returns the name of the member that took over, or "" when the node was not the leader. */
+  async forfeitLeadership(node: string, signal?: AbortSignal): Promise<string> {
+    const reply = await this.invoke("EtcdForfeitLeadership", node, signal, (c, o) =>
+      c.etcdForfeitLeadership({}, o),
+    );
+    return this.single("EtcdForfeitLeadership", node, reply.messages).member;
+  }
+
+  close(): void {
+    for (const c of this.connections) c.manager.abort();
+  }
+
+  private single<T extends { metadata?: Metadata | undefined }>(
+    method: TalosMethod,
+    node: string,
+    messages: readonly T[],
+  ): T {
+    const results = unpackMessages(method, messages, node);
+    const first = results[0];
+    if (first === undefined) throw new DefragError("etcd", `${method} returned an empty reply`, { node });
+    if ("error" in first) throw first.error;
+    return first.value;
+  }
+
+  /**
+   * Runs one call through the first endpoint that can be reached. Reads move on
+   * to the next endpoint after any transport failure; a defragment only when
+   * the connection could not even be opened, because once sent it may be running.
+   */
+  private async invoke<T>(
+    method: TalosMethod,
+    node: string | undefined,
+    signal: AbortSignal | undefined,
+    call: (client: Client<typeof MachineService>, opts: CallOptions) => Promise<T>,
+    timeoutMs: number = this.callTimeoutMs,
+    idempotent = true,
+  ): Promise<T> {
+    const failures: DefragError[] = [];
+    const target = node ?? "(endpoint)";
+    for (const conn of this.order()) {
+      signal?.throwIfAborted();
+      const opened = await this.open(conn, signal);
+      if (opened !== undefined) {
+        failures.push(opened);
+        this.markDown(conn, opened);
+        continue;
+      }
+      const headers: Record<string, string> = node === undefined ? {} : { node };
+      try {
+        const result = await call(conn.client, { headers, timeoutMs, ...(signal ? { signal } : {}) });
+        this.preferred = this.connections.indexOf(conn);
+        return result;
+      } catch (err) {
+        const mapped = callError(method, target, conn.address, err);
+        if (idempotent && transportFailure(err) !== undefined && mapped.kind !== "tls" && !signal?.aborted) {
+          failures.push(mapped);
+          this.markDown(conn, mapped);
+          continue;
+        }
+        throw mapped;
+      }
+    }
+    throw this.allFailed(method, node, failures);
+  }
+
+  private order(): Connection[] {
+    const now = Date.now();
+    const n = this.connections.length;
+    const rotated = Array.from({ length: n }, (_, i) => this.connections[(this.preferred + i) % n]).filter(
+      (c): c is Connection => c !== undefined,
+    );
+    const up = rotated.filter((c) => c.downUntil <= now);
+    // When every endpoint failed recently, try them all again rather than give up.
+    return up.length > 0 ? [...up, ...rotated.filter((c) => c.downUntil > now)] : rotated;
+  }
+
+  private async open(conn: Connection, signal: AbortSignal | undefined): Promise<DefragError | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.connectTimeoutMs);
+    });
+    const aborted = new Promise<"aborted">((resolve) => signal?.addEventListener("abort", () => resolve("aborted")));
+    try {
+      const state = await Promise.race([conn.manager.connect(), timeout, aborted]);
+      if (state === "aborted") throw new DefragError("aborted", "stopped before the call was sent");
+      if (state === "timeout") {
+        conn.manager.abort();
+        return new DefragError("unreachable", `cannot reach endpoint ${conn.address}: no connection after ${this.connectTimeoutMs} ms`, {
+          endpoint: conn.address,
+          hint: "check that the endpoint is a running control-plane node and port 50000 is open",
+        });
+      }
+      if (state === "error") return endpointError(conn.address, conn.manager.error());
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private markDown(conn: Connection, err: DefragError): void {
+    conn.downUntil = Date.now() + ENDPOINT_BACKOFF_MS;
+    if (!conn.warned && this.connections.length > 1) {
+      conn.warned = true;
+      this.onWarning(`${err.message}; trying the other endpoints`);
+    }
+  }
+
+  private allFailed(method: TalosMethod, node: string | undefined, failures: DefragError[]): DefragError {
+    const first = failures[0];
+    if (first === undefined) return new DefragError("internal", `${method}: no endpoint configured`);
+    if (failures.length === 1) return new DefragError(first.kind, first.message, { node, endpoint: first.endpoint, hint: first.hint, cause: first });
+    const kind = failures.every((f) => f.kind === "tls") ? "tls" : "unreachable";
+    return new DefragError(kind, `no endpoint could be used: ${failures.map((f) => f.message).join("; ")}`, {
+      node,
+      hint: first.hint,
+      cause: first,
+    });
+  }
+}
+
+function toAlarm(a: EtcdMemberAlarm): MemberAlarm {
+  const name = EtcdMemberAlarm_AlarmType[a.alarm] as AlarmName | undefined;
+  return { memberId: a.memberId, alarm: name ?? "NONE" };
+}
