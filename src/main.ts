@@ -106,10 +106,22 @@ async function runCommand(
         );
       }
     }
-    return await handler({ options, env, stdout: io.stdout, logger, logFormat, signal: io.signal, now: io.now ?? (() => new Date()) });
+    return await handler({
+      options,
+      env,
+      stdout: io.stdout,
+      logger,
+      logFormat,
+      signal: io.signal,
+      now: io.now ?? (() => new Date()),
+    });
   } catch (err) {
     const e = DefragError.from(err);
-    const fields = { kind: e.kind, ...(e.node ? { node: e.node } : {}), ...(e.endpoint ? { endpoint: e.endpoint } : {}) };
+    const fields = {
+      kind: e.kind,
+      ...(e.node ? { node: e.node } : {}),
+      ...(e.endpoint ? { endpoint: e.endpoint } : {}),
+    };
     logger.error(e.describe(), fields);
     if (e.kind === "internal" && e.cause instanceof Error && e.cause.stack) logger.debug(e.cause.stack);
     return exitCodeFor(e.kind);
@@ -137,12 +149,18 @@ if (isEntryPoint()) {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  main(process.argv.slice(2), process.env, { stdout: process.stdout, stderr: process.stderr, signal: controller.signal })
+  main(process.argv.slice(2), process.env, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: controller.signal,
+  })
     .then((code) => {
       process.exitCode = code;
     })
     .catch((err: unknown) => {
-      process.stderr.write(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exitCode = EXIT.failure;
     });
 }

@@ -91,7 +91,11 @@ export function resolveOptions(
     const fromFlag = parsed[spec.name];
     const fromEnv = spec.env === undefined ? undefined : env[spec.env];
     out[spec.name] =
-      typeof fromFlag === "string" ? fromFlag : fromEnv !== undefined && fromEnv !== "" ? fromEnv : spec.default;
+      typeof fromFlag === "string"
+        ? fromFlag
+        : fromEnv !== undefined && fromEnv !== ""
+          ? fromEnv
+          : spec.default;
   }
   return out;
 }

@@ -27,7 +27,8 @@ export function normalizeKeyPem(pem: string): string {
  */
 export function decodePem(value: string, field: string, expected: "CERTIFICATE" | "PRIVATE KEY"): string {
   const trimmed = value.trim();
-  if (trimmed === "") throw configError(`${field} is empty`, "set it to the base64 of the PEM, as in a talosconfig");
+  if (trimmed === "")
+    throw configError(`${field} is empty`, "set it to the base64 of the PEM, as in a talosconfig");
   if (trimmed.startsWith("-----BEGIN ")) return requireLabel(trimmed, field, expected, "is PEM but");
   const compact = trimmed.replace(/\s+/g, "");
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(compact) || compact.length % 4 !== 0) {
@@ -48,7 +49,8 @@ export function decodePem(value: string, field: string, expected: "CERTIFICATE" 
 
 function requireLabel(pem: string, field: string, expected: string, what: string): string {
   const labels = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1] ?? "");
-  const ok = expected === "PRIVATE KEY" ? labels.some((l) => l.endsWith("PRIVATE KEY")) : labels.includes(expected);
+  const ok =
+    expected === "PRIVATE KEY" ? labels.some((l) => l.endsWith("PRIVATE KEY")) : labels.includes(expected);
   if (!ok) {
     throw configError(
       `${field} ${what} holds ${labels.map((l) => `"${l}"`).join(", ")} instead of a ${expected}`,
@@ -117,7 +119,8 @@ export function checkCredentials(
       "generate a new one, e.g. `talosctl config new --roles os:operator`, or let Talos renew the ServiceAccount secret",
     );
   }
-  const usages = cert.keyUsage ?? [];
+  // Node types this as always present, but it is undefined when the certificate has no EKU extension.
+  const usages = (cert.keyUsage as string[] | undefined) ?? [];
   if (usages.length !== 1 || usages[0] !== CLIENT_AUTH_OID) {
     const named = usages.map((oid) => EKU_NAMES[oid] ?? oid).join(", ") || "none";
     throw configError(

@@ -45,7 +45,8 @@ export function locateTalosconfig(
 ): { path: string | undefined; tried: string[] } {
   if (flag !== undefined && flag !== "") return { path: flag, tried: [flag] };
   if (env.TALOSCONFIG) return { path: env.TALOSCONFIG, tried: [env.TALOSCONFIG] };
-  const home = env.TALOS_HOME && isAbsolute(env.TALOS_HOME) ? env.TALOS_HOME : join(env.HOME ?? homedir(), ".talos");
+  const home =
+    env.TALOS_HOME && isAbsolute(env.TALOS_HOME) ? env.TALOS_HOME : join(env.HOME ?? homedir(), ".talos");
   const candidates = [join(home, "config"), IN_CLUSTER_TALOSCONFIG];
   return { path: candidates.find((p) => exists(p)), tried: candidates };
 }
@@ -70,7 +71,10 @@ export function readTalosconfig(path: string, contextFlag: string | undefined): 
     doc = parseYaml(text, { prettyErrors: true });
   } catch (err) {
     const first = ((err as Error).message.split("\n")[0] ?? "").trim();
-    throw configError(`talosconfig ${path} is not valid YAML: ${first}`, "check the file, e.g. with `talosctl config info`");
+    throw configError(
+      `talosconfig ${path} is not valid YAML: ${first}`,
+      "check the file, e.g. with `talosctl config info`",
+    );
   }
   const parsed = TalosconfigSchema.safeParse(doc);
   if (!parsed.success) {

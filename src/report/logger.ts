@@ -21,7 +21,12 @@ export interface Sink {
 /** Field names that could ever hold key material; pino blanks them wherever they appear. */
 const SECRET_PATHS = ["ca", "crt", "key", "caPem", "certPem", "keyPem", "TALOS_CA", "TALOS_CRT", "TALOS_KEY"];
 
-export function createLogger(opts: { format: LogFormat; sink?: Sink; level?: string; runId?: string }): Logger {
+export function createLogger(opts: {
+  format: LogFormat;
+  sink?: Sink;
+  level?: string;
+  runId?: string;
+}): Logger {
   const sink = opts.sink ?? process.stderr;
   const destination = opts.format === "json" ? sink : { write: (line: string) => sink.write(toText(line)) };
   const base = opts.runId === undefined ? null : { runId: opts.runId };
@@ -62,5 +67,5 @@ function toText(line: string): string {
     .join(" ");
   const level = TEXT_LEVEL[String(record.level)] ?? String(record.level);
   const time = typeof record.time === "string" ? record.time : "";
-  return `${time} ${level} ${String(record.msg ?? "")}${fields === "" ? "" : `  ${fields}`}\n`;
+  return `${time} ${level} ${typeof record.msg === "string" ? record.msg : JSON.stringify(record.msg ?? "")}${fields === "" ? "" : `  ${fields}`}\n`;
 }

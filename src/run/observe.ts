@@ -2,7 +2,13 @@
 
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
-import { peerHost, type ClusterView, type MemberAlarm, type MemberInfo, type NodeView } from "../core/model.js";
+import {
+  peerHost,
+  type ClusterView,
+  type MemberAlarm,
+  type MemberInfo,
+  type NodeView,
+} from "../core/model.js";
 
 export interface ObserveOptions {
   /** Explicit nodes (--nodes or the context's); empty means discover from the member list. */
@@ -28,7 +34,8 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
       throw new DefragError(e.kind, `cannot list the etcd members: ${e.message}`, {
         node: e.node,
         endpoint: e.endpoint,
-        hint: e.hint ?? (opts.nodes.length === 0 ? "pass --nodes to name the control-plane nodes" : undefined),
+        hint:
+          e.hint ?? (opts.nodes.length === 0 ? "pass --nodes to name the control-plane nodes" : undefined),
         cause: e,
       });
     }
@@ -44,16 +51,16 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
   const statuses = await Promise.all(
     nodes.map(async (node) => {
       try {
-        return { node, status: await backend.status(node, opts.signal) };
+        return { node, ok: true as const, status: await backend.status(node, opts.signal) };
       } catch (err) {
-        return { node, error: DefragError.from(err, "etcd") };
+        return { node, ok: false as const, error: DefragError.from(err, "etcd") };
       }
     }),
   );
 
   // Alarms are cluster state: read them once, through the first node that answered.
   let alarms: MemberAlarm[] = [];
-  const reachable = statuses.find((s) => "status" in s);
+  const reachable = statuses.find((s) => s.ok);
   if (reachable !== undefined) {
     try {
       alarms = await backend.alarms(reachable.node, opts.signal);
@@ -67,7 +74,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
     return (byId ?? members?.find((m) => peerHost(m) === node))?.name ?? "";
   };
   const views: NodeView[] = statuses.map((s) => {
-    if ("status" in s && s.status !== undefined) {
+    if (s.ok) {
       const id = s.status.memberId;
       return {
         node: s.node,
@@ -77,8 +84,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
         alarms: alarms.filter((a) => a.memberId === id).map((a) => a.alarm),
       };
     }
-    const error = "error" in s && s.error !== undefined ? s.error : new DefragError("internal", "no status");
-    return { node: s.node, ok: false, error, name: nameOf(undefined, s.node) };
+    return { node: s.node, ok: false, error: s.error, name: nameOf(undefined, s.node) };
   });
   return { members, nodes: views, alarms, warnings };
 }

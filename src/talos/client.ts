@@ -46,8 +46,6 @@ interface Connection {
 /** How long an endpoint that could not be reached is passed over before it is tried again. */
 const ENDPOINT_BACKOFF_MS = 15_000;
 
-
-
 export class TalosClient {
   private readonly connections: Connection[];
   private preferred = 0;
@@ -76,7 +74,14 @@ export class TalosClient {
         },
       );
       const transport = createGrpcTransport({ baseUrl: `https://${address}`, sessionManager: manager });
-      return { endpoint, address, manager, client: createClient(MachineService, transport), downUntil: 0, warned: false };
+      return {
+        endpoint,
+        address,
+        manager,
+        client: createClient(MachineService, transport),
+        downUntil: 0,
+        warned: false,
+      };
     });
   }
 
@@ -208,18 +213,28 @@ export class TalosClient {
   private async open(conn: Connection, signal: AbortSignal | undefined): Promise<DefragError | undefined> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), this.connectTimeoutMs);
+      timer = setTimeout(() => {
+        resolve("timeout");
+      }, this.connectTimeoutMs);
     });
-    const aborted = new Promise<"aborted">((resolve) => signal?.addEventListener("abort", () => resolve("aborted")));
+    const aborted = new Promise<"aborted">((resolve) => {
+      signal?.addEventListener("abort", () => {
+        resolve("aborted");
+      });
+    });
     try {
       const state = await Promise.race([conn.manager.connect(), timeout, aborted]);
       if (state === "aborted") throw new DefragError("aborted", "stopped before the call was sent");
       if (state === "timeout") {
         conn.manager.abort();
-        return new DefragError("unreachable", `cannot reach endpoint ${conn.address}: no connection after ${this.connectTimeoutMs} ms`, {
-          endpoint: conn.address,
-          hint: "check that the endpoint is a running control-plane node and port 50000 is open",
-        });
+        return new DefragError(
+          "unreachable",
+          `cannot reach endpoint ${conn.address}: no connection after ${this.connectTimeoutMs} ms`,
+          {
+            endpoint: conn.address,
+            hint: "check that the endpoint is a running control-plane node and port 50000 is open",
+          },
+        );
       }
       if (state === "error") return endpointError(conn.address, conn.manager.error());
       return undefined;
@@ -239,7 +254,13 @@ export class TalosClient {
   private allFailed(method: TalosMethod, node: string | undefined, failures: DefragError[]): DefragError {
     const first = failures[0];
     if (first === undefined) return new DefragError("internal", `${method}: no endpoint configured`);
-    if (failures.length === 1) return new DefragError(first.kind, first.message, { node, endpoint: first.endpoint, hint: first.hint, cause: first });
+    if (failures.length === 1)
+      return new DefragError(first.kind, first.message, {
+        node,
+        endpoint: first.endpoint,
+        hint: first.hint,
+        cause: first,
+      });
     const kind = failures.every((f) => f.kind === "tls") ? "tls" : "unreachable";
     return new DefragError(kind, `no endpoint could be used: ${failures.map((f) => f.message).join("; ")}`, {
       node,

@@ -9,6 +9,8 @@ import type { Metadata } from "./gen/common/common_pb.js";
 import { statusError } from "./errors.js";
 import type { TalosMethod } from "./rbac.js";
 
+const KNOWN_CODES = Object.values(Code).filter((v): v is Code => typeof v === "number");
+
 export type NodeResult<T> = { node: string; value: T } | { node: string; error: DefragError };
 
 /**
@@ -24,7 +26,7 @@ export function unpackMessages<T extends { metadata?: Metadata | undefined }>(
     const error = entry.metadata?.error ?? "";
     if (error !== "") {
       const status = entry.metadata?.status;
-      const code = status && status.code in Code ? (status.code as Code) : Code.Unknown;
+      const code = KNOWN_CODES.find((c) => c === status?.code) ?? Code.Unknown;
       return { node, error: statusError(method, node, code, status?.message || error) };
     }
     return { node, value: entry };

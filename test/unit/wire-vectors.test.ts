@@ -124,7 +124,9 @@ describe("Talos wire vectors", () => {
         ["cr-talos-03", "7186f538127b7dad", true],
       ],
     );
-    assert.ok((members[0]?.id ?? 0n) > 2n ** 63n, "the first id exceeds 2^63 without losing precision");
+    const first = members[0];
+    assert.ok(first);
+    assert.ok(first.id > 2n ** 63n, "the first id exceeds 2^63 without losing precision");
     assert.deepEqual(members[0]?.peerUrls, ["https://10.32.8.80:2380"]);
     assert.deepEqual(members[0]?.clientUrls, ["https://10.32.8.80:2379"]);
     assert.deepEqual(members[2]?.clientUrls, []);
