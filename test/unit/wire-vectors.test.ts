@@ -127,8 +127,8 @@ describe("Talos wire vectors", () => {
     const first = members[0];
     assert.ok(first);
     assert.ok(first.id > 2n ** 63n, "the first id exceeds 2^63 without losing precision");
-    assert.deepEqual(members[0]?.peerUrls, ["https://10.32.8.80:2380"]);
-    assert.deepEqual(members[0]?.clientUrls, ["https://10.32.8.80:2379"]);
+    assert.deepEqual(first.peerUrls, ["https://10.32.8.80:2380"]);
+    assert.deepEqual(first.clientUrls, ["https://10.32.8.80:2379"]);
     assert.deepEqual(members[2]?.clientUrls, []);
   });
 
