@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { DefragError } from "../../src/core/errors.js";
+import { DEFAULT_RULE, compileRule, ruleVariables, type RuleInput } from "../../src/core/rule.js";
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+function input(over: Partial<RuleInput>): RuleInput {
+  return {
+    dbSize: 100 * MiB,
+    dbSizeInUse: 100 * MiB,
+    dbQuota: 2 * GiB,
+    isLeader: false,
+    nospace: false,
+    ...over,
+  };
+}
+
+describe("defrag rule", () => {
+  it("the default rule: enough free space and fragmented, or near quota, or NOSPACE", () => {
+    const rule = compileRule(DEFAULT_RULE);
+    const cases: [string, Partial<RuleInput>, boolean][] = [
+      ["unfragmented", {}, false],
+      ["300 MiB file, 100 MiB used", { dbSize: 300 * MiB, dbSizeInUse: 100 * MiB }, true],
+      ["free 100 MiB but only 40% fragmented", { dbSize: 250 * MiB, dbSizeInUse: 150 * MiB }, false],
+      ["60% fragmented but only 60 MiB free", { dbSize: 100 * MiB, dbSizeInUse: 40 * MiB }, false],
+      ["exactly 100 MiB free and 50%", { dbSize: 200 * MiB, dbSizeInUse: 100 * MiB }, true],
+      ["80% of quota even unfragmented", { dbSize: 1.6 * GiB, dbSizeInUse: 1.6 * GiB }, true],
+      ["79% of quota", { dbSize: 0.79 * 2 * GiB, dbSizeInUse: 0.79 * 2 * GiB }, false],
+      ["NOSPACE", { nospace: true }, true],
+      ["quota counts: 1 GiB of a 1.2 GiB quota", { dbSize: GiB, dbSizeInUse: GiB, dbQuota: 1.2 * GiB }, true],
+    ];
+    for (const [name, over, want] of cases) assert.equal(rule.evaluate(input(over)), want, name);
+  });
+
+  it("computes the variables from one member's numbers", () => {
+    const v = ruleVariables(input({ dbSize: 200 * MiB, dbSizeInUse: 50 * MiB, isLeader: true }));
+    assert.equal(v.dbSizeFree, BigInt(150 * MiB));
+    assert.equal(v.fragmentation, 0.75);
+    assert.equal(v.dbQuotaUsage, (200 * MiB) / (2 * GiB));
+    assert.equal(v.isLeader, true);
+    assert.equal(ruleVariables(input({ dbSize: 0, dbSizeInUse: 0 })).fragmentation, 0, "empty file: no NaN");
+  });
+
+  it("`true` defragments every member; custom rules see every variable", () => {
+    assert.equal(compileRule("true").evaluate(input({})), true);
+    const rule = compileRule(
+      "isLeader && dbSizeFree > 10 * KiB && dbQuota == 2 * GiB && dbSizeInUse < dbSize",
+    );
+    assert.equal(rule.evaluate(input({ isLeader: true, dbSizeInUse: 99 * MiB })), true);
+    assert.equal(rule.evaluate(input({ isLeader: false, dbSizeInUse: 99 * MiB })), false);
+  });
+
+  it("rejects a rule that does not compile, is not boolean, or fails on sample values", () => {
+    const bad: [string, RegExp][] = [
+      ["", /--rule is empty/],
+      ["dbSize >", /does not compile/],
+      ["dbSize", /is of type int, not bool/],
+      ["fragmentation * 2.0", /is of type double, not bool/],
+      ["unknownVar > 1", /does not compile: .*unknownVar/],
+      ['dbSize > "big"', /does not compile/],
+      ["dbSize / 0 > 1", /fails on sample values/],
+    ];
+    for (const [source, message] of bad) {
+      assert.throws(
+        () => compileRule(source),
+        (err: unknown) => err instanceof DefragError && err.kind === "config" && message.test(err.message),
+        source,
+      );
+    }
+  });
+});
