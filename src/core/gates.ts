@@ -1,0 +1,119 @@
+// Safety gates: the cluster must be healthy enough that blocking one member is
+// harmless. Checked before the run and again before every member. Pure.
+
+import { formatMemberId } from "./units.js";
+import { peerHost, type ClusterView, type MemberInfo, type MemberStatus, type NodeView } from "./model.js";
+
+export type GateName = "member-list" | "reachable" | "leader" | "caught-up" | "corrupt" | "quorum";
+
+export interface GateFailure {
+  gate: GateName;
+  node?: string;
+  message: string;
+}
+
+export interface GateOptions {
+  /** Needed when fewer than 3 voting members: blocking one then stops writes. */
+  allowDowntime: boolean;
+  /** How many raft entries a member's applied index may trail the leader's. */
+  maxAppliedLag: number;
+}
+
+/** Raft entries; generous for a busy cluster whose statuses are read a few ms apart. */
+export const DEFAULT_MAX_APPLIED_LAG = 1000;
+
+export interface VotingMember {
+  member: MemberInfo;
+  view: NodeView | undefined;
+}
+
+/** Pairs each voting member of the member list with the node that serves it. */
+export function votingMembers(view: ClusterView): VotingMember[] {
+  return (view.members ?? [])
+    .filter((m) => !m.isLearner)
+    .map((member) => ({
+      member,
+      view:
+        view.nodes.find((n) => n.ok && n.status.memberId === member.id) ??
+        view.nodes.find((n) => !n.ok && n.node === peerHost(member)),
+    }));
+}
+
+function label(m: MemberInfo): string {
+  return `${m.name || "(unnamed)"} (${formatMemberId(m.id)})`;
+}
+
+export function checkGates(view: ClusterView, opts: GateOptions): GateFailure[] {
+  if (view.members === undefined) {
+    return [
+      {
+        gate: "member-list",
+        message: "the etcd member list could not be read, so the voting members are unknown",
+      },
+    ];
+  }
+  const failures: GateFailure[] = [];
+  const voting = votingMembers(view);
+
+  const answering: { member: MemberInfo; node: string; status: MemberStatus }[] = [];
+  for (const { member, view: n } of voting) {
+    if (n === undefined) {
+      failures.push({
+        gate: "reachable",
+        message: `voting member ${label(member)} at ${peerHost(member) ?? "an unknown address"} is not among the nodes; add it to --nodes`,
+      });
+    } else if (!n.ok) {
+      failures.push({
+        gate: "reachable",
+        node: n.node,
+        message: `voting member ${label(member)} does not answer: ${n.error.message}`,
+      });
+    } else {
+      answering.push({ member, node: n.node, status: n.status });
+    }
+  }
+
+  const leaders = new Set(answering.map((a) => a.status.leaderId));
+  const leaderId = leaders.size === 1 ? [...leaders][0] : undefined;
+  if (answering.length > 0 && (leaderId === undefined || leaderId === 0n)) {
+    const views = answering.map(
+      (a) => `${a.node} sees ${a.status.leaderId === 0n ? "no leader" : formatMemberId(a.status.leaderId)}`,
+    );
+    failures.push({ gate: "leader", message: `the members do not agree on one leader: ${views.join(", ")}` });
+  }
+  const leader = answering.find((a) => a.status.memberId === leaderId);
+  if (leaderId !== undefined && leaderId !== 0n && leader === undefined) {
+    failures.push({
+      gate: "leader",
+      message: `the leader ${formatMemberId(leaderId)} is not a voting member that answers`,
+    });
+  }
+  if (leader !== undefined) {
+    for (const a of answering) {
+      const lag = leader.status.raftAppliedIndex - a.status.raftAppliedIndex;
+      if (lag > BigInt(opts.maxAppliedLag)) {
+        failures.push({
+          gate: "caught-up",
+          node: a.node,
+          message: `member ${label(a.member)} has applied ${a.status.raftAppliedIndex} entries, ${lag} behind the leader's ${leader.status.raftAppliedIndex}`,
+        });
+      }
+    }
+  }
+
+  for (const alarm of view.alarms.filter((a) => a.alarm === "CORRUPT")) {
+    const m = view.members.find((x) => x.id === alarm.memberId);
+    failures.push({
+      gate: "corrupt",
+      message: `a CORRUPT alarm is raised on member ${m ? label(m) : formatMemberId(alarm.memberId)}: restore that member from a snapshot first; this tool never touches or disarms it`,
+    });
+  }
+
+  if (voting.length < 3 && !opts.allowDowntime) {
+    failures.push({
+      gate: "quorum",
+      message: `only ${voting.length} voting member${voting.length === 1 ? "" : "s"}: while one is defragmented the cluster has no quorum and stops accepting writes; pass --allow-downtime to accept that`,
+    });
+  }
+  return failures;
+}

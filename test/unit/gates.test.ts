@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { checkGates, type GateOptions } from "../../src/core/gates.js";
+import type { ClusterView } from "../../src/core/model.js";
+import { three, view } from "./fixtures.js";
+
+const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000 };
+
+describe("safety gates", () => {
+  const cases: [string, ClusterView, Partial<GateOptions>, [string, RegExp][]][] = [
+    ["healthy 3-member cluster", view(three), {}, []],
+    [
+      "one voting member does not answer",
+      view([three[0]!, three[1]!, { id: 3n, node: "10.0.0.3", error: "connection refused" }]),
+      {},
+      [["reachable", /cp-3 \(0000000000000003\) does not answer: connection refused/]],
+    ],
+    [
+      "a voting member missing from --nodes",
+      { ...view(three), nodes: view(three).nodes.slice(0, 2) },
+      {},
+      [["reachable", /cp-3 .* at 10\.0\.0\.3 is not among the nodes; add it to --nodes/]],
+    ],
+    [
+      "members disagree on the leader",
+      view([three[0]!, three[1]!, { id: 3n, node: "10.0.0.3", status: { leaderId: 3n } }]),
+      {},
+      [
+        [
+          "leader",
+          /do not agree on one leader: 10\.0\.0\.1 sees 0000000000000001, .*10\.0\.0\.3 sees 0000000000000003/,
+        ],
+      ],
+    ],
+    [
+      "no leader at all",
+      view(three, { leader: 0n }),
+      {},
+      [["leader", /do not agree on one leader.*no leader/]],
+    ],
+    [
+      "a member far behind the leader",
+      view([
+        { id: 1n, node: "10.0.0.1", status: { raftIndex: 5000n, raftAppliedIndex: 5000n } },
+        three[1]!,
+        { id: 3n, node: "10.0.0.3", status: { raftAppliedIndex: 10n } },
+      ]),
+      {},
+      [
+        ["caught-up", /cp-2 .* has applied 500 entries, 4500 behind the leader's 5000/],
+        ["caught-up", /cp-3 .* has applied 10 entries, 4990 behind the leader's 5000/],
+      ],
+    ],
+    [
+      "a member slightly behind is fine",
+      view([three[0]!, three[1]!, { id: 3n, node: "10.0.0.3", status: { raftAppliedIndex: 450n } }]),
+      {},
+      [],
+    ],
+    [
+      "CORRUPT alarm",
+      view(three, { alarms: [{ memberId: 2n, alarm: "CORRUPT" }] }),
+      {},
+      [["corrupt", /CORRUPT alarm is raised on member cp-2 .*never touches or disarms it/]],
+    ],
+    ["NOSPACE alarm does not block", view(three, { alarms: [{ memberId: 2n, alarm: "NOSPACE" }] }), {}, []],
+    [
+      "two voting members need --allow-downtime",
+      view(three.slice(0, 2)),
+      {},
+      [["quorum", /only 2 voting members: .*pass --allow-downtime/]],
+    ],
+    ["two voting members with --allow-downtime", view(three.slice(0, 2)), { allowDowntime: true }, []],
+    [
+      "a learner does not count as voting",
+      view([three[0]!, three[1]!, { id: 3n, node: "10.0.0.3", learner: true }]),
+      {},
+      [["quorum", /only 2 voting members/]],
+    ],
+    [
+      "an unreachable learner does not block",
+      view([...three, { id: 4n, node: "10.0.0.4", learner: true, error: "down" }]),
+      {},
+      [],
+    ],
+    ["single member", view(three.slice(0, 1)), {}, [["quorum", /only 1 voting member: /]]],
+    [
+      "no member list",
+      { ...view(three), members: undefined },
+      {},
+      [["member-list", /member list could not be read/]],
+    ],
+  ];
+  for (const [name, v, over, expected] of cases) {
+    it(name, () => {
+      const failures = checkGates(v, { ...opts, ...over });
+      assert.equal(failures.length, expected.length, JSON.stringify(failures));
+      expected.forEach(([gate, message], i) => {
+        assert.equal(failures[i]?.gate, gate);
+        assert.match(failures[i]?.message ?? "", message);
+      });
+    });
+  }
+});
