@@ -50,8 +50,7 @@ export function view(
   return { members: infos, nodes, alarms: opts.alarms ?? [], warnings: [] };
 }
 
-export const three: FakeMember[] = [
-  { id: 1n, node: "10.0.0.1" },
-  { id: 2n, node: "10.0.0.2" },
-  { id: 3n, node: "10.0.0.3" },
-];
+export const m1: FakeMember = { id: 1n, node: "10.0.0.1" };
+export const m2: FakeMember = { id: 2n, node: "10.0.0.2" };
+export const m3: FakeMember = { id: 3n, node: "10.0.0.3" };
+export const three: FakeMember[] = [m1, m2, m3];
