@@ -12,6 +12,7 @@ import pkg from "../package.json" with { type: "json" };
 import type { CommandContext } from "./cli/context.js";
 import { EXIT, exitCodeFor } from "./cli/exit.js";
 import { optionsFor, resolveOptions, type CommandName, type Env } from "./cli/options.js";
+import { runCommand } from "./cli/run.js";
 import { statusCommand } from "./cli/status.js";
 import { DefragError, configError } from "./core/errors.js";
 import { createLogger, type LogFormat, type Sink } from "./report/logger.js";
@@ -21,6 +22,8 @@ export interface MainIO {
   stderr: Sink;
   signal: AbortSignal;
   now?: () => Date;
+  /** stderr is an interactive terminal. */
+  interactive?: boolean;
 }
 
 type Handler = (ctx: CommandContext) => Promise<number>;
@@ -32,7 +35,7 @@ const COMMANDS: Record<CommandName, { description: string; handler: Handler }> =
   },
   run: {
     description: "defragment the members that need it, one at a time, leader last",
-    handler: () => Promise.reject(configError("`run` is not implemented yet")),
+    handler: runCommand,
   },
 };
 
@@ -67,7 +70,7 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
       cmd.addOption(option);
     }
     cmd.action((parsed: Record<string, unknown>) => {
-      result = runCommand(name, handler, parsed, env, io);
+      result = execute(name, handler, parsed, env, io);
     });
   }
 
@@ -86,7 +89,7 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
   return result;
 }
 
-async function runCommand(
+async function execute(
   name: CommandName,
   handler: Handler,
   parsed: Record<string, unknown>,
@@ -110,6 +113,8 @@ async function runCommand(
       options,
       env,
       stdout: io.stdout,
+      stderr: io.stderr,
+      liveProgress: io.interactive === true && logFormat === "text",
       logger,
       logFormat,
       signal: io.signal,
@@ -153,6 +158,7 @@ if (isEntryPoint()) {
     stdout: process.stdout,
     stderr: process.stderr,
     signal: controller.signal,
+    interactive: process.stderr.isTTY && process.env.CI === undefined,
   })
     .then((code) => {
       process.exitCode = code;

@@ -7,6 +7,9 @@ export interface CommandContext {
   options: Record<string, string | undefined>;
   env: Env;
   stdout: Sink;
+  stderr: Sink;
+  /** stderr is an interactive terminal with text logs: show a live progress line. */
+  liveProgress: boolean;
   logger: Logger;
   logFormat: LogFormat;
   signal: AbortSignal;

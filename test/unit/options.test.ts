@@ -53,11 +53,22 @@ describe("option table", () => {
     assert.equal(resolveOptions("status", {}, { TALOS_ETCD_DEFRAG_OUTPUT: "" }).output, "table");
   });
 
-  it("every option has a unique flag, env var and help", () => {
-    const flags = OPTIONS.map((o) => o.flag.split(" ")[0]);
-    assert.equal(new Set(flags).size, flags.length);
-    const envs = OPTIONS.map((o) => o.env).filter((e) => e !== undefined);
-    assert.equal(new Set(envs).size, envs.length);
-    for (const o of OPTIONS) assert.ok(o.help.length > 10, o.name);
+  it("every option of a command has a unique flag, env var and help", () => {
+    for (const command of ["status", "run"] as const) {
+      const specs = OPTIONS.filter((o) => o.commands.includes(command));
+      const flags = specs.map((o) => o.flag.split(" ")[0]);
+      assert.equal(new Set(flags).size, flags.length, command);
+      const envs = specs.map((o) => o.env).filter((e) => e !== undefined);
+      assert.equal(new Set(envs).size, envs.length, command);
+      for (const o of specs) assert.ok(o.help.length > 10, o.name);
+    }
+  });
+
+  it("run: boolean flags and their environment variables", () => {
+    assert.equal(resolveOptions("run", { dryRun: true }, {}).dryRun, "true");
+    assert.equal(resolveOptions("run", {}, { TALOS_ETCD_DEFRAG_DRY_RUN: "true" }).dryRun, "true");
+    assert.equal(resolveOptions("run", {}, {}).dryRun, undefined);
+    assert.equal(resolveOptions("run", {}, {}).output, "text");
+    assert.equal(resolveOptions("status", {}, {}).output, "table");
   });
 });

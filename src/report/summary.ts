@@ -1,0 +1,71 @@
+// The run's final summary on stdout: a table for people, JSON for programs.
+
+import { formatBytes, formatDuration } from "../core/units.js";
+import type { MemberResult, RunResult } from "../run/types.js";
+import { renderTable } from "./status.js";
+
+export function summaryJson(r: RunResult): object {
+  return {
+    result: r.result,
+    startedAt: r.startedAt.toISOString(),
+    members: r.members.map((m) => ({
+      node: m.node,
+      memberId: m.memberId,
+      name: m.name,
+      action: m.action,
+      reason: m.reason,
+      isLeader: m.isLeader,
+      before: m.before ?? null,
+      after: m.after ?? null,
+      durationMs: m.durationMs === undefined ? null : Math.round(m.durationMs),
+      ...(m.leadershipMovedTo !== undefined ? { leadershipMovedTo: m.leadershipMovedTo } : {}),
+      notes: m.notes,
+    })),
+    reclaimedBytes: r.reclaimedBytes,
+    durationMs: Math.round(r.durationMs),
+    alarmsDisarmed: r.alarmsDisarmed,
+    refusals: r.refusals.map((f) => ({
+      gate: f.gate,
+      message: f.message,
+      ...(f.node ? { node: f.node } : {}),
+    })),
+    ...(r.error ? { error: r.error.describe() } : {}),
+  };
+}
+
+function count(members: MemberResult[], action: MemberResult["action"]): number {
+  return members.filter((m) => m.action === action).length;
+}
+
+export function summaryText(r: RunResult): string {
+  const parts = (["defragmented", "would-defragment", "skipped", "failed", "not-reached"] as const)
+    .map((a) => [a, count(r.members, a)] as const)
+    .filter(([, n]) => n > 0)
+    .map(([a, n]) => `${n} ${a}`);
+  const head =
+    `result: ${r.result}` +
+    (parts.length > 0 ? ` (${parts.join(", ")})` : "") +
+    ` in ${formatDuration(r.durationMs)}` +
+    (r.result === "success" || r.reclaimedBytes > 0 ? `, reclaimed ${formatBytes(r.reclaimedBytes)}` : "");
+  const rows = r.members.map((m) => [
+    m.node,
+    m.name || "-",
+    m.isLeader ? "*" : "",
+    m.action,
+    m.before ? formatBytes(m.before.dbSize) : "-",
+    m.after ? formatBytes(m.after.dbSize) : "-",
+    m.before && m.after ? formatBytes(m.before.dbSize - m.after.dbSize) : "-",
+    m.durationMs === undefined ? "-" : formatDuration(m.durationMs),
+    [m.reason, ...m.notes].join("; "),
+  ]);
+  const table = renderTable(
+    ["NODE", "NAME", "LEADER", "ACTION", "BEFORE", "AFTER", "RECLAIMED", "TIME", "REASON"],
+    rows,
+  );
+  const tail = [
+    r.alarmsDisarmed.length > 0 ? `alarms disarmed: ${r.alarmsDisarmed.join(", ")}` : "",
+    ...r.refusals.map((f) => `refused: ${f.message}`),
+    r.error && r.result === "failed" ? `error: ${r.error.describe()}` : "",
+  ].filter((s) => s !== "");
+  return [head, table.trimEnd(), ...tail].join("\n") + "\n";
+}

@@ -1,0 +1,87 @@
+// The run's options, its result, and what it reports while it goes.
+
+import type { DefragError } from "../core/errors.js";
+import type { GateFailure } from "../core/gates.js";
+import type { Rule } from "../core/rule.js";
+
+export type MoveLeader = "auto" | "always" | "never";
+
+export interface RunOptions {
+  rule: Rule;
+  quotaBytes: number;
+  /** The longest one member's defragment call may take. */
+  timeoutMs: number;
+  moveLeader: MoveLeader;
+  allowDowntime: boolean;
+  dryRun: boolean;
+  /** Settle time after a member is healthy again, before the next one. */
+  pauseMs: number;
+  /** Explicit nodes, or empty to discover them. */
+  nodes: readonly string[];
+  maxAppliedLag: number;
+  /** How long a member may take to be healthy again after its defrag. */
+  healthTimeoutMs: number;
+  /** After a defragment call that did not succeed: how long to wait for proof that the member finished. */
+  maxWaitMs: number;
+  /** On SIGTERM: how long to wait for the member in flight before giving up on it. */
+  shutdownGraceMs: number;
+  pollIntervalMs: number;
+  heartbeatMs: number;
+  /** The certificate's roles, when known, to refuse early what RBAC would deny. */
+  roles: readonly string[];
+}
+
+export interface Sizes {
+  dbSize: number;
+  dbSizeInUse: number;
+}
+
+export type MemberAction = "defragmented" | "skipped" | "would-defragment" | "failed" | "not-reached";
+
+export interface MemberResult {
+  node: string;
+  memberId: string;
+  name: string;
+  action: MemberAction;
+  reason: string;
+  isLeader: boolean;
+  before?: Sizes;
+  after?: Sizes;
+  /** The defragment itself (from the call until the member was seen finished). */
+  durationMs?: number;
+  /** Name of the member that took over leadership before this one was defragmented. */
+  leadershipMovedTo?: string;
+  notes: string[];
+}
+
+export type RunResultKind = "success" | "nothing-to-do" | "dry-run" | "failed" | "refused";
+
+export interface RunResult {
+  result: RunResultKind;
+  members: MemberResult[];
+  reclaimedBytes: number;
+  durationMs: number;
+  alarmsDisarmed: string[];
+  refusals: GateFailure[];
+  error?: DefragError;
+  startedAt: Date;
+}
+
+/** Where the orchestrator tells what it does; src/report renders it. */
+export interface RunReporter {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+  /** Called at a steady interval while a member defragments. */
+  heartbeat(node: string, elapsedMs: number): void;
+  /** The heartbeat's member is done (clears a live progress line). */
+  heartbeatDone(): void;
+}
+
+export interface RunDeps {
+  now: () => number;
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Aborted by SIGTERM/SIGINT: start nothing new. */
+  signal: AbortSignal;
+  reporter: RunReporter;
+}
