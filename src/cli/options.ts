@@ -190,7 +190,8 @@ export function resolveOptions(
 ): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
   for (const spec of optionsFor(command)) {
-    const fromFlag = parsed[spec.name];
+    const raw = parsed[spec.name];
+    const fromFlag = typeof raw === "boolean" ? String(raw) : raw;
     const fromEnv = spec.env === undefined ? undefined : env[spec.env];
     out[spec.name] =
       typeof fromFlag === "string"
