@@ -89,12 +89,39 @@ export class TalosClient {
     return this.connections.map((c) => c.address);
   }
 
-  /** The member list as the endpoint's own etcd member sees it (like `talosctl etcd members`). */
+  /**
+   * The member list as an endpoint's own etcd member sees it (like `talosctl etcd members`).
+   * Any control-plane member can answer, so when one endpoint's member cannot (its etcd is
+   * down, say), the next endpoint is asked.
+   */
   async memberList(signal?: AbortSignal): Promise<EtcdMember[]> {
-    const reply = await this.invoke("EtcdMemberList", undefined, signal, (c, o) =>
-      c.etcdMemberList({ queryLocal: true }, o),
-    );
-    return this.single("EtcdMemberList", "(endpoint)", reply.messages).members;
+    const failures: DefragError[] = [];
+    for (let i = 0; i < this.connections.length; i += 1) {
+      try {
+        const reply = await this.invoke(
+          "EtcdMemberList",
+          undefined,
+          signal,
+          (c, o) => c.etcdMemberList({ queryLocal: true }, o),
+          this.callTimeoutMs,
+          true,
+        );
+        return this.single(
+          "EtcdMemberList",
+          this.connections[this.preferred]?.address ?? "(endpoint)",
+          reply.messages,
+        ).members;
+      } catch (err) {
+        const e = DefragError.from(err, "etcd");
+        // Permission, TLS and aborts are the same on every endpoint; transport failures were already retried.
+        if (["permission", "tls", "aborted", "unreachable", "config"].includes(e.kind)) throw e;
+        failures.push(e);
+        this.onWarning(`the member list could not be read through ${e.node ?? "an endpoint"}: ${e.message}`);
+        this.preferred = (this.preferred + 1) % this.connections.length;
+      }
+    }
+    const last = failures.at(-1);
+    throw last ?? new DefragError("internal", "no endpoint configured");
   }
 
   async status(node: string, signal?: AbortSignal): Promise<EtcdMemberStatus> {
@@ -172,7 +199,6 @@ export class TalosClient {
     idempotent = true,
   ): Promise<T> {
     const failures: DefragError[] = [];
-    const target = node ?? "(endpoint)";
     for (const conn of this.order()) {
       signal?.throwIfAborted();
       const opened = await this.open(conn, signal);
@@ -187,7 +213,12 @@ export class TalosClient {
         this.preferred = this.connections.indexOf(conn);
         return result;
       } catch (err) {
-        const mapped = callError(method, target, conn.address, err);
+        const mapped = callError(
+          method,
+          node ?? `the node behind endpoint ${conn.address}`,
+          conn.address,
+          err,
+        );
         if (idempotent && transportFailure(err) !== undefined && mapped.kind !== "tls" && !signal?.aborted) {
           failures.push(mapped);
           this.markDown(conn, mapped);
