@@ -1,0 +1,187 @@
+// `status` through the real CLI against the harness: real etcd, real mTLS, real protobuf.
+
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { runCli } from "../harness/cli.js";
+import { startHarness, type Harness } from "../harness/index.js";
+
+interface StatusRow {
+  node: string;
+  memberId?: string;
+  name?: string;
+  dbSize?: number;
+  dbSizeInUse?: number;
+  isLeader?: boolean;
+  isLearner?: boolean;
+  raftTerm?: number;
+  raftIndex?: number;
+  raftAppliedIndex?: number;
+  alarms?: string[];
+  errors?: string[];
+  error?: string;
+}
+
+function parseStatus(stdout: string): StatusRow[] {
+  return (JSON.parse(stdout) as { members: StatusRow[] }).members;
+}
+
+describe("status", () => {
+  let h: Harness;
+  let dir: string;
+  let operatorConfig: string;
+  let ids: Map<string, string>;
+
+  before(async () => {
+    h = await startHarness({ members: 3, workers: 1 });
+    dir = mkdtempSync(join(tmpdir(), "status-test-"));
+    operatorConfig = await h.writeTalosconfig({ roles: ["os:operator"], dir });
+    const members = await h.etcd.members[0]!.client.memberList();
+    ids = new Map(members.map((m) => [m.name, m.id.toString(16).padStart(16, "0")]));
+  });
+
+  after(async () => {
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads every member through a talosconfig file, discovering the nodes from the member list", async () => {
+    const r = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: operatorConfig } });
+    assert.equal(r.code, 0, r.stderr);
+    const rows = parseStatus(r.stdout);
+    assert.deepEqual(rows.map((x) => x.node).sort(), [...h.nodes].sort());
+    for (const row of rows) {
+      assert.equal(row.error, undefined);
+      assert.match(row.memberId ?? "", /^[0-9a-f]{16}$/);
+      assert.equal(ids.get(row.name ?? ""), row.memberId, "the member id matches etcd's own member list");
+      assert.ok((row.dbSize ?? 0) > 0 && (row.dbSizeInUse ?? 0) > 0);
+      assert.ok((row.raftTerm ?? 0) >= 1 && (row.raftIndex ?? 0) >= 1 && (row.raftAppliedIndex ?? 0) >= 1);
+      assert.equal(row.isLearner, false);
+      assert.deepEqual(row.alarms, []);
+    }
+    assert.equal(rows.filter((x) => x.isLeader).length, 1, "exactly one leader");
+    const leaderIndex = await h.etcd.leaderIndex();
+    assert.equal(rows.find((x) => x.isLeader)?.node, h.nodes[leaderIndex]);
+    const calls = h.journal.filter((j) => j.via === "local" && j.method === "EtcdStatus");
+    assert.deepEqual(
+      calls.map((c) => c.server).sort(),
+      [...h.nodes].sort(),
+      "every status was served by the node itself (node metadata, one-to-one)",
+    );
+  });
+
+  it("prints a table for people", async () => {
+    const r = await runCli(["status"], { env: { TALOSCONFIG: operatorConfig } });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.match(lines[0] ?? "", /^NODE\s+MEMBER\s+NAME\s+DB SIZE\s+IN USE\s+FREE\s+FRAG\s+LEADER\s+RAFT TERM/);
+    assert.equal(lines.length, 4);
+    for (const node of h.nodes) assert.ok(lines.some((l) => l.startsWith(node)), node);
+    assert.match(r.stdout, /\d+\.\d (KiB|MiB)/, "sizes in IEC units");
+    assert.equal(r.stdout.split("\n").filter((l) => /\s\*\s/.test(l)).length, 1, "one leader mark");
+  });
+
+  it("reads credentials from TALOS_CA/TALOS_CRT/TALOS_KEY and TALOS_ENDPOINTS without any file", async () => {
+    const creds = h.credentials(["os:operator"]);
+    const r = await runCli(["status", "--output", "json"], {
+      env: {
+        TALOS_CA: creds.ca,
+        TALOS_CRT: creds.crt,
+        TALOS_KEY: creds.key,
+        TALOS_ENDPOINTS: h.nodes.map((n) => `${n}:${h.apiPort}`).join(","),
+      },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseStatus(r.stdout).length, 3);
+  });
+
+  it("accepts raw PEM in the environment too", async () => {
+    const creds = h.credentials(["os:operator"]);
+    const pem = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
+    const r = await runCli(["status", "--output", "json"], {
+      env: {
+        TALOS_CA: pem(creds.ca),
+        TALOS_CRT: pem(creds.crt),
+        TALOS_KEY: pem(creds.key),
+        TALOS_ENDPOINTS: `${h.nodes[1]}:${h.apiPort}`,
+      },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseStatus(r.stdout).length, 3);
+  });
+
+  it("works with a reader certificate (status needs no more)", async () => {
+    const reader = await h.writeTalosconfig({ roles: ["os:reader"], dir });
+    const r = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: reader } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseStatus(r.stdout).length, 3);
+    assert.ok(h.journal.some((j) => j.via === "local" && j.roles.includes("os:reader")));
+  });
+
+  it("takes explicit --nodes, and the context's nodes", async () => {
+    const r = await runCli(["status", "--output", "json", "--nodes", `${h.nodes[2]},${h.nodes[0]}`], {
+      env: { TALOSCONFIG: operatorConfig },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      parseStatus(r.stdout).map((x) => x.node),
+      [h.nodes[2], h.nodes[0]],
+    );
+    const withNodes = await h.writeTalosconfig({ roles: ["os:operator"], dir, nodes: [h.nodes[1]!] });
+    const r2 = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: withNodes } });
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.deepEqual(
+      parseStatus(r2.stdout).map((x) => x.node),
+      [h.nodes[1]],
+    );
+  });
+
+  it("a worker node in --nodes is a row with a clear error, exit 1", async () => {
+    const worker = h.workers[0]!;
+    const r = await runCli(["status", "--output", "json", "--nodes", [...h.nodes, worker].join(",")], {
+      env: { TALOSCONFIG: operatorConfig },
+    });
+    assert.equal(r.code, 1, r.stderr);
+    const rows = parseStatus(r.stdout);
+    assert.equal(rows.filter((x) => x.error === undefined).length, 3);
+    const row = rows.find((x) => x.node === worker);
+    assert.match(row?.error ?? "", /only available on control plane nodes.*list only control-plane nodes/);
+  });
+
+  it("a member whose etcd is stopped is a row with its error; the others are printed; exit 1", async () => {
+    await h.etcd.stop(2);
+    try {
+      const r = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: operatorConfig } });
+      assert.equal(r.code, 1, r.stderr);
+      const rows = parseStatus(r.stdout);
+      assert.equal(rows.length, 3, "discovery still works through the other members");
+      const down = rows.find((x) => x.node === h.nodes[2]);
+      assert.match(down?.error ?? "", new RegExp(`^node ${h.nodes[2]!.replace(/\./g, "\\.")}: `));
+      assert.equal(rows.filter((x) => x.error === undefined && x.memberId !== undefined).length, 2);
+      assert.match(r.stderr, /cannot read member status/);
+    } finally {
+      await h.etcd.restart(2);
+      await h.etcd.waitHealthy();
+    }
+  });
+
+  it("with the first endpoint's API server down, the other endpoints serve and only that node fails", async () => {
+    const first = h.servers.get(h.nodes[0]!)!;
+    await first.down();
+    try {
+      const r = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: operatorConfig } });
+      assert.equal(r.code, 1, r.stderr);
+      const rows = parseStatus(r.stdout);
+      assert.equal(rows.length, 3);
+      const row = rows.find((x) => x.node === h.nodes[0]);
+      assert.match(row?.error ?? "", /cannot reach the node/);
+      assert.equal(rows.filter((x) => x.error === undefined).length, 2);
+      assert.match(r.stderr, new RegExp(`cannot reach endpoint ${h.nodes[0]!.replace(/\./g, "\\.")}`));
+    } finally {
+      await first.up();
+    }
+  });
+});
