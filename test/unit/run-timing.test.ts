@@ -1,0 +1,197 @@
+// The orchestrator's rules about time, on a simulated cluster with a virtual clock:
+// never two members defragmenting at once, even when a call times out.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { compileRule } from "../../src/core/rule.js";
+import { runDefrag } from "../../src/run/run.js";
+import type { RunOptions, RunReporter } from "../../src/run/types.js";
+import { SimCluster, type SimMember } from "./sim-backend.js";
+
+const MiB = 1024 ** 2;
+
+function options(over: Partial<RunOptions> = {}): RunOptions {
+  return {
+    rule: compileRule("true"),
+    quotaBytes: 2 * 1024 * MiB,
+    timeoutMs: 60_000,
+    moveLeader: "never",
+    allowDowntime: false,
+    dryRun: false,
+    pauseMs: 1000,
+    nodes: ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+    maxAppliedLag: 1000,
+    healthTimeoutMs: 60_000,
+    maxWaitMs: 600_000,
+    shutdownGraceMs: 25_000,
+    pollIntervalMs: 500,
+    heartbeatMs: 3_600_000,
+    roles: ["os:operator"],
+    ...over,
+  };
+}
+
+function reporter(lines: string[]): RunReporter {
+  const push = (m: string): void => {
+    lines.push(m);
+  };
+  return { info: push, warn: push, error: push, heartbeat: () => undefined, heartbeatDone: () => undefined };
+}
+
+function cluster(defragMs: number[]): SimCluster {
+  const members: SimMember[] = defragMs.map((ms, i) => ({
+    id: BigInt(i + 1),
+    node: `10.0.0.${i + 1}`,
+    dbSize: 300 * MiB,
+    inUse: 100 * MiB,
+    defragMs: ms,
+  }));
+  return new SimCluster(members);
+}
+
+function assertNoOverlap(windows: [string, number, number][]): void {
+  const sorted = [...windows].sort((a, b) => a[1] - b[1]);
+  for (let i = 1; i < sorted.length; i += 1) {
+    const prev = sorted[i - 1];
+    const cur = sorted[i];
+    assert.ok(
+      prev && cur && cur[1] >= prev[2],
+      `${cur?.[0]} started at ${cur?.[1]} before ${prev?.[0]} ended at ${prev?.[2]}`,
+    );
+  }
+}
+
+describe("run timing", () => {
+  it("defragments followers then the leader, one at a time", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), {
+      ...sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "success");
+    assert.deepEqual(
+      sim.windows.map((w) => w[0]),
+      ["10.0.0.2", "10.0.0.3", "10.0.0.1"],
+    );
+    assertNoOverlap(sim.windows);
+    assert.equal(result.reclaimedBytes, 3 * 200 * MiB);
+  });
+
+  it("after a timed-out call, waits for proof that the member finished before the next one", async () => {
+    // Member 2's defrag takes 5 minutes; the call gives up after 1 minute.
+    const sim = cluster([5_000, 300_000, 5_000]);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), {
+      ...sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    const slow = result.members.find((m) => m.node === "10.0.0.2");
+    assert.ok(slow);
+    assert.equal(slow.action, "defragmented");
+    assert.match(
+      slow.notes.join(" "),
+      /ended with "EtcdDefragment did not answer in time"; its DB shrank/,
+    );
+    assert.ok((slow.durationMs ?? 0) >= 300_000, "the duration covers the real defrag, not just the call");
+    assert.ok(lines.some((l) => /etcd keeps defragmenting regardless/.test(l)));
+  });
+
+  it("without proof within --max-wait, fails and touches no other member", async () => {
+    const sim = cluster([5_000, 3_600_000, 5_000]);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options({ maxWaitMs: 120_000 }), {
+      ...sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "failed");
+    assert.deepEqual(
+      sim.windows.map((w) => w[0]),
+      ["10.0.0.2"],
+      "nothing after the member in doubt",
+    );
+    assert.deepEqual(
+      result.members.map((m) => [m.node, m.action]),
+      [
+        ["10.0.0.2", "failed"],
+        ["10.0.0.3", "not-reached"],
+        ["10.0.0.1", "not-reached"],
+      ],
+    );
+    assert.match(result.error?.message ?? "", /no proof that the defragment of 10\.0\.0\.2 finished/);
+  });
+
+  it("when little can be reclaimed, proof is a second defragment call, which etcd queues behind the first", async () => {
+    const sim = cluster([5_000, 120_000, 5_000]);
+    for (const m of sim.sim) m.inUse = m.dbSize; // nothing to reclaim: the size cannot prove anything
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), {
+      ...sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    assert.equal(sim.windows.filter((w) => w[0] === "10.0.0.2").length, 2);
+    assert.match(
+      result.members.find((m) => m.node === "10.0.0.2")?.notes.join(" ") ?? "",
+      /a second defragment call returned/,
+    );
+  });
+
+  it("a stop request starts nothing new and lets the member in flight finish", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const controller = new AbortController();
+    const lines: string[] = [];
+    const origDefrag = sim.defragment.bind(sim);
+    sim.defragment = async (node, opts) => {
+      controller.abort();
+      await origDefrag(node, opts);
+    };
+    const result = await runDefrag(sim, options(), {
+      ...sim.clock,
+      signal: controller.signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "failed");
+    assert.equal(sim.windows.length, 1);
+    assert.deepEqual(
+      result.members.map((m) => m.action),
+      ["defragmented", "not-reached", "not-reached"],
+    );
+  });
+
+  it("moves leadership first when allowed, and defragments the former leader as a follower", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options({ moveLeader: "auto", roles: ["os:admin"] }), {
+      ...sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "success", lines.join("\n"));
+    const forfeit = sim.calls.indexOf("EtcdForfeitLeadership 10.0.0.1");
+    assert.ok(forfeit > 0 && forfeit < sim.calls.lastIndexOf("EtcdDefragment 10.0.0.1"));
+    assert.equal(result.members.at(-1)?.leadershipMovedTo, "cp-2");
+  });
+
+  it("an operator certificate defragments the leader in place, last, and says so", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options({ moveLeader: "auto", roles: ["os:operator"] }), {
+      ...sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "success");
+    assert.ok(!sim.calls.some((c) => c.startsWith("EtcdForfeitLeadership")));
+    assert.equal(sim.windows.at(-1)?.[0], "10.0.0.1");
+    assert.equal(lines.filter((l) => /needs role os:admin/.test(l)).length, 1, "said once");
+  });
+});
