@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Prints the path of an etcd binary for the version asked, building it if needed.
+#   scripts/etcd.sh 3.6      -> etcd v3.6.16 built from the Go module proxy (the default Talos runs)
+#   scripts/etcd.sh 3.5      -> etcd v3.5.21 (Talos 1.10)
+#   scripts/etcd.sh 3.4      -> Debian's etcd-server (3.4.23), installed with apt-get when missing
+#   scripts/etcd.sh v3.6.x   -> that exact version
+# Builds go into .cache/etcd/<version>/ (ignored by git) and are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want="${1:-3.6}"
+case "$want" in
+  3.6) version=v3.6.16 ;;
+  3.5) version=v3.5.21 ;;
+  3.4|debian)
+    if ! command -v etcd >/dev/null 2>&1 || ! etcd --version 2>/dev/null | grep -q 'etcd Version: 3\.4\.'; then
+      if [ -x /usr/bin/etcd ] && /usr/bin/etcd --version 2>/dev/null | grep -q 'etcd Version: 3\.4\.'; then
+        echo /usr/bin/etcd; exit 0
+      fi
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[etcd] installing Debian's etcd-server" >&2
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+      fi
+    fi
+    [ -x /usr/bin/etcd ] || { echo "Debian's etcd-server is not installed and cannot be (needs root and apt-get)" >&2; exit 1; }
+    echo /usr/bin/etcd
+    exit 0
+    ;;
+  v3.*) version="$want" ;;
+  *) echo "unknown etcd version '$want' (use 3.6, 3.5, 3.4 or v3.x.y)" >&2; exit 2 ;;
+esac
+
+dir=".cache/etcd/$version"
+bin="$dir/etcd"
+if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "etcd Version: ${version#v}"; then
+  echo "$PWD/$bin"
+  exit 0
+fi
+
+command -v go >/dev/null 2>&1 || { echo "go is needed to build etcd $version (or set ETCD_BIN)" >&2; exit 1; }
+echo "[etcd] building etcd $version from the Go module proxy (about a minute, once)" >&2
+src="$dir/src"
+rm -rf "$src"
+mkdir -p "$src"
+# A main of our own that calls etcd's own entry point: a complete etcd server.
+cat >"$src/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() {
+	etcdmain.Main(os.Args)
+}
+GO
+printf 'module etcdbuild\n\ngo 1.23\n' >"$src/go.mod"
+(
+  cd "$src"
+  go get "go.etcd.io/etcd/server/v3@$version" >/dev/null 2>&1 || go get "go.etcd.io/etcd/server/v3@$version"
+  go mod tidy >/dev/null 2>&1
+  CGO_ENABLED=0 go build -trimpath -ldflags "-X go.etcd.io/etcd/api/v3/version.Version=${version#v}" -o ../etcd .
+)
+"$bin" --version | head -1 >&2
+echo "$PWD/$bin"
