@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-import { startHarness } from "../test/harness/index.js";
+import { startHarness } from "../test/harness/harness.js";
 
 const root = resolve(import.meta.dirname, "..");
 const cli = join(root, "dist", "src", "main.js");
@@ -30,7 +30,6 @@ function runCli(args: string[], env: Record<string, string>): number {
 const home = mkdtempSync(join(tmpdir(), "etcd-defrag-demo-"));
 banner("starting 3 etcd members on 127.0.0.11-13 behind a Talos API test server on port 50000");
 const harness = await startHarness({ members: 3, addresses: ["127.0.0.11", "127.0.0.12", "127.0.0.13"] });
-let code = 0;
 try {
   const talosconfig = await harness.writeTalosconfig({ roles: ["os:operator"], dir: home });
   banner("fragmenting: writing ~160 MiB, deleting 75% of it, compacting");
@@ -47,11 +46,10 @@ try {
   banner("status before");
   runCli(["status"], env);
   banner("run (os:operator: the leader is defragmented in place, last)");
-  code = runCli(["run", "--pause", "1s"], env);
+  process.exitCode = runCli(["run", "--pause", "1s"], env);
   banner("status after");
   runCli(["status"], env);
 } finally {
   await harness.close();
   rmSync(home, { recursive: true, force: true });
 }
-process.exitCode = code;

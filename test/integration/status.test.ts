@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { runCli } from "../harness/cli.js";
-import { startHarness, type Harness } from "../harness/index.js";
+import { runCli } from "../harness/run-cli.js";
+import { startHarness, type Harness } from "../harness/harness.js";
 
 interface StatusRow {
   node: string;
@@ -77,15 +77,22 @@ describe("status", () => {
     const r = await runCli(["status"], { env: { TALOSCONFIG: operatorConfig } });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split("\n");
-    assert.match(lines[0] ?? "", /^NODE\s+MEMBER\s+NAME\s+DB SIZE\s+IN USE\s+FREE\s+FRAG\s+LEADER\s+RAFT TERM/);
+    assert.match(
+      lines[0] ?? "",
+      /^NODE\s+MEMBER\s+NAME\s+DB SIZE\s+IN USE\s+FREE\s+FRAG\s+LEADER\s+RAFT TERM/,
+    );
     assert.equal(lines.length, 4);
-    for (const node of h.nodes) assert.ok(lines.some((l) => l.startsWith(node)), node);
+    for (const node of h.nodes)
+      assert.ok(
+        lines.some((l) => l.startsWith(node)),
+        node,
+      );
     assert.match(r.stdout, /\d+\.\d (KiB|MiB)/, "sizes in IEC units");
     assert.equal(r.stdout.split("\n").filter((l) => /\s\*\s/.test(l)).length, 1, "one leader mark");
   });
 
   it("reads credentials from TALOS_CA/TALOS_CRT/TALOS_KEY and TALOS_ENDPOINTS without any file", async () => {
-    const creds = h.credentials(["os:operator"]);
+    const creds = await h.credentials(["os:operator"]);
     const r = await runCli(["status", "--output", "json"], {
       env: {
         TALOS_CA: creds.ca,
@@ -99,7 +106,7 @@ describe("status", () => {
   });
 
   it("accepts raw PEM in the environment too", async () => {
-    const creds = h.credentials(["os:operator"]);
+    const creds = await h.credentials(["os:operator"]);
     const pem = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
     const r = await runCli(["status", "--output", "json"], {
       env: {

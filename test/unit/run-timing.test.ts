@@ -94,10 +94,7 @@ describe("run timing", () => {
     const slow = result.members.find((m) => m.node === "10.0.0.2");
     assert.ok(slow);
     assert.equal(slow.action, "defragmented");
-    assert.match(
-      slow.notes.join(" "),
-      /ended with "EtcdDefragment did not answer in time"; its DB shrank/,
-    );
+    assert.match(slow.notes.join(" "), /ended with "EtcdDefragment did not answer in time"; its DB shrank/);
     assert.ok((slow.durationMs ?? 0) >= 300_000, "the duration covers the real defrag, not just the call");
     assert.ok(lines.some((l) => /etcd keeps defragmenting regardless/.test(l)));
   });

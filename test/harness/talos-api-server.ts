@@ -1,0 +1,561 @@
+// A Talos API test server: stands in for apid + machined on one node, in front
+// of that node's real etcd member. Mutual TLS like apid (Ed25519, client EKU
+// exactly clientAuth, roles from the certificate's Organization), Talos's RBAC
+// table, `node`/`nodes` routing with forwarding to the other nodes' servers and
+// one-to-many aggregation as apid does it, fault injection, and a journal.
+
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type ServerHttp2Session,
+} from "node:http2";
+import { isIP } from "node:net";
+import type { TLSSocket } from "node:tls";
+
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethodUnary,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createContextKey,
+  createContextValues,
+  type Client,
+  type ConnectRouter,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { Http2SessionManager, connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+
+import { EmptyResponseSchema, EmptySchema } from "../../src/talos/gen/common/common_pb.js";
+import { EtcdMemberAlarm_AlarmType, MachineService } from "../../src/talos/gen/machine/machine_pb.js";
+import type { CertAndKey } from "./certs.js";
+import { nodeKeyPem } from "./certs.js";
+import type { EtcdAlarm, EtcdMemberClient } from "./etcd/member-client.js";
+import type { Journal } from "./journal.js";
+import { now, type JournalEntry } from "./journal.js";
+
+const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+
+/** Talos's RBAC (machined's rules, Talos >= 1.10.1): who may call what. */
+export const RBAC: Record<string, readonly string[]> = {
+  EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
+  EtcdStatus: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
+  EtcdAlarmList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
+  EtcdAlarmDisarm: ["os:admin", "os:operator"],
+  EtcdDefragment: ["os:admin", "os:operator"],
+  EtcdForfeitLeadership: ["os:admin"],
+  ServiceList: ["os:admin", "os:operator", "os:reader"],
+  Version: ["os:admin", "os:operator", "os:reader"],
+};
+
+/** How machined names each API in its "only available on control plane nodes" error. */
+const API_NAME: Record<string, string> = {
+  EtcdMemberList: "etcd members",
+  EtcdStatus: "etcd status",
+  EtcdAlarmList: "etcd alarm list",
+  EtcdAlarmDisarm: "etcd alarm disarm",
+  EtcdDefragment: "etcd defragment",
+  EtcdForfeitLeadership: "etcd forfeit leadership",
+};
+
+const peerRolesKey = createContextKey<string[]>([], { description: "roles of the TLS peer" });
+
+export interface TalosApiServerOptions {
+  address: string;
+  port: number;
+  caPem: string;
+  serverCert: CertAndKey;
+  /** apid's own client certificate (role os:impersonator) for forwarding to other nodes. */
+  forwardCert: CertAndKey;
+  /** The node's etcd member; undefined for a worker. */
+  etcd: EtcdMemberClient | undefined;
+  /** Whether the node's etcd process is running (for ServiceList). */
+  etcdRunning?: () => boolean;
+  journal: Journal;
+}
+
+type AnyMethod = DescMethodUnary;
+
+export class TalosApiServer {
+  readonly address: string;
+  /** Extra latency before local handling, per method or "*" for all. */
+  readonly latencyMs = new Map<string, number>();
+  private readonly failures = new Map<string, { code: Code; message: string }>();
+  private server: Http2SecureServer | undefined;
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly forwarders = new Map<
+    string,
+    { client: Client<typeof MachineService>; session: Http2SessionManager }
+  >();
+
+  constructor(private readonly opts: TalosApiServerOptions) {
+    this.address = opts.address;
+  }
+
+  get isUp(): boolean {
+    return this.server?.listening === true;
+  }
+
+  /** The next call of `method` handled locally fails with this status. */
+  failNext(method: string, code: Code, message: string): void {
+    this.failures.set(method, { code, message });
+  }
+
+  async up(): Promise<void> {
+    if (this.isUp) return;
+    const handler = connectNodeAdapter({
+      routes: (router: ConnectRouter) => {
+        router.service(MachineService, this.implementation());
+      },
+      grpc: true,
+      grpcWeb: false,
+      connect: false,
+      contextValues: (req) => {
+        const values = createContextValues();
+        const socket = (req as Http2ServerRequest).stream.session?.socket as TLSSocket | undefined;
+        values.set(peerRolesKey, rolesOf(socket?.getPeerX509Certificate()?.subject ?? ""));
+        return values;
+      },
+    });
+    const server = createSecureServer(
+      {
+        ca: this.opts.caPem,
+        cert: this.opts.serverCert.certPem,
+        key: nodeKeyPem(this.opts.serverCert.keyPem),
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: "TLSv1.2",
+        ALPNProtocols: ["h2"],
+      },
+      handler,
+    );
+    // apid fails the handshake for a client certificate whose EKU is not exactly
+    // [clientAuth] ("certificate ... is missing the client auth extended key usage");
+    // Node has no hook inside the handshake, so the connection is closed right after it.
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const eku = socket.getPeerX509Certificate()?.keyUsage;
+      if (eku?.length !== 1 || eku[0] !== CLIENT_AUTH) socket.destroy();
+    });
+    server.on("session", (session) => {
+      this.sessions.add(session);
+      session.on("close", () => this.sessions.delete(session));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: this.address, port: this.opts.port, exclusive: true }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  /** Like apid stopping: connections refused until up(). */
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server === undefined) return;
+    const closed = new Promise<void>((resolve) =>
+      server.close(() => {
+        resolve();
+      }),
+    );
+    this.dropConnections();
+    await closed;
+  }
+
+  /** Like apid restarting: every open connection drops, calls in flight on etcd go on. */
+  dropConnections(): void {
+    for (const s of this.sessions) s.destroy();
+    this.sessions.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.down();
+    for (const f of this.forwarders.values()) f.session.abort();
+    this.forwarders.clear();
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private implementation(): Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> {
+    const impl: Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> = {};
+    for (const method of Object.values(MachineService.method) as AnyMethod[]) {
+      impl[method.localName] = (req, ctx) => this.route(method, req as MessageShape<DescMessage>, ctx);
+    }
+    return impl;
+  }
+
+  private callerRoles(ctx: HandlerContext): string[] {
+    const roles = ctx.values.get(peerRolesKey);
+    const forwarded = ctx.requestHeader.get("talos-role");
+    // Only a forwarding apid (role os:impersonator) may speak for someone else.
+    if (roles.includes("os:impersonator") && forwarded !== null) return splitHeader(forwarded);
+    return roles;
+  }
+
+  private async route(
+    method: AnyMethod,
+    req: MessageShape<DescMessage>,
+    ctx: HandlerContext,
+  ): Promise<unknown> {
+    const h = ctx.requestHeader;
+    const node = h.get("node");
+    const nodes = h.get("nodes");
+    const roles = this.callerRoles(ctx);
+    if (h.get("proxyfrom") !== null || (node === null && nodes === null)) {
+      return this.local(method, req, ctx, roles, null);
+    }
+    if (node !== null) {
+      const targets = splitHeader(node);
+      if (targets.length !== 1)
+        throw new ConnectError("node metadata must be single-valued", Code.InvalidArgument);
+      const target = targets[0] ?? "";
+      const entry = this.opts.journal.begin({
+        server: this.address,
+        target,
+        method: method.name,
+        via: "forward",
+        roles,
+      });
+      try {
+        const reply = await this.forward(method, req, ctx, target, roles);
+        finish(entry, "OK");
+        return reply;
+      } catch (err) {
+        const e = ConnectError.from(err);
+        finish(entry, Code[e.code], e.rawMessage);
+        throw e;
+      }
+    }
+    return this.aggregate(method, req, ctx, splitHeader(nodes ?? ""), roles);
+  }
+
+  /** apid's one-to-many proxying: per-target replies with metadata, failures as entries, overall OK. */
+  private async aggregate(
+    method: AnyMethod,
+    req: MessageShape<DescMessage>,
+    ctx: HandlerContext,
+    targets: string[],
+    roles: string[],
+  ): Promise<unknown> {
+    const entry = this.opts.journal.begin({
+      server: this.address,
+      target: targets.join(","),
+      method: method.name,
+      via: "aggregate",
+      roles,
+    });
+    const blobs = await Promise.all(
+      targets.map(async (target) => {
+        try {
+          const reply = await this.forward(method, req, ctx, target, roles);
+          return appendInfo(toBinary(method.output, reply as MessageShape<DescMessage>), target);
+        } catch (err) {
+          const e = ConnectError.from(err);
+          return toBinary(
+            EmptyResponseSchema,
+            create(EmptyResponseSchema, {
+              messages: [
+                create(EmptySchema, {
+                  metadata: {
+                    hostname: target,
+                    error: e.message,
+                    status: { code: e.code, message: e.rawMessage },
+                  },
+                }),
+              ],
+            }),
+          );
+        }
+      }),
+    );
+    finish(entry, "OK");
+    return fromBinary(method.output, concat(blobs));
+  }
+
+  private forwarder(target: string): Client<typeof MachineService> {
+    const existing = this.forwarders.get(target);
+    if (existing) return existing.client;
+    const host = isIP(target) === 6 ? `[${target}]` : target;
+    const url = `https://${host}:${this.opts.port}`;
+    const session = new Http2SessionManager(url, undefined, {
+      ca: this.opts.caPem,
+      cert: this.opts.forwardCert.certPem,
+      key: nodeKeyPem(this.opts.forwardCert.keyPem),
+      servername: isIP(target) === 0 ? target : "",
+    });
+    const client = createClient(
+      MachineService,
+      createGrpcTransport({ baseUrl: url, sessionManager: session }),
+    );
+    this.forwarders.set(target, { client, session });
+    return client;
+  }
+
+  /** One-to-one proxying to the apid on `target`, passing its status through verbatim. */
+  private async forward(
+    method: AnyMethod,
+    req: MessageShape<DescMessage>,
+    ctx: HandlerContext,
+    target: string,
+    roles: string[],
+  ): Promise<unknown> {
+    if (/:\d+$/.test(target) && isIP(target) !== 6)
+      throw new ConnectError("invalid target", Code.InvalidArgument);
+    const client = this.forwarder(target) as unknown as Record<
+      string,
+      (
+        r: unknown,
+        o: { headers: Record<string, string>; signal: AbortSignal; timeoutMs?: number },
+      ) => Promise<unknown>
+    >;
+    const call = client[method.localName];
+    if (call === undefined) throw new ConnectError(`unknown method ${method.name}`, Code.Unimplemented);
+    const timeoutMs = ctx.timeoutMs();
+    try {
+      return await call(req, {
+        headers: { proxyfrom: this.address, "talos-role": roles.join(",") },
+        signal: ctx.signal,
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      });
+    } catch (err) {
+      const e = ConnectError.from(err);
+      const cause = (e.cause as { code?: string } | undefined)?.code;
+      if (cause !== undefined && /^E[A-Z]+$/.test(cause)) {
+        const addr = isIP(target) === 6 ? `[${target}]:${this.opts.port}` : `${target}:${this.opts.port}`;
+        throw new ConnectError(
+          `connection error: desc = "transport: Error while dialing: dial tcp ${addr}: connect: ${cause === "ECONNREFUSED" ? "connection refused" : cause}"`,
+          Code.Unavailable,
+        );
+      }
+      throw new ConnectError(e.rawMessage, e.code);
+    }
+  }
+
+  /** machined's handlers, on this node's etcd member. */
+  private async local(
+    method: AnyMethod,
+    _req: MessageShape<DescMessage>,
+    ctx: HandlerContext,
+    roles: string[],
+    target: string | null,
+  ): Promise<unknown> {
+    const name = method.name;
+    const entry = this.opts.journal.begin({
+      server: this.address,
+      target,
+      method: name,
+      via: "local",
+      roles,
+    });
+    try {
+      const reply = await this.serve(name, ctx, roles, entry);
+      finish(entry, "OK");
+      return create(method.output, reply as never);
+    } catch (err) {
+      const e = ConnectError.from(err);
+      finish(entry, Code[e.code], e.rawMessage);
+      throw e;
+    }
+  }
+
+  private async serve(
+    name: string,
+    ctx: HandlerContext,
+    roles: string[],
+    entry: JournalEntry,
+  ): Promise<object> {
+    const delay = this.latencyMs.get(name) ?? this.latencyMs.get("*") ?? 0;
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    const allowed = RBAC[name] ?? ["os:admin"];
+    if (!roles.some((r) => allowed.includes(r)))
+      throw new ConnectError("not authorized", Code.PermissionDenied);
+    const failure = this.failures.get(name);
+    if (failure) {
+      this.failures.delete(name);
+      throw new ConnectError(failure.message, failure.code);
+    }
+    if (name === "Version") {
+      return {
+        messages: [
+          {
+            version: {
+              tag: "v1.11.0",
+              sha: "harness",
+              built: "",
+              goVersion: "go1.24",
+              os: "linux",
+              arch: "amd64",
+            },
+            platform: { name: "harness", mode: "container" },
+            features: { rbac: true },
+          },
+        ],
+      };
+    }
+    if (name === "ServiceList") {
+      const running = this.opts.etcd !== undefined && (this.opts.etcdRunning?.() ?? true);
+      const services = [{ id: "apid", state: "Running", health: { healthy: true } }];
+      if (this.opts.etcd !== undefined) {
+        services.push({ id: "etcd", state: running ? "Running" : "Finished", health: { healthy: running } });
+      }
+      return { messages: [{ services }] };
+    }
+    const etcd = this.opts.etcd;
+    const api = API_NAME[name];
+    if (api === undefined)
+      throw new ConnectError(`${name} is not implemented by the test server`, Code.Unimplemented);
+    if (etcd === undefined)
+      throw new ConnectError(`${api} is only available on control plane nodes`, Code.Unimplemented);
+    const signal = ctx.signal;
+    switch (name) {
+      case "EtcdStatus": {
+        const s = await wrap("get etcd status", () => etcd.status(signal));
+        return {
+          messages: [
+            {
+              memberStatus: {
+                memberId: s.memberId,
+                protocolVersion: s.version,
+                dbSize: s.dbSize,
+                dbSizeInUse: s.dbSizeInUse,
+                leader: s.leader,
+                raftIndex: s.raftIndex,
+                raftTerm: s.raftTerm,
+                raftAppliedIndex: s.raftAppliedIndex,
+                errors: s.errors,
+                isLearner: s.isLearner,
+                storageVersion: s.storageVersion || storageFallback(s.version),
+              },
+            },
+          ],
+        };
+      }
+      case "EtcdMemberList": {
+        const members = await wrap("get etcd members", () => etcd.memberList(signal));
+        return {
+          messages: [
+            {
+              legacyMembers: members.map((m) => m.name),
+              members: members.map((m) => ({
+                id: m.id,
+                hostname: m.name,
+                peerUrls: m.peerUrls,
+                clientUrls: m.clientUrls,
+                isLearner: m.isLearner,
+              })),
+            },
+          ],
+        };
+      }
+      case "EtcdAlarmList": {
+        const alarms = await wrap("list etcd alarms", () => etcd.alarmList(signal));
+        return { messages: [{ memberAlarms: alarms.map(toAlarm) }] };
+      }
+      case "EtcdAlarmDisarm": {
+        const alarms = await wrap("disarm etcd alarms", () => etcd.alarmDisarmAll(signal));
+        return { messages: [{ memberAlarms: alarms.map(toAlarm) }] };
+      }
+      case "EtcdDefragment": {
+        // etcd ignores cancellation, and so does this: the journal keeps the real end.
+        const gone = (): void => {
+          entry.clientGoneAt = now();
+        };
+        signal.addEventListener("abort", gone, { once: true });
+        await wrap("defragment etcd", () => etcd.defragment());
+        return { messages: [{}] };
+      }
+      case "EtcdForfeitLeadership": {
+        const members = await wrap("get etcd members", () => etcd.memberList(signal));
+        if (members.length <= 1)
+          throw new ConnectError("cannot forfeit leadership, only one member", Code.Unknown);
+        const s = await wrap("get etcd status", () => etcd.status(signal));
+        if (s.leader !== s.memberId) return { messages: [{ member: "" }] };
+        const next = members.find((m) => m.id !== s.memberId);
+        if (next === undefined) return { messages: [{ member: "" }] };
+        try {
+          await etcd.moveLeader(next.id, signal);
+        } catch (err) {
+          if (/not leader/.test((err as Error).message)) return { messages: [{ member: "" }] };
+          throw new ConnectError(`failed to move leadership: ${(err as Error).message}`, Code.Unknown);
+        }
+        return { messages: [{ member: next.name }] };
+      }
+      default:
+        throw new ConnectError(`${name} is not implemented by the test server`, Code.Unimplemented);
+    }
+  }
+}
+
+function finish(entry: JournalEntry, code: string, message?: string): void {
+  entry.end = now();
+  entry.code = code;
+  if (message !== undefined) entry.message = message;
+}
+
+/** machined wraps etcd errors ("failed to ...: %w"), which gRPC reports as Unknown. */
+async function wrap<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const message = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
+    throw new ConnectError(`failed to ${what}: ${message}`, Code.Unknown);
+  }
+}
+
+function toAlarm(a: EtcdAlarm): { memberId: bigint; alarm: EtcdMemberAlarm_AlarmType } {
+  return { memberId: a.memberId, alarm: EtcdMemberAlarm_AlarmType[a.alarm] };
+}
+
+/** Talos reports "<major>.<minor>.0" as the storage version of etcd < 3.6. */
+function storageFallback(version: string): string {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  return m ? `${m[1]}.${m[2]}.0` : "unknown";
+}
+
+function rolesOf(subject: string): string[] {
+  return subject
+    .split("\n")
+    .filter((l) => l.startsWith("O="))
+    .map((l) => l.slice(2))
+    .filter((r) => r !== "");
+}
+
+function splitHeader(value: string): string[] {
+  return value
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
+}
+
+/**
+ * apid's AppendInfo: the reply `{ messages: [X] }` becomes `{ messages: [X + metadata{hostname}] }`
+ * by appending a serialized common.Empty (whose field 1 is the metadata) to X's bytes.
+ */
+function appendInfo(reply: Uint8Array, hostname: string): Uint8Array {
+  const info = toBinary(EmptySchema, create(EmptySchema, { metadata: { hostname } }));
+  const reader = new BinaryReader(reply);
+  const writer = new BinaryWriter();
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) {
+      writer.tag(1, WireType.LengthDelimited).bytes(concat([reader.bytes(), info]));
+    } else {
+      reader.skip(wireType);
+    }
+  }
+  return writer.finish();
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  return Uint8Array.from(Buffer.concat(parts));
+}
