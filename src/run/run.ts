@@ -293,31 +293,29 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     }
     const durationMs = deps.now() - started;
 
-    // Healthy again (answers, caught up, one leader) before anything else.
+    // This member healthy again (answers, knows a leader, caught up with it) before anything else;
+    // the next member's gates then check the whole cluster.
     const healthy = await pollUntil(
       deps,
       { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
       async () => {
         const v = await observe();
-        const n = v.nodes.find((x) => x.node === item.node);
-        if (checkGates(v, gateOpts).length > 0 || n === undefined || !n.ok) return undefined;
-        return n.status;
+        return memberHealthy(v, item.node, opts.maxAppliedLag);
       },
     );
     if (!("value" in healthy)) {
       const error = new DefragError(
         "etcd",
-        `${item.node} was defragmented but the cluster was not healthy again within ${formatDuration(opts.healthTimeoutMs)}${healthy.lastError instanceof Error ? ` (${healthy.lastError.message})` : ""}`,
+        `${item.node} was defragmented but did not answer with a leader and caught up within ${formatDuration(opts.healthTimeoutMs)}${healthy.lastError instanceof Error ? ` (${healthy.lastError.message})` : ""}`,
         { node: item.node, hint: "check `talos-etcd-defrag status` before running again" },
       );
       reporter.error(error.describe());
       results.push({
         ...base,
-        action: "failed",
-        reason: error.message,
+        action: "defragmented",
         before,
         ...(after ? { after: sizes(after) } : {}),
-        notes,
+        notes: [...notes, "not healthy again afterwards"],
         durationMs,
       });
       throw new Stop("failed", error);
@@ -521,6 +519,16 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     else reporter.info(`disarmed: ${disarmed.map(alarmText).join(", ")}`);
     return disarmed.map(alarmText);
   }
+}
+
+/** The member answers, knows a leader, and has applied about as much as the leader. */
+function memberHealthy(view: ClusterView, node: string, maxLag: number): MemberStatus | undefined {
+  const n = view.nodes.find((x) => x.node === node);
+  if (n === undefined || !n.ok || n.status.leaderId === 0n) return undefined;
+  const leader = view.nodes.find((x) => x.ok && x.status.memberId === n.status.leaderId);
+  if (leader?.ok && leader.status.raftAppliedIndex - n.status.raftAppliedIndex > BigInt(maxLag))
+    return undefined;
+  return n.status;
 }
 
 function planned(p: PlanItem, action: MemberResult["action"]): MemberResult {

@@ -215,7 +215,15 @@ export class EtcdCluster {
     const m = this.describe(this.members.length, address, true);
     const via = this.members.find((x) => x.state === "running" && !x.learner);
     if (via === undefined) throw new Error("no running member to add a learner through");
-    await via.client.cluster.memberAdd({ peerURLs: [m.peerUrl], isLearner: true });
+    // etcd refuses membership changes ("unhealthy cluster") until every member has been active a while.
+    await waitFor(
+      "etcd to accept the new learner",
+      async () => {
+        await via.client.cluster.memberAdd({ peerURLs: [m.peerUrl], isLearner: true });
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     this.members.push(m);
     const initial = this.members.map((x) => `${x.name}=${x.peerUrl}`).join(",");
     this.spawn(m, initial, "existing");
