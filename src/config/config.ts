@@ -26,6 +26,8 @@ export interface Config {
   keyPem: string;
   roles: string[];
   certNotAfter: Date;
+  /** The client certificate is issued by a CA of the bundle (else apid may reject it). */
+  certIssuedByCa: boolean;
   warnings: string[];
 }
 
@@ -68,6 +70,7 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
       keyPem: creds.keyPem,
       roles: creds.roles,
       certNotAfter: creds.notAfter,
+      certIssuedByCa: creds.issuedByCa,
       warnings: creds.warnings,
     };
   }
@@ -121,6 +124,7 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
     keyPem: creds.keyPem,
     roles: creds.roles,
     certNotAfter: creds.notAfter,
+    certIssuedByCa: creds.issuedByCa,
     warnings: creds.warnings,
   };
 }

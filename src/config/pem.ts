@@ -68,6 +68,8 @@ export interface CheckedCredentials {
   roles: string[];
   notBefore: Date;
   notAfter: Date;
+  /** Whether a certificate in the CA bundle issued the client certificate (Talos's OS CA issues both). */
+  issuedByCa: boolean;
   warnings: string[];
 }
 
@@ -81,8 +83,12 @@ export function checkCredentials(
   const certPem = decodePem(raw.crt, fields.crt, "CERTIFICATE");
   const keyPem = normalizeKeyPem(decodePem(raw.key, fields.key, "PRIVATE KEY"));
 
+  let cas: X509Certificate[];
   try {
-    new X509Certificate(caPem);
+    cas = [...caPem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map(
+      (m) => new X509Certificate(m[0]),
+    );
+    if (cas.length === 0) throw new Error("no certificate in it");
   } catch (err) {
     throw configError(`${fields.ca} is not a valid certificate: ${(err as Error).message}`);
   }
@@ -130,13 +136,19 @@ export function checkCredentials(
   }
 
   const warnings: string[] = [];
+  const issuedByCa = cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  if (!issuedByCa) {
+    warnings.push(
+      `the client certificate in ${fields.crt} is not issued by the CA in ${fields.ca}; apid accepts it only if its issuer is in the machine config's acceptedCAs`,
+    );
+  }
   const daysLeft = (notAfter.getTime() - now.getTime()) / DAY_MS;
   if (daysLeft < EXPIRY_WARNING_DAYS) {
     warnings.push(
       `the client certificate in ${fields.crt} expires on ${notAfter.toISOString()} (in ${Math.max(0, Math.floor(daysLeft))} days); renew it before then`,
     );
   }
-  return { caPem, certPem, keyPem, roles: rolesOf(cert), notBefore, notAfter, warnings };
+  return { caPem, certPem, keyPem, roles: rolesOf(cert), notBefore, notAfter, issuedByCa, warnings };
 }
 
 /** Talos roles are the certificate subject's Organization values. */

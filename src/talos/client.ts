@@ -52,11 +52,14 @@ export class TalosClient {
   private readonly callTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly onWarning: (message: string) => void;
+  /** Our certificate is not from the configured CA: a reset after the handshake is most likely a rejection. */
+  private readonly certSuspect: boolean;
 
   constructor(config: Config, opts: TalosClientOptions) {
     this.callTimeoutMs = opts.callTimeoutMs;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.onWarning = opts.onWarning ?? (() => undefined);
+    this.certSuspect = !config.certIssuedByCa;
     this.connections = config.endpoints.map((endpoint) => {
       const address = endpointAddress(endpoint);
       const manager = new Http2SessionManager(
@@ -218,8 +221,14 @@ export class TalosClient {
           node ?? `the node behind endpoint ${conn.address}`,
           conn.address,
           err,
+          this.certSuspect,
         );
-        if (idempotent && transportFailure(err) !== undefined && mapped.kind !== "tls" && !signal?.aborted) {
+        if (
+          idempotent &&
+          transportFailure(err, this.certSuspect) !== undefined &&
+          mapped.kind !== "tls" &&
+          !signal?.aborted
+        ) {
           failures.push(mapped);
           this.markDown(conn, mapped);
           continue;
@@ -267,7 +276,7 @@ export class TalosClient {
           },
         );
       }
-      if (state === "error") return endpointError(conn.address, conn.manager.error());
+      if (state === "error") return endpointError(conn.address, conn.manager.error(), this.certSuspect);
       return undefined;
     } finally {
       clearTimeout(timer);

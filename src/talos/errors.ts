@@ -48,9 +48,12 @@ export function systemCode(err: unknown): string | undefined {
 /** What failed between us and the endpoint, before apid could answer. */
 export type TransportFailure = "server-untrusted" | "client-rejected" | "unreachable";
 
-export function transportFailure(err: unknown): TransportFailure | undefined {
+export function transportFailure(err: unknown, certSuspect = false): TransportFailure | undefined {
   const code = systemCode(err);
   if (code === undefined) return undefined;
+  // With TLS 1.3 the server checks our certificate after the handshake; its rejection
+  // often reaches us as a reset. When our certificate is not from the server's CA, that is why.
+  if (certSuspect && (code === "ECONNRESET" || code === "EPIPE")) return "client-rejected";
   if (SERVER_VERIFY_CODES.has(code)) return "server-untrusted";
   // The server rejected our certificate (alert from the peer) or closed right after the handshake.
   if (code.startsWith("ERR_SSL_") && /ALERT|CERTIFICATE/.test(code)) return "client-rejected";
@@ -64,8 +67,8 @@ function causeText(err: unknown): string {
   return base.replace(/^\[\w+\]\s*/, "");
 }
 
-export function endpointError(endpoint: string, err: unknown): DefragError {
-  const failure = transportFailure(err) ?? "unreachable";
+export function endpointError(endpoint: string, err: unknown, certSuspect = false): DefragError {
+  const failure = transportFailure(err, certSuspect) ?? "unreachable";
   const cause = causeText(err);
   switch (failure) {
     case "server-untrusted":
@@ -79,11 +82,15 @@ export function endpointError(endpoint: string, err: unknown): DefragError {
         },
       );
     case "client-rejected":
-      return new DefragError("tls", `endpoint ${endpoint} rejected our client certificate: ${cause}`, {
-        endpoint,
-        cause: err,
-        hint: "the certificate must be issued by this cluster's Talos CA with extended key usage clientAuth only",
-      });
+      return new DefragError(
+        "tls",
+        `endpoint ${endpoint} rejected our client certificate${certSuspect ? " (it is not issued by the talosconfig's CA)" : ""}: ${cause}`,
+        {
+          endpoint,
+          cause: err,
+          hint: "the certificate must be issued by this cluster's Talos CA with extended key usage clientAuth only",
+        },
+      );
     case "unreachable":
       return new DefragError("unreachable", `cannot reach endpoint ${endpoint}: ${cause}`, {
         endpoint,
@@ -132,11 +139,17 @@ export function statusError(method: TalosMethod, node: string, code: Code, messa
 }
 
 /** A call's error as seen by the client: transport problem at the endpoint, or a status for the node. */
-export function callError(method: TalosMethod, node: string, endpoint: string, err: unknown): DefragError {
+export function callError(
+  method: TalosMethod,
+  node: string,
+  endpoint: string,
+  err: unknown,
+  certSuspect = false,
+): DefragError {
   if (err instanceof DefragError) return err;
-  const failure = transportFailure(err);
+  const failure = transportFailure(err, certSuspect);
   if (failure !== undefined) {
-    const e = endpointError(endpoint, err);
+    const e = endpointError(endpoint, err, certSuspect);
     return new DefragError(e.kind, `${method} via ${endpoint}: ${e.message}`, {
       node,
       endpoint,
