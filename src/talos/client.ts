@@ -6,7 +6,7 @@
 import { isIP } from "node:net";
 
 import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
-import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import type { Config } from "../config/config.js";
 import { endpointAddress, type Endpoint } from "../config/endpoints.js";
@@ -23,6 +23,7 @@ import {
 import type { Metadata } from "./gen/common/common_pb.js";
 import type { TalosMethod } from "./rbac.js";
 import { unpackMessages } from "./replies.js";
+import { EndpointSession } from "./session.js";
 
 export interface TalosClientOptions {
   /** Deadline of every call but EtcdDefragment (apid adds none and would wait for a hung etcd forever). */
@@ -36,7 +37,7 @@ export interface TalosClientOptions {
 interface Connection {
   endpoint: Endpoint;
   address: string;
-  manager: Http2SessionManager;
+  manager: EndpointSession;
   client: Client<typeof MachineService>;
   /** Skip this endpoint until then (ms since epoch) after it failed. */
   downUntil: number;
@@ -62,7 +63,7 @@ export class TalosClient {
     this.certSuspect = !config.certIssuedByCa;
     this.connections = config.endpoints.map((endpoint) => {
       const address = endpointAddress(endpoint);
-      const manager = new Http2SessionManager(
+      const manager = new EndpointSession(
         `https://${address}`,
         // Pings notice a node that vanished during a long defrag instead of waiting on a dead socket.
         { pingIntervalMs: 30_000, pingTimeoutMs: 15_000, idleConnectionTimeoutMs: 15 * 60_000 },

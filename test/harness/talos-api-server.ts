@@ -32,9 +32,10 @@ import {
   type ConnectRouter,
   type HandlerContext,
 } from "@connectrpc/connect";
-import { Http2SessionManager, connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 
 import { EmptyResponseSchema, EmptySchema } from "../../src/talos/gen/common/common_pb.js";
+import { EndpointSession } from "../../src/talos/session.js";
 import { EtcdMemberAlarm_AlarmType, MachineService } from "../../src/talos/gen/machine/machine_pb.js";
 import type { CertAndKey } from "./certs.js";
 import { nodeKeyPem } from "./certs.js";
@@ -70,7 +71,10 @@ const peerRolesKey = createContextKey<string[]>([], { description: "roles of the
 
 export interface TalosApiServerOptions {
   address: string;
+  /** The Talos API port of every node (what forwarding dials). */
   port: number;
+  /** Where this server listens, when not `port` (an extra endpoint, e.g. on ::1). */
+  listenPort?: number;
   caPem: string;
   serverCert: CertAndKey;
   /** apid's own client certificate (role os:impersonator) for forwarding to other nodes. */
@@ -93,11 +97,17 @@ export class TalosApiServer {
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly forwarders = new Map<
     string,
-    { client: Client<typeof MachineService>; session: Http2SessionManager }
+    { client: Client<typeof MachineService>; session: EndpointSession }
   >();
 
   constructor(private readonly opts: TalosApiServerOptions) {
     this.address = opts.address;
+  }
+
+  /** The port it actually listens on. */
+  get port(): number {
+    const addr = this.server?.address();
+    return typeof addr === "object" && addr !== null ? addr.port : (this.opts.listenPort ?? this.opts.port);
   }
 
   get isUp(): boolean {
@@ -150,10 +160,13 @@ export class TalosApiServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host: this.address, port: this.opts.port, exclusive: true }, () => {
-        server.off("error", reject);
-        resolve();
-      });
+      server.listen(
+        { host: this.address, port: this.opts.listenPort ?? this.opts.port, exclusive: true },
+        () => {
+          server.off("error", reject);
+          resolve();
+        },
+      );
     });
     this.server = server;
   }
@@ -287,7 +300,7 @@ export class TalosApiServer {
     if (existing) return existing.client;
     const host = isIP(target) === 6 ? `[${target}]` : target;
     const url = `https://${host}:${this.opts.port}`;
-    const session = new Http2SessionManager(url, undefined, {
+    const session = new EndpointSession(url, undefined, {
       ca: this.opts.caPem,
       cert: this.opts.forwardCert.certPem,
       key: nodeKeyPem(this.opts.forwardCert.keyPem),
