@@ -77,7 +77,7 @@ describe("harness: Talos API test server", () => {
       assert.ok("error" in failed);
       assert.equal(failed.error.kind, "unreachable");
       assert.equal(reply.messages[1]?.metadata?.status?.code, Code.Unavailable);
-      assert.match(reply.messages[1]!.metadata!.error, /connection refused/);
+      assert.match(reply.messages[1].metadata.error, /connection refused/);
       const ok = results[0]!;
       assert.ok("value" in ok);
       assert.match(formatMemberId(ok.value.memberStatus?.memberId ?? 0n), /^[0-9a-f]{16}$/);
