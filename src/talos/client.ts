@@ -217,6 +217,8 @@ export class TalosClient {
         this.preferred = this.connections.indexOf(conn);
         return result;
       } catch (err) {
+        if (signal?.aborted)
+          throw new DefragError("aborted", `${method} was cancelled: stop requested`, { node });
         const mapped = callError(
           method,
           node ?? `the node behind endpoint ${conn.address}`,

@@ -50,7 +50,7 @@ export type TransportFailure = "server-untrusted" | "client-rejected" | "unreach
 
 export function transportFailure(err: unknown, certSuspect = false): TransportFailure | undefined {
   const code = systemCode(err);
-  if (code === undefined) return undefined;
+  if (code === undefined) return streamFailure(err, certSuspect);
   // With TLS 1.3 the server checks our certificate after the handshake; its rejection
   // often reaches us as a reset. When our certificate is not from the server's CA, that is why.
   if (certSuspect && (code === "ECONNRESET" || code === "EPIPE")) return "client-rejected";
@@ -58,6 +58,18 @@ export function transportFailure(err: unknown, certSuspect = false): TransportFa
   // The server rejected our certificate (alert from the peer) or closed right after the handshake.
   if (code.startsWith("ERR_SSL_") && /ALERT|CERTIFICATE/.test(code)) return "client-rejected";
   if (UNREACHABLE_CODES.has(code) || code.startsWith("ERR_SSL_")) return "unreachable";
+  return undefined;
+}
+
+/**
+ * A ConnectError the server never sent (no grpc-status): the HTTP/2 stream or
+ * session broke. Our own deadline and our own cancellation are not counted.
+ */
+function streamFailure(err: unknown, certSuspect: boolean): TransportFailure | undefined {
+  if (!(err instanceof ConnectError) || err.metadata.has("grpc-status")) return undefined;
+  if (err.code === Code.Unavailable || err.code === Code.Internal)
+    return certSuspect ? "client-rejected" : "unreachable";
+  if (err.code === Code.Canceled && certSuspect) return "client-rejected";
   return undefined;
 }
 
