@@ -2,7 +2,7 @@
 // etcd cluster on 127.0.0.11-13 behind the Talos API test server (mutual TLS,
 // Ed25519, like apid), fragments it, and runs the real CLI: status, run, status.
 
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,14 +17,20 @@ function banner(text: string): void {
   process.stdout.write(`\n=== ${text}\n\n`);
 }
 
-function runCli(args: string[], env: Record<string, string>): number {
+/** Runs the CLI with its output shown as is; async, since this process serves the Talos API. */
+async function runCli(args: string[], env: Record<string, string>): Promise<number> {
   process.stdout.write(`$ talos-etcd-defrag ${args.join(" ")}\n`);
-  const r = spawnSync(process.execPath, [cli, ...args], {
+  const child = spawn(process.execPath, [cli, ...args], {
     stdio: "inherit",
-    env: { PATH: process.env.PATH ?? "", HOME: env.HOME ?? "", ...env },
+    env: { PATH: process.env.PATH ?? "", ...env },
   });
-  process.stdout.write(`(exit ${r.status ?? r.signal ?? "?"})\n`);
-  return r.status ?? 1;
+  const code = await new Promise<number>((resolveExit) => {
+    child.on("close", (status) => {
+      resolveExit(status ?? 1);
+    });
+  });
+  process.stdout.write(`(exit ${code})\n`);
+  return code;
 }
 
 const home = mkdtempSync(join(tmpdir(), "etcd-defrag-demo-"));
@@ -32,8 +38,8 @@ banner("starting 3 etcd members on 127.0.0.11-13 behind a Talos API test server 
 const harness = await startHarness({ members: 3, addresses: ["127.0.0.11", "127.0.0.12", "127.0.0.13"] });
 try {
   const talosconfig = await harness.writeTalosconfig({ roles: ["os:operator"], dir: home });
-  banner("fragmenting: writing ~160 MiB, deleting 75% of it, compacting");
-  const sizes = await harness.etcd.fragment({ targetDbBytes: 160 * MiB, liveFraction: 0.25 });
+  banner("fragmenting: writing ~128 MiB, deleting 75% of it, compacting");
+  const sizes = await harness.etcd.fragment({ targetDbBytes: 128 * MiB, liveFraction: 0.25 });
   process.stdout.write(
     sizes
       .map(
@@ -44,11 +50,11 @@ try {
   );
   const env = { HOME: home, TALOSCONFIG: talosconfig };
   banner("status before");
-  runCli(["status"], env);
+  await runCli(["status"], env);
   banner("run (os:operator: the leader is defragmented in place, last)");
-  process.exitCode = runCli(["run", "--pause", "1s"], env);
+  process.exitCode = await runCli(["run", "--pause", "1s"], env);
   banner("status after");
-  runCli(["status"], env);
+  await runCli(["status"], env);
 } finally {
   await harness.close();
   rmSync(home, { recursive: true, force: true });

@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-# npm packages, exactly as locked.
-if [ ! -f node_modules/.package-lock.json ] || ! cmp -s <(node -e 'const l=require("./package-lock.json");delete l.name;delete l.version;console.log(JSON.stringify(l.packages[""]))') <(node -e 'try{const l=require("./node_modules/.package-lock.json");console.log(JSON.stringify(l.packages[""]||null))}catch{console.log("none")}' 2>/dev/null); then
+# npm packages, exactly as locked (again only when package-lock.json changed).
+stamp=node_modules/.installed-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
 fi
 
 # etcd: $ETCD_BIN, else etcd on PATH, else Debian's etcd-server.
