@@ -2,7 +2,9 @@
 // loopback), over our own proto subset. Never load-balanced, never retried.
 
 import { createClient, type Client } from "@connectrpc/connect";
-import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+
+import { EndpointSession } from "../../src/talos/session.js";
 
 import {
   AlarmRequest_AlarmAction,
@@ -25,10 +27,10 @@ export class EtcdClient implements EtcdMemberClient {
   readonly kv: Client<typeof KV>;
   readonly cluster: Client<typeof Cluster>;
   readonly maintenance: Client<typeof Maintenance>;
-  private readonly session: Http2SessionManager;
+  private readonly session: EndpointSession;
 
   constructor(readonly clientUrl: string) {
-    this.session = new Http2SessionManager(clientUrl);
+    this.session = new EndpointSession(clientUrl);
     const transport = createGrpcTransport({ baseUrl: clientUrl, sessionManager: this.session });
     this.kv = createClient(KV, transport);
     this.cluster = createClient(Cluster, transport);
