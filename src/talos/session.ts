@@ -29,9 +29,12 @@ export class EndpointSession extends Http2SessionManager {
     self.setState = (state: unknown): void => {
       // While connecting, `conn` is a promise of the session; once ready, the session itself.
       const conn = (state as { conn?: unknown } | undefined)?.conn;
-      if (conn instanceof EventEmitter && !guarded.has(conn)) {
-        guarded.add(conn);
-        conn.on("error", ignore);
+      if (conn instanceof EventEmitter) {
+        const emitter: EventEmitter = conn as EventEmitter;
+        if (!guarded.has(emitter)) {
+          guarded.add(emitter);
+          emitter.on("error", ignore);
+        }
       }
       setState(state);
     };
