@@ -15,20 +15,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 
-# etcd: $ETCD_BIN, else etcd on PATH, else Debian's etcd-server.
-if [ -n "${ETCD_BIN:-}" ]; then
-  [ -x "$ETCD_BIN" ] || { echo "ETCD_BIN=$ETCD_BIN is not an executable file" >&2; exit 1; }
-elif ! command -v etcd >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing etcd (Debian etcd-server)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
-  fi
-  command -v etcd >/dev/null 2>&1 || {
-    echo "etcd not found: install it (Debian: apt-get install etcd-server) or set ETCD_BIN to an etcd binary" >&2
-    exit 1
-  }
-fi
+# etcd is located or built by scripts/etcd.sh (called by the test and demo scripts).
+command -v go >/dev/null 2>&1 || [ -n "${ETCD_BIN:-}" ] || {
+  echo "go is needed to build etcd 3.6 from the Go module proxy (or set ETCD_BIN to an etcd binary)" >&2
+  exit 1
+}
 
 log "building"
 npm run --silent build

@@ -1,11 +1,35 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set-up, lint, unit and integration tests.
+# The whole test suite from a fresh clone: set-up, lint, then unit and integration
+# tests on etcd 3.6 (what Talos runs), and the run scenarios again on 3.5 and 3.4.
+#   ETCD_BIN=/path/to/etcd npm test   -> everything on that etcd only
+#   ETCD_VERSION=3.5 npm test         -> everything on 3.5, then the run scenarios on the others
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 echo "[test] lint and format check" >&2
 npm run --silent lint
-echo "[test] unit and integration tests" >&2
-# One node:test run over every file, so that the runner prints one summary.
-node --test --test-concurrency=2 --import tsx test/unit/*.test.ts test/integration/*.test.ts
+
+run_tests() {
+  node --test --test-concurrency=2 --import tsx "$@"
+}
+
+if [ -n "${ETCD_BIN:-}" ]; then
+  echo "[test] etcd under test: $("$ETCD_BIN" --version | head -1) ($ETCD_BIN)" >&2
+  run_tests test/unit/*.test.ts test/integration/*.test.ts
+  exit 0
+fi
+
+main="${ETCD_VERSION:-3.6}"
+ETCD_BIN=$(bash scripts/etcd.sh "$main")
+export ETCD_BIN
+echo "[test] etcd under test: $("$ETCD_BIN" --version | head -1)" >&2
+run_tests test/unit/*.test.ts test/integration/*.test.ts
+
+for version in 3.6 3.5 3.4; do
+  [ "$version" = "$main" ] && continue
+  ETCD_BIN=$(bash scripts/etcd.sh "$version")
+  export ETCD_BIN
+  echo "[test] run scenarios on $("$ETCD_BIN" --version | head -1)" >&2
+  run_tests test/integration/run.test.ts test/integration/run-faults.test.ts
+done
