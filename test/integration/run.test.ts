@@ -85,7 +85,18 @@ describe("run on a fragmented 3-member cluster", () => {
 
   it("--dry-run prints the plan and calls nothing that changes the cluster", async () => {
     const since = nextSeq(h);
-    const r = await runCli(["run", "--dry-run", "--output", "json", "--rule", TEST_RULE], { env });
+    const r = await runCli(
+      ["run", "--dry-run", "--output", "json", "--log-format", "json", "--rule", TEST_RULE],
+      {
+        env,
+      },
+    );
+    const logs = r.stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { level: string; msg: string; runId: string });
+    assert.ok(logs.length >= 4 && logs.every((l) => typeof l.msg === "string" && l.runId === logs[0]?.runId));
+    assert.ok(logs.some((l) => l.msg.startsWith("plan: defragment ")));
     assert.equal(r.code, 0, r.stderr);
     const s = summary(r.stdout);
     assert.equal(s.result, "dry-run");
@@ -157,7 +168,27 @@ describe("run on a fragmented 3-member cluster", () => {
     assert.equal(defrags(h.journal, since).length, 0);
   });
 
+  it("a long defrag logs a heartbeat with the elapsed time", async () => {
+    await h.etcd.fragment({ targetDbBytes: 48 * MiB, liveFraction: 0.25 });
+    // Slow enough to be seen: the harness delays each defragment call before etcd runs it.
+    for (const server of h.servers.values()) server.latencyMs.set("EtcdDefragment", 1200);
+    try {
+      const r = await runCli(
+        ["run", "--rule", TEST_RULE, "--heartbeat", "300ms", "--pause", "0s", "--nodes", h.nodes.join(",")],
+        {
+          env,
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /INFO {2}\S+: still defragmenting after \d+ms/);
+      assert.match(r.stdout, /^result: success \(3 defragmented\)/);
+    } finally {
+      for (const server of h.servers.values()) server.latencyMs.delete("EtcdDefragment");
+    }
+  });
+
   it("an admin certificate moves leadership away before defragmenting the leader", async () => {
+    await h.etcd.fragment({ targetDbBytes: 48 * MiB, liveFraction: 0.25 });
     const admin = await h.writeTalosconfig({ roles: ["os:admin"], dir });
     const leader = h.nodes[await h.etcd.leaderIndex()];
     const since = nextSeq(h);

@@ -175,6 +175,26 @@ describe("status", () => {
     }
   });
 
+  it("a hung member (etcd paused) does not hang the tool: its row times out, exit 1", async () => {
+    h.etcd.pause(1);
+    try {
+      const started = Date.now();
+      const r = await runCli(
+        ["status", "--output", "json", "--call-timeout", "2s", "--nodes", h.nodes.join(",")],
+        {
+          env: { TALOSCONFIG: operatorConfig },
+        },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.ok(Date.now() - started < 20_000, "bounded by the call deadline");
+      const row = parseStatus(r.stdout).find((x) => x.node === h.nodes[1]);
+      assert.match(row?.error ?? "", /EtcdStatus did not answer in time/);
+    } finally {
+      h.etcd.resume(1);
+      await h.etcd.waitHealthy();
+    }
+  });
+
   it("with the first endpoint's API server down, the other endpoints serve and only that node fails", async () => {
     const first = h.servers.get(h.nodes[0]!)!;
     await first.down();
