@@ -23,3 +23,4 @@ command -v go >/dev/null 2>&1 || [ -n "${ETCD_BIN:-}" ] || {
 
 log "building"
 npm run --silent build
+npm run --silent bundle >/dev/null

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+# helm and kustomize for the chart tests (go install, pinned, reused from .cache/bin).
+bash scripts/k8s-tools.sh >/dev/null
 echo "[test] lint and format check" >&2
 npm run --silent lint
 
