@@ -167,6 +167,27 @@ export const OPTIONS: readonly OptionSpec[] = [
     commands: ["run"],
   },
   {
+    name: "pushgatewayUrl",
+    flag: "--pushgateway-url <url>",
+    env: "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL",
+    help: "push the run's metrics to this Prometheus Pushgateway (job etcd-defrag), also after a failed run",
+    commands: ["run"],
+  },
+  {
+    name: "metricsFile",
+    flag: "--metrics-file <path>",
+    env: "TALOS_ETCD_DEFRAG_METRICS_FILE",
+    help: "write the run's metrics to this file in the Prometheus text format (textfile collector)",
+    commands: ["run"],
+  },
+  {
+    name: "clusterName",
+    flag: "--cluster-name <name>",
+    env: "TALOS_ETCD_DEFRAG_CLUSTER_NAME",
+    help: "the cluster label of the metrics (default: the talosconfig context's name)",
+    commands: ["run"],
+  },
+  {
     name: "heartbeat",
     flag: "--heartbeat <duration>",
     env: "TALOS_ETCD_DEFRAG_HEARTBEAT",

@@ -2,7 +2,8 @@
 
 import { setTimeout as delay } from "node:timers/promises";
 
-import { configError } from "../core/errors.js";
+import type { Config } from "../config/config.js";
+import { DefragError, configError } from "../core/errors.js";
 import { DEFAULT_MAX_APPLIED_LAG } from "../core/gates.js";
 import { compileRule } from "../core/rule.js";
 import { parseBytes } from "../core/units.js";
@@ -10,9 +11,10 @@ import { createReporter } from "../report/reporter.js";
 import { summaryJson, summaryText } from "../report/summary.js";
 import { runDefrag } from "../run/run.js";
 import type { MoveLeader, RunOptions, RunResult } from "../run/types.js";
+import { buildRegistry, pushMetrics, writeMetricsFile, type RunMetrics } from "../report/metrics.js";
 import { connect, durationOption, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
-import { EXIT } from "./exit.js";
+import { EXIT, exitCodeFor } from "./exit.js";
 
 function booleanOption(ctx: CommandContext, name: string, flag: string): boolean {
   const text = (ctx.options[name] ?? "false").toLowerCase();
@@ -69,21 +71,109 @@ export function exitCodeOf(result: RunResult): number {
   }
 }
 
+interface MetricsTarget {
+  pushgatewayUrl: string | undefined;
+  metricsFile: string | undefined;
+}
+
+function metricsTarget(ctx: CommandContext): MetricsTarget {
+  const url = ctx.options.pushgatewayUrl;
+  if (url !== undefined && url !== "") {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol)) {
+      throw configError(
+        `--pushgateway-url "${url}" is not an http(s) URL`,
+        "e.g. http://pushgateway.monitoring:9091",
+      );
+    }
+  }
+  return { pushgatewayUrl: url || undefined, metricsFile: ctx.options.metricsFile || undefined };
+}
+
+/** Publishing metrics never changes the run's outcome: failures are one warning each. */
+async function publish(
+  ctx: CommandContext,
+  target: MetricsTarget,
+  cluster: string,
+  m: RunMetrics,
+): Promise<void> {
+  if (target.pushgatewayUrl === undefined && target.metricsFile === undefined) return;
+  if (target.pushgatewayUrl !== undefined) {
+    try {
+      await pushMetrics(buildRegistry(m), {
+        url: target.pushgatewayUrl,
+        cluster,
+        timeoutMs: PUSH_TIMEOUT_MS,
+      });
+      ctx.logger.debug("metrics pushed", { pushgateway: target.pushgatewayUrl });
+    } catch (err) {
+      ctx.logger.warn(`could not push metrics to ${target.pushgatewayUrl}: ${(err as Error).message}`);
+    }
+  }
+  if (target.metricsFile !== undefined) {
+    try {
+      await writeMetricsFile(buildRegistry(m), target.metricsFile, cluster);
+    } catch (err) {
+      ctx.logger.warn(`could not write metrics to ${target.metricsFile}: ${(err as Error).message}`);
+    }
+  }
+}
+
+const PUSH_TIMEOUT_MS = 5000;
+
 export async function runCommand(ctx: CommandContext): Promise<number> {
-  const { config, callTimeoutMs } = loadConnection(ctx);
-  const options = runOptions(ctx, config.roles, config.nodes);
-  const backend = connect(ctx, config, callTimeoutMs);
+  const target = metricsTarget(ctx);
+  let cluster = ctx.options.clusterName || "default";
+  let prepared: { config: Config; callTimeoutMs: number; options: RunOptions };
+  try {
+    const { config, callTimeoutMs } = loadConnection(ctx);
+    cluster =
+      ctx.options.clusterName || (config.contextName === "environment" ? "default" : config.contextName);
+    prepared = { config, callTimeoutMs, options: runOptions(ctx, config.roles, config.nodes) };
+  } catch (err) {
+    const e = DefragError.from(err);
+    await publish(ctx, target, cluster, {
+      result: "error",
+      exitCode: exitCodeFor(e.kind),
+      finishedAt: ctx.now(),
+    });
+    throw e;
+  }
+  const backend = connect(ctx, prepared.config, prepared.callTimeoutMs);
   const reporter = createReporter(ctx.logger, { live: ctx.liveProgress ? ctx.stderr : undefined });
   try {
-    const result = await runDefrag(backend, options, {
-      now: () => Date.now(),
-      sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}),
-      signal: ctx.signal,
-      reporter,
-    });
+    let result: RunResult;
+    try {
+      result = await runDefrag(backend, prepared.options, {
+        now: () => Date.now(),
+        sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}),
+        signal: ctx.signal,
+        reporter,
+      });
+    } catch (err) {
+      const e = DefragError.from(err, "etcd");
+      await publish(ctx, target, cluster, {
+        result: "error",
+        exitCode: exitCodeFor(e.kind),
+        finishedAt: ctx.now(),
+      });
+      throw e;
+    }
     if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
     else ctx.stdout.write(summaryText(result));
-    return exitCodeOf(result);
+    const exitCode = exitCodeOf(result);
+    await publish(ctx, target, cluster, {
+      result: result.result,
+      exitCode,
+      finishedAt: ctx.now(),
+      run: result,
+    });
+    return exitCode;
   } finally {
     backend.close();
   }
