@@ -21,6 +21,7 @@ import { ExternalSecret } from "@kubernetes-models/external-secrets/external-sec
 import { HelmRelease } from "@kubernetes-models/flux-cd/helm.toolkit.fluxcd.io/v2beta2/HelmRelease";
 import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.fluxcd.io/v1/Kustomization";
 import { HelmRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/HelmRepository";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { CronJob } from "kubernetes-models/batch/v1/CronJob";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { parse, parseAllDocuments } from "yaml";
@@ -116,6 +117,9 @@ function validate(o: K8sObject): void {
       return;
     case "HelmRepository":
       new HelmRepository({ ...o, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as never).validate();
+      return;
+    case "PrometheusRule":
+      new PrometheusRule(o).validate();
       return;
     case "Kustomization":
       new Kustomization(o as never).validate();
@@ -241,6 +245,21 @@ describe("Helm chart", () => {
     ]);
   });
 
+  it("metrics: the Pushgateway URL and cluster name reach the job, and the PrometheusRule validates", () => {
+    const objects = render({
+      metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "prod" },
+      prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
+    });
+    for (const o of objects) validate(o);
+    const c = podSpec(find(objects, "CronJob")).containers[0]!;
+    assert.equal(
+      c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL")?.value,
+      "http://pushgateway.monitoring:9091",
+    );
+    assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_CLUSTER_NAME")?.value, "prod");
+    assert.equal(find(objects, "PrometheusRule").metadata.labels?.release, "kube-prometheus-stack");
+  });
+
   it("rejects bad values with a message naming the field", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ cronjob: { schedule: "every sunday" } }, /\/cronjob\/schedule.*does not match pattern/],
@@ -259,6 +278,10 @@ describe("Helm chart", () => {
       ],
       [{ cronjob: { failedJobsHistoryLimit: -1 } }, /\/cronjob\/failedJobsHistoryLimit.*minimum/],
       [{ auth: { mode: "secret" } }, /auth\.endpoints is required with auth\.mode=secret/],
+      [
+        { metrics: { pushgatewayUrl: "pushgateway:9091" } },
+        /\/metrics\/pushgatewayUrl.*does not match pattern/,
+      ],
     ];
     for (const [values, message] of cases) {
       const dir = mkdtempSync(join(tmpdir(), "chart-bad-"));

@@ -23,3 +23,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "etcd-defrag.secretName" -}}
 {{- .Values.auth.secret.name | default "etcd-defrag-talosconfig" -}}
 {{- end }}
+
+{{/* A Prometheus duration ("8d", "36h", "90m") in seconds. */}}
+{{- define "etcd-defrag.seconds" -}}
+{{- $d := . | toString -}}
+{{- $n := regexFind "^[0-9]+" $d | int64 -}}
+{{- $unit := regexReplaceAll "^[0-9]+" $d "" -}}
+{{- $factor := dict "s" 1 "m" 60 "h" 3600 "d" 86400 "w" 604800 -}}
+{{- if not (hasKey $factor $unit) -}}
+{{- fail (printf "prometheusRule.noSuccessFor %q: use one number and one unit of s, m, h, d or w" $d) -}}
+{{- end -}}
+{{- mul $n (get $factor $unit) -}}
+{{- end }}
