@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file etcdserverpb/rpc.proto.
  */
 export const file_etcdserverpb_rpc: GenFile = /*@__PURE__*/
-  fileDesc("ChZldGNkc2VydmVycGIvcnBjLnByb3RvEgxldGNkc2VydmVycGIiXAoOUmVzcG9uc2VIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoBBIRCgltZW1iZXJfaWQYAiABKAQSEAoIcmV2aXNpb24YAyABKAMSEQoJcmFmdF90ZXJtGAQgASgEInUKCEtleVZhbHVlEgsKA2tleRgBIAEoDBIXCg9jcmVhdGVfcmV2aXNpb24YAiABKAMSFAoMbW9kX3JldmlzaW9uGAMgASgDEg8KB3ZlcnNpb24YBCABKAMSDQoFdmFsdWUYBSABKAwSDQoFbGVhc2UYBiABKAMijAEKDFJhbmdlUmVxdWVzdBILCgNrZXkYASABKAwSEQoJcmFuZ2VfZW5kGAIgASgMEg0KBWxpbWl0GAMgASgDEhAKCHJldmlzaW9uGAQgASgDEhQKDHNlcmlhbGl6YWJsZRgHIAEoCBIRCglrZXlzX29ubHkYCCABKAgSEgoKY291bnRfb25seRgJIAEoCCJ/Cg1SYW5nZVJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIjCgNrdnMYAiADKAsyFi5ldGNkc2VydmVycGIuS2V5VmFsdWUSDAoEbW9yZRgDIAEoCBINCgVjb3VudBgEIAEoAyIoCgpQdXRSZXF1ZXN0EgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDCI7CgtQdXRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXIiNAoSRGVsZXRlUmFuZ2VSZXF1ZXN0EgsKA2tleRgBIAEoDBIRCglyYW5nZV9lbmQYAiABKAwiVAoTRGVsZXRlUmFuZ2VSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISDwoHZGVsZXRlZBgCIAEoAyI3ChFDb21wYWN0aW9uUmVxdWVzdBIQCghyZXZpc2lvbhgBIAEoAxIQCghwaHlzaWNhbBgCIAEoCCJCChJDb21wYWN0aW9uUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyIlsKBk1lbWJlchIKCgJJRBgBIAEoBBIMCgRuYW1lGAIgASgJEhAKCHBlZXJVUkxzGAMgAygJEhIKCmNsaWVudFVSTHMYBCADKAkSEQoJaXNMZWFybmVyGAUgASgIIjcKEE1lbWJlckFkZFJlcXVlc3QSEAoIcGVlclVSTHMYASADKAkSEQoJaXNMZWFybmVyGAIgASgIIo4BChFNZW1iZXJBZGRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISJAoGbWVtYmVyGAIgASgLMhQuZXRjZHNlcnZlcnBiLk1lbWJlchIlCgdtZW1iZXJzGAMgAygLMhQuZXRjZHNlcnZlcnBiLk1lbWJlciIpChFNZW1iZXJMaXN0UmVxdWVzdBIUCgxsaW5lYXJpemFibGUYASABKAgiaQoSTWVtYmVyTGlzdFJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIlCgdtZW1iZXJzGAIgAygLMhQuZXRjZHNlcnZlcnBiLk1lbWJlciK2AQoMQWxhcm1SZXF1ZXN0EjYKBmFjdGlvbhgBIAEoDjImLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3QuQWxhcm1BY3Rpb24SEAoIbWVtYmVySUQYAiABKAQSJgoFYWxhcm0YAyABKA4yFy5ldGNkc2VydmVycGIuQWxhcm1UeXBlIjQKC0FsYXJtQWN0aW9uEgcKA0dFVBAAEgwKCEFDVElWQVRFEAESDgoKREVBQ1RJVkFURRACIkcKC0FsYXJtTWVtYmVyEhAKCG1lbWJlcklEGAEgASgEEiYKBWFsYXJtGAIgASgOMhcuZXRjZHNlcnZlcnBiLkFsYXJtVHlwZSJoCg1BbGFybVJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIpCgZhbGFybXMYAiADKAsyGS5ldGNkc2VydmVycGIuQWxhcm1NZW1iZXIiDwoNU3RhdHVzUmVxdWVzdCKTAgoOU3RhdHVzUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEg8KB3ZlcnNpb24YAiABKAkSDgoGZGJTaXplGAMgASgDEg4KBmxlYWRlchgEIAEoBBIRCglyYWZ0SW5kZXgYBSABKAQSEAoIcmFmdFRlcm0YBiABKAQSGAoQcmFmdEFwcGxpZWRJbmRleBgHIAEoBBIOCgZlcnJvcnMYCCADKAkSEwoLZGJTaXplSW5Vc2UYCSABKAMSEQoJaXNMZWFybmVyGAogASgIEhYKDnN0b3JhZ2VWZXJzaW9uGAsgASgJEhMKC2RiU2l6ZVF1b3RhGAwgASgDIhMKEURlZnJhZ21lbnRSZXF1ZXN0IkIKEkRlZnJhZ21lbnRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXIiIQoNSGFzaEtWUmVxdWVzdBIQCghyZXZpc2lvbhgBIAEoAyJmCg5IYXNoS1ZSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISDAoEaGFzaBgCIAEoDRIYChBjb21wYWN0X3JldmlzaW9uGAMgASgDIiUKEU1vdmVMZWFkZXJSZXF1ZXN0EhAKCHRhcmdldElEGAEgASgEIkIKEk1vdmVMZWFkZXJSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXIqLwoJQWxhcm1UeXBlEggKBE5PTkUQABILCgdOT1NQQUNFEAESCwoHQ09SUlVQVBACMqQCCgJLVhJACgVSYW5nZRIaLmV0Y2RzZXJ2ZXJwYi5SYW5nZVJlcXVlc3QaGy5ldGNkc2VydmVycGIuUmFuZ2VSZXNwb25zZRI6CgNQdXQSGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdBoZLmV0Y2RzZXJ2ZXJwYi5QdXRSZXNwb25zZRJSCgtEZWxldGVSYW5nZRIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3QaIS5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXNwb25zZRJMCgdDb21wYWN0Eh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0GiAuZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXNwb25zZTKoAQoHQ2x1c3RlchJMCglNZW1iZXJBZGQSHi5ldGNkc2VydmVycGIuTWVtYmVyQWRkUmVxdWVzdBofLmV0Y2RzZXJ2ZXJwYi5NZW1iZXJBZGRSZXNwb25zZRJPCgpNZW1iZXJMaXN0Eh8uZXRjZHNlcnZlcnBiLk1lbWJlckxpc3RSZXF1ZXN0GiAuZXRjZHNlcnZlcnBiLk1lbWJlckxpc3RSZXNwb25zZTL7AgoLTWFpbnRlbmFuY2USQAoFQWxhcm0SGi5ldGNkc2VydmVycGIuQWxhcm1SZXF1ZXN0GhsuZXRjZHNlcnZlcnBiLkFsYXJtUmVzcG9uc2USQwoGU3RhdHVzEhsuZXRjZHNlcnZlcnBiLlN0YXR1c1JlcXVlc3QaHC5ldGNkc2VydmVycGIuU3RhdHVzUmVzcG9uc2USTwoKRGVmcmFnbWVudBIfLmV0Y2RzZXJ2ZXJwYi5EZWZyYWdtZW50UmVxdWVzdBogLmV0Y2RzZXJ2ZXJwYi5EZWZyYWdtZW50UmVzcG9uc2USQwoGSGFzaEtWEhsuZXRjZHNlcnZlcnBiLkhhc2hLVlJlcXVlc3QaHC5ldGNkc2VydmVycGIuSGFzaEtWUmVzcG9uc2USTwoKTW92ZUxlYWRlchIfLmV0Y2RzZXJ2ZXJwYi5Nb3ZlTGVhZGVyUmVxdWVzdBogLmV0Y2RzZXJ2ZXJwYi5Nb3ZlTGVhZGVyUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChZldGNkc2VydmVycGIvcnBjLnByb3RvEgxldGNkc2VydmVycGIiXAoOUmVzcG9uc2VIZWFkZXISEgoKY2x1c3Rlcl9pZBgBIAEoBBIRCgltZW1iZXJfaWQYAiABKAQSEAoIcmV2aXNpb24YAyABKAMSEQoJcmFmdF90ZXJtGAQgASgEInUKCEtleVZhbHVlEgsKA2tleRgBIAEoDBIXCg9jcmVhdGVfcmV2aXNpb24YAiABKAMSFAoMbW9kX3JldmlzaW9uGAMgASgDEg8KB3ZlcnNpb24YBCABKAMSDQoFdmFsdWUYBSABKAwSDQoFbGVhc2UYBiABKAMijAEKDFJhbmdlUmVxdWVzdBILCgNrZXkYASABKAwSEQoJcmFuZ2VfZW5kGAIgASgMEg0KBWxpbWl0GAMgASgDEhAKCHJldmlzaW9uGAQgASgDEhQKDHNlcmlhbGl6YWJsZRgHIAEoCBIRCglrZXlzX29ubHkYCCABKAgSEgoKY291bnRfb25seRgJIAEoCCJ/Cg1SYW5nZVJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIjCgNrdnMYAiADKAsyFi5ldGNkc2VydmVycGIuS2V5VmFsdWUSDAoEbW9yZRgDIAEoCBINCgVjb3VudBgEIAEoAyIoCgpQdXRSZXF1ZXN0EgsKA2tleRgBIAEoDBINCgV2YWx1ZRgCIAEoDCI7CgtQdXRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXIiNAoSRGVsZXRlUmFuZ2VSZXF1ZXN0EgsKA2tleRgBIAEoDBIRCglyYW5nZV9lbmQYAiABKAwiVAoTRGVsZXRlUmFuZ2VSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISDwoHZGVsZXRlZBgCIAEoAyI3ChFDb21wYWN0aW9uUmVxdWVzdBIQCghyZXZpc2lvbhgBIAEoAxIQCghwaHlzaWNhbBgCIAEoCCJCChJDb21wYWN0aW9uUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyIlsKBk1lbWJlchIKCgJJRBgBIAEoBBIMCgRuYW1lGAIgASgJEhAKCHBlZXJVUkxzGAMgAygJEhIKCmNsaWVudFVSTHMYBCADKAkSEQoJaXNMZWFybmVyGAUgASgIIjcKEE1lbWJlckFkZFJlcXVlc3QSEAoIcGVlclVSTHMYASADKAkSEQoJaXNMZWFybmVyGAIgASgIIo4BChFNZW1iZXJBZGRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISJAoGbWVtYmVyGAIgASgLMhQuZXRjZHNlcnZlcnBiLk1lbWJlchIlCgdtZW1iZXJzGAMgAygLMhQuZXRjZHNlcnZlcnBiLk1lbWJlciIpChFNZW1iZXJMaXN0UmVxdWVzdBIUCgxsaW5lYXJpemFibGUYASABKAgiaQoSTWVtYmVyTGlzdFJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIlCgdtZW1iZXJzGAIgAygLMhQuZXRjZHNlcnZlcnBiLk1lbWJlciK2AQoMQWxhcm1SZXF1ZXN0EjYKBmFjdGlvbhgBIAEoDjImLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3QuQWxhcm1BY3Rpb24SEAoIbWVtYmVySUQYAiABKAQSJgoFYWxhcm0YAyABKA4yFy5ldGNkc2VydmVycGIuQWxhcm1UeXBlIjQKC0FsYXJtQWN0aW9uEgcKA0dFVBAAEgwKCEFDVElWQVRFEAESDgoKREVBQ1RJVkFURRACIkcKC0FsYXJtTWVtYmVyEhAKCG1lbWJlcklEGAEgASgEEiYKBWFsYXJtGAIgASgOMhcuZXRjZHNlcnZlcnBiLkFsYXJtVHlwZSJoCg1BbGFybVJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIpCgZhbGFybXMYAiADKAsyGS5ldGNkc2VydmVycGIuQWxhcm1NZW1iZXIiDwoNU3RhdHVzUmVxdWVzdCKTAgoOU3RhdHVzUmVzcG9uc2USLAoGaGVhZGVyGAEgASgLMhwuZXRjZHNlcnZlcnBiLlJlc3BvbnNlSGVhZGVyEg8KB3ZlcnNpb24YAiABKAkSDgoGZGJTaXplGAMgASgDEg4KBmxlYWRlchgEIAEoBBIRCglyYWZ0SW5kZXgYBSABKAQSEAoIcmFmdFRlcm0YBiABKAQSGAoQcmFmdEFwcGxpZWRJbmRleBgHIAEoBBIOCgZlcnJvcnMYCCADKAkSEwoLZGJTaXplSW5Vc2UYCSABKAMSEQoJaXNMZWFybmVyGAogASgIEhYKDnN0b3JhZ2VWZXJzaW9uGAsgASgJEhMKC2RiU2l6ZVF1b3RhGAwgASgDIhMKEURlZnJhZ21lbnRSZXF1ZXN0IkIKEkRlZnJhZ21lbnRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXIiIQoNSGFzaEtWUmVxdWVzdBIQCghyZXZpc2lvbhgBIAEoAyJmCg5IYXNoS1ZSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISDAoEaGFzaBgCIAEoDRIYChBjb21wYWN0X3JldmlzaW9uGAMgASgDIiUKEU1vdmVMZWFkZXJSZXF1ZXN0EhAKCHRhcmdldElEGAEgASgEIkIKEk1vdmVMZWFkZXJSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXIiLAoRTGVhc2VHcmFudFJlcXVlc3QSCwoDVFRMGAEgASgDEgoKAklEGAIgASgDImoKEkxlYXNlR3JhbnRSZXNwb25zZRIsCgZoZWFkZXIYASABKAsyHC5ldGNkc2VydmVycGIuUmVzcG9uc2VIZWFkZXISCgoCSUQYAiABKAMSCwoDVFRMGAMgASgDEg0KBWVycm9yGAQgASgJIiMKFUxlYXNlS2VlcEFsaXZlUmVxdWVzdBIKCgJJRBgBIAEoAyJfChZMZWFzZUtlZXBBbGl2ZVJlc3BvbnNlEiwKBmhlYWRlchgBIAEoCzIcLmV0Y2RzZXJ2ZXJwYi5SZXNwb25zZUhlYWRlchIKCgJJRBgCIAEoAxILCgNUVEwYAyABKAMqLwoJQWxhcm1UeXBlEggKBE5PTkUQABILCgdOT1NQQUNFEAESCwoHQ09SUlVQVBACMqQCCgJLVhJACgVSYW5nZRIaLmV0Y2RzZXJ2ZXJwYi5SYW5nZVJlcXVlc3QaGy5ldGNkc2VydmVycGIuUmFuZ2VSZXNwb25zZRI6CgNQdXQSGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdBoZLmV0Y2RzZXJ2ZXJwYi5QdXRSZXNwb25zZRJSCgtEZWxldGVSYW5nZRIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3QaIS5ldGNkc2VydmVycGIuRGVsZXRlUmFuZ2VSZXNwb25zZRJMCgdDb21wYWN0Eh8uZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXF1ZXN0GiAuZXRjZHNlcnZlcnBiLkNvbXBhY3Rpb25SZXNwb25zZTK5AQoFTGVhc2USTwoKTGVhc2VHcmFudBIfLmV0Y2RzZXJ2ZXJwYi5MZWFzZUdyYW50UmVxdWVzdBogLmV0Y2RzZXJ2ZXJwYi5MZWFzZUdyYW50UmVzcG9uc2USXwoOTGVhc2VLZWVwQWxpdmUSIy5ldGNkc2VydmVycGIuTGVhc2VLZWVwQWxpdmVSZXF1ZXN0GiQuZXRjZHNlcnZlcnBiLkxlYXNlS2VlcEFsaXZlUmVzcG9uc2UoATABMqgBCgdDbHVzdGVyEkwKCU1lbWJlckFkZBIeLmV0Y2RzZXJ2ZXJwYi5NZW1iZXJBZGRSZXF1ZXN0Gh8uZXRjZHNlcnZlcnBiLk1lbWJlckFkZFJlc3BvbnNlEk8KCk1lbWJlckxpc3QSHy5ldGNkc2VydmVycGIuTWVtYmVyTGlzdFJlcXVlc3QaIC5ldGNkc2VydmVycGIuTWVtYmVyTGlzdFJlc3BvbnNlMvsCCgtNYWludGVuYW5jZRJACgVBbGFybRIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3QaGy5ldGNkc2VydmVycGIuQWxhcm1SZXNwb25zZRJDCgZTdGF0dXMSGy5ldGNkc2VydmVycGIuU3RhdHVzUmVxdWVzdBocLmV0Y2RzZXJ2ZXJwYi5TdGF0dXNSZXNwb25zZRJPCgpEZWZyYWdtZW50Eh8uZXRjZHNlcnZlcnBiLkRlZnJhZ21lbnRSZXF1ZXN0GiAuZXRjZHNlcnZlcnBiLkRlZnJhZ21lbnRSZXNwb25zZRJDCgZIYXNoS1YSGy5ldGNkc2VydmVycGIuSGFzaEtWUmVxdWVzdBocLmV0Y2RzZXJ2ZXJwYi5IYXNoS1ZSZXNwb25zZRJPCgpNb3ZlTGVhZGVyEh8uZXRjZHNlcnZlcnBiLk1vdmVMZWFkZXJSZXF1ZXN0GiAuZXRjZHNlcnZlcnBiLk1vdmVMZWFkZXJSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message etcdserverpb.ResponseHeader
@@ -710,6 +710,104 @@ export const MoveLeaderResponseSchema: GenMessage<MoveLeaderResponse> = /*@__PUR
   messageDesc(file_etcdserverpb_rpc, 25);
 
 /**
+ * @generated from message etcdserverpb.LeaseGrantRequest
+ */
+export type LeaseGrantRequest = Message<"etcdserverpb.LeaseGrantRequest"> & {
+  /**
+   * @generated from field: int64 TTL = 1;
+   */
+  TTL: bigint;
+
+  /**
+   * @generated from field: int64 ID = 2;
+   */
+  ID: bigint;
+};
+
+/**
+ * Describes the message etcdserverpb.LeaseGrantRequest.
+ * Use `create(LeaseGrantRequestSchema)` to create a new message.
+ */
+export const LeaseGrantRequestSchema: GenMessage<LeaseGrantRequest> = /*@__PURE__*/
+  messageDesc(file_etcdserverpb_rpc, 26);
+
+/**
+ * @generated from message etcdserverpb.LeaseGrantResponse
+ */
+export type LeaseGrantResponse = Message<"etcdserverpb.LeaseGrantResponse"> & {
+  /**
+   * @generated from field: etcdserverpb.ResponseHeader header = 1;
+   */
+  header?: ResponseHeader | undefined;
+
+  /**
+   * @generated from field: int64 ID = 2;
+   */
+  ID: bigint;
+
+  /**
+   * @generated from field: int64 TTL = 3;
+   */
+  TTL: bigint;
+
+  /**
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message etcdserverpb.LeaseGrantResponse.
+ * Use `create(LeaseGrantResponseSchema)` to create a new message.
+ */
+export const LeaseGrantResponseSchema: GenMessage<LeaseGrantResponse> = /*@__PURE__*/
+  messageDesc(file_etcdserverpb_rpc, 27);
+
+/**
+ * @generated from message etcdserverpb.LeaseKeepAliveRequest
+ */
+export type LeaseKeepAliveRequest = Message<"etcdserverpb.LeaseKeepAliveRequest"> & {
+  /**
+   * @generated from field: int64 ID = 1;
+   */
+  ID: bigint;
+};
+
+/**
+ * Describes the message etcdserverpb.LeaseKeepAliveRequest.
+ * Use `create(LeaseKeepAliveRequestSchema)` to create a new message.
+ */
+export const LeaseKeepAliveRequestSchema: GenMessage<LeaseKeepAliveRequest> = /*@__PURE__*/
+  messageDesc(file_etcdserverpb_rpc, 28);
+
+/**
+ * @generated from message etcdserverpb.LeaseKeepAliveResponse
+ */
+export type LeaseKeepAliveResponse = Message<"etcdserverpb.LeaseKeepAliveResponse"> & {
+  /**
+   * @generated from field: etcdserverpb.ResponseHeader header = 1;
+   */
+  header?: ResponseHeader | undefined;
+
+  /**
+   * @generated from field: int64 ID = 2;
+   */
+  ID: bigint;
+
+  /**
+   * @generated from field: int64 TTL = 3;
+   */
+  TTL: bigint;
+};
+
+/**
+ * Describes the message etcdserverpb.LeaseKeepAliveResponse.
+ * Use `create(LeaseKeepAliveResponseSchema)` to create a new message.
+ */
+export const LeaseKeepAliveResponseSchema: GenMessage<LeaseKeepAliveResponse> = /*@__PURE__*/
+  messageDesc(file_etcdserverpb_rpc, 29);
+
+/**
  * @generated from enum etcdserverpb.AlarmType
  */
 export enum AlarmType {
@@ -775,6 +873,29 @@ export const KV: GenService<{
   serviceDesc(file_etcdserverpb_rpc, 0);
 
 /**
+ * @generated from service etcdserverpb.Lease
+ */
+export const Lease: GenService<{
+  /**
+   * @generated from rpc etcdserverpb.Lease.LeaseGrant
+   */
+  leaseGrant: {
+    methodKind: "unary";
+    input: typeof LeaseGrantRequestSchema;
+    output: typeof LeaseGrantResponseSchema;
+  },
+  /**
+   * @generated from rpc etcdserverpb.Lease.LeaseKeepAlive
+   */
+  leaseKeepAlive: {
+    methodKind: "bidi_streaming";
+    input: typeof LeaseKeepAliveRequestSchema;
+    output: typeof LeaseKeepAliveResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_etcdserverpb_rpc, 1);
+
+/**
  * @generated from service etcdserverpb.Cluster
  */
 export const Cluster: GenService<{
@@ -795,7 +916,7 @@ export const Cluster: GenService<{
     output: typeof MemberListResponseSchema;
   },
 }> = /*@__PURE__*/
-  serviceDesc(file_etcdserverpb_rpc, 1);
+  serviceDesc(file_etcdserverpb_rpc, 2);
 
 /**
  * @generated from service etcdserverpb.Maintenance
@@ -842,5 +963,5 @@ export const Maintenance: GenService<{
     output: typeof MoveLeaderResponseSchema;
   },
 }> = /*@__PURE__*/
-  serviceDesc(file_etcdserverpb_rpc, 2);
+  serviceDesc(file_etcdserverpb_rpc, 3);
 
