@@ -1,0 +1,366 @@
+// `npm run bench`: disruption and correctness of our tool side by side with
+// `etcdctl defrag --cluster` and ahrtr/etcd-defrag, on identically fragmented
+// 3-member clusters under client load. Prints a markdown table; writes the raw
+// results (JSON) and one SVG timeline per scenario and tool to bench/results/.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+import { startHarness, type Harness } from "../test/harness/harness.js";
+import { DefragWatcher, LoadGenerator } from "./load.js";
+import { renderTimeline } from "./svg.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const MiB = 1024 ** 2;
+const now = (): number => performance.timeOrigin + performance.now();
+
+interface Preset {
+  dbBytes: number;
+  liveFraction: number;
+  /** The defrag threshold every tool is given: free bytes above this. */
+  thresholdBytes: number;
+  /** The short-timeout scenario's per-member client timeout. */
+  shortTimeout: string;
+}
+
+const PRESETS: Record<string, Preset> = {
+  smoke: { dbBytes: 24 * MiB, liveFraction: 0.4, thresholdBytes: 4 * MiB, shortTimeout: "20ms" },
+  quick: { dbBytes: 160 * MiB, liveFraction: 0.4, thresholdBytes: 32 * MiB, shortTimeout: "50ms" },
+  default: { dbBytes: 1024 * MiB, liveFraction: 0.4, thresholdBytes: 200 * MiB, shortTimeout: "300ms" },
+};
+
+type Tool = "talos-etcd-defrag" | "etcdctl" | "etcd-defrag" | "etcd-defrag --move-leader";
+const TOOLS: Tool[] = ["talos-etcd-defrag", "etcdctl", "etcd-defrag", "etcd-defrag --move-leader"];
+const SCENARIOS = ["normal", "short-timeout"] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+export interface Row {
+  tool: Tool;
+  scenario: Scenario;
+  ran: boolean;
+  note?: string;
+  exitCode?: number | null;
+  wallMs?: number;
+  defragSumMs?: number;
+  overheadPct?: number;
+  maxBlocked?: number;
+  failedOps?: number;
+  opsTotal?: number;
+  p99OtherMs?: number;
+  maxOtherMs?: number;
+  keepaliveGapMs?: number;
+  reclaimedBytes?: number;
+  compacted?: boolean;
+  startToFirstRpcMs?: number;
+  peakRssMb?: number;
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+/** Most members whose defrag windows overlap at one moment. */
+function maxOverlap(windows: { member: number; start: number; end: number }[]): number {
+  const events = windows.flatMap((w) => [
+    { t: w.start, d: 1 },
+    { t: w.end, d: -1 },
+  ]);
+  events.sort((a, b) => a.t - b.t || a.d - b.d);
+  let cur = 0;
+  let max = 0;
+  for (const e of events) {
+    cur += e.d;
+    max = Math.max(max, cur);
+  }
+  return max;
+}
+
+interface Spawned {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  startedAt: number;
+  endedAt: number;
+  peakRssKb: number;
+}
+
+/** Runs a command, sampling its peak RSS from /proc while it runs. */
+function run(cmd: string, args: string[], env: Record<string, string>): Promise<Spawned> {
+  return new Promise((resolveRun) => {
+    const startedAt = now();
+    const child = spawn(cmd, args, {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let peakRssKb = 0;
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const sampler = setInterval(() => {
+      try {
+        const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1];
+        if (hwm) peakRssKb = Math.max(peakRssKb, Number(hwm));
+      } catch {
+        // Exited between samples.
+      }
+    }, 20);
+    child.on("close", (code) => {
+      clearInterval(sampler);
+      resolveRun({ code, stdout, stderr, startedAt, endedAt: now(), peakRssKb });
+    });
+  });
+}
+
+async function measure(
+  tool: Tool,
+  scenario: Scenario,
+  preset: Preset,
+  etcdDefragBin: string | undefined,
+  outDir: string,
+): Promise<Row> {
+  const needsBinary = tool.startsWith("etcd-defrag");
+  if (needsBinary && etcdDefragBin === undefined)
+    return { tool, scenario, ran: false, note: "not run (no binary)" };
+  let h: Harness | undefined;
+  const dir = mkdtempSync(join(tmpdir(), "bench-"));
+  try {
+    h = await startHarness({ members: 3 });
+    await h.etcd.fragment({ targetDbBytes: preset.dbBytes, liveFraction: preset.liveFraction });
+    const before = await h.etcd.sizes();
+    const compactBefore = (await h.etcd.hashKV(0)).compactRevision;
+    const clientUrls = h.etcd.members.map((m) => m.clientUrl);
+    const watcher = new DefragWatcher(clientUrls);
+    const load = new LoadGenerator(clientUrls);
+    watcher.start();
+    load.start();
+    // Let the load settle before the tool starts.
+    await new Promise((r) => setTimeout(r, 500));
+    const timeout = scenario === "short-timeout" ? preset.shortTimeout : "15m";
+    const threshold = preset.thresholdBytes;
+    const journalBefore = h.journal.length;
+    let result: Spawned;
+    if (tool === "talos-etcd-defrag") {
+      const talosconfig = await h.writeTalosconfig({ roles: ["os:operator"], dir });
+      result = await run(
+        process.execPath,
+        [
+          // The bundle: what the container image runs.
+          join(ROOT, "dist", "bundle", "talos-etcd-defrag.mjs"),
+          "run",
+          "--output",
+          "json",
+          "--rule",
+          `dbQuotaUsage > 0.8 || dbSizeFree > ${threshold}`,
+          "--pause",
+          "0s",
+          "--timeout",
+          timeout,
+        ],
+        { TALOSCONFIG: talosconfig, HOME: dir },
+      );
+    } else if (tool === "etcdctl") {
+      result = await run(
+        "etcdctl",
+        [
+          "--endpoints",
+          clientUrls.join(","),
+          "--command-timeout",
+          timeout === "15m" ? "900s" : timeout,
+          "defrag",
+          "--cluster",
+        ],
+        {
+          ETCDCTL_API: "3",
+        },
+      );
+    } else {
+      const args = [
+        `--endpoints=${clientUrls[0] ?? ""}`,
+        "--cluster",
+        `--defrag-rule=dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > ${threshold}`,
+        `--command-timeout=${timeout === "15m" ? "900s" : timeout}`,
+      ];
+      if (tool === "etcd-defrag --move-leader") args.push("--move-leader");
+      result = await run(etcdDefragBin ?? "", args, {});
+    }
+    // Let every member finish whatever a timed-out tool left running, then stop measuring.
+    const settleUntil = now() + 120_000;
+    while (now() < settleUntil) {
+      const s = await h.etcd.sizes().catch(() => undefined);
+      if (s !== undefined && h.activeDefrags().length === 0) {
+        const busy = await Promise.all(
+          clientUrls.map(async (u) =>
+            /^etcd_disk_defrag_inflight 1$/m.test(await (await fetch(`${u}/metrics`)).text()),
+          ),
+        );
+        if (!busy.some(Boolean)) break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await load.stop();
+    await watcher.stop();
+    const after = await h.etcd.sizes();
+    const compactAfter = (await h.etcd.hashKV(0)).compactRevision;
+
+    const windows = watcher.windows;
+    const blockedAt = (member: number, t0: number, t1: number): boolean =>
+      windows.some((w) => w.member === member && w.start <= t1 && w.end >= t0);
+    const others = load.ops.filter(
+      (o) => o.kind !== "keepalive" && !blockedAt(o.member, o.start, o.start + o.latencyMs),
+    );
+    const gap = Math.max(
+      0,
+      ...[0, 1, 2].map((m) => {
+        const times = load.ops
+          .filter((o) => o.kind === "keepalive" && o.member === m && o.ok)
+          .map((o) => o.start + o.latencyMs)
+          .sort((a, b) => a - b);
+        return Math.max(0, ...times.slice(1).map((t, i) => t - (times[i] ?? t)));
+      }),
+    );
+    const defragSumMs = windows.reduce((s, w) => s + (w.end - w.start), 0);
+    const wallMs = result.endedAt - result.startedAt;
+    const firstRpc = h.journal.slice(journalBefore)[0]?.start;
+    const row: Row = {
+      tool,
+      scenario,
+      ran: true,
+      exitCode: result.code,
+      wallMs,
+      defragSumMs,
+      overheadPct: ((wallMs - Math.min(wallMs, defragSumMs)) / wallMs) * 100,
+      maxBlocked: maxOverlap(windows),
+      failedOps: load.ops.filter((o) => !o.ok).length,
+      opsTotal: load.ops.length,
+      p99OtherMs: percentile(
+        others.map((o) => o.latencyMs),
+        99,
+      ),
+      maxOtherMs: Math.max(0, ...others.map((o) => o.latencyMs)),
+      keepaliveGapMs: gap,
+      reclaimedBytes: before.reduce((s, b, i) => s + b.dbSize - (after[i]?.dbSize ?? b.dbSize), 0),
+      compacted: compactAfter !== compactBefore,
+      peakRssMb: result.peakRssKb / 1024,
+      ...(tool === "talos-etcd-defrag" && firstRpc !== undefined
+        ? { startToFirstRpcMs: firstRpc - result.startedAt }
+        : {}),
+    };
+    if (result.code !== 0)
+      row.note = `exit ${result.code}: ${result.stderr.trim().split("\n").at(-1)?.slice(0, 160) ?? ""}`;
+    const file = join(outDir, `${scenario}-${tool.replace(/[^a-z0-9]+/g, "-")}.svg`);
+    writeFileSync(
+      file,
+      renderTimeline({
+        title: `${tool} — ${scenario} (${(preset.dbBytes / MiB).toFixed(0)} MiB DB)`,
+        members: h.etcd.members.map((m) => `${m.name} ${m.address}`),
+        t0: result.startedAt - 500,
+        t1: Math.max(result.endedAt, ...windows.map((w) => w.end)) + 500,
+        windows,
+        ops: load.ops,
+      }),
+    );
+    return row;
+  } finally {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function fmt(n: number | undefined, digits = 0): string {
+  return n === undefined ? "-" : n.toFixed(digits);
+}
+
+export function table(rows: Row[]): string {
+  const head = [
+    "tool",
+    "scenario",
+    "wall s",
+    "defrag sum s",
+    "overhead %",
+    "max blocked",
+    "failed ops",
+    "p99 other ms",
+    "max other ms",
+    "max keep-alive gap ms",
+    "reclaimed MiB",
+    "compacted",
+    "start→1st RPC ms",
+    "peak RSS MB",
+  ];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of rows) {
+    if (!r.ran) {
+      lines.push(`| ${r.tool} | ${r.scenario} | ${r.note ?? "not run"} |${" |".repeat(head.length - 3)}`);
+      continue;
+    }
+    lines.push(
+      `| ${[
+        r.tool,
+        r.scenario,
+        fmt((r.wallMs ?? 0) / 1000, 2),
+        fmt((r.defragSumMs ?? 0) / 1000, 2),
+        fmt(r.overheadPct, 1),
+        fmt(r.maxBlocked),
+        `${fmt(r.failedOps)} / ${fmt(r.opsTotal)}`,
+        fmt(r.p99OtherMs, 1),
+        fmt(r.maxOtherMs, 1),
+        fmt(r.keepaliveGapMs),
+        fmt((r.reclaimedBytes ?? 0) / MiB, 1),
+        r.compacted ? "yes" : "no",
+        fmt(r.startToFirstRpcMs),
+        fmt(r.peakRssMb, 0),
+      ].join(" | ")} |`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      preset: { type: "string", default: "default" },
+      tools: { type: "string" },
+      scenarios: { type: "string" },
+      "etcd-defrag-bin": { type: "string" },
+      out: { type: "string", default: join(ROOT, "bench", "results") },
+    },
+  });
+  const preset = PRESETS[values.preset];
+  if (preset === undefined)
+    throw new Error(`unknown preset ${values.preset} (${Object.keys(PRESETS).join(", ")})`);
+  const tools = (values.tools?.split(",") ?? TOOLS) as Tool[];
+  const scenarios = (values.scenarios?.split(",") ?? SCENARIOS) as Scenario[];
+  const bin = values["etcd-defrag-bin"] ?? process.env.ETCD_DEFRAG_BIN;
+  const etcdDefragBin = bin !== undefined && bin !== "" && existsSync(bin) ? bin : undefined;
+  const outDir = values.out;
+  mkdirSync(outDir, { recursive: true });
+  const rows: Row[] = [];
+  for (const scenario of scenarios) {
+    for (const tool of tools) {
+      process.stderr.write(`[bench] ${scenario}: ${tool}\n`);
+      rows.push(await measure(tool, scenario, preset, etcdDefragBin, outDir));
+    }
+  }
+  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`;
+  const report = {
+    date: new Date().toISOString(),
+    preset: values.preset,
+    presetDetails: preset,
+    machine,
+    etcd: process.env.ETCD_BIN ?? "etcd",
+    rows,
+  };
+  writeFileSync(join(outDir, `results-${values.preset}.json`), JSON.stringify(report, null, 2) + "\n");
+  process.stdout.write(
+    `\n${values.preset} preset, ${(preset.dbBytes / MiB).toFixed(0)} MiB DB with ${preset.liveFraction * 100}% live data; ${machine}\n\n`,
+  );
+  process.stdout.write(table(rows));
+}
+
+await main();
