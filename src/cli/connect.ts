@@ -7,11 +7,14 @@ import { TalosBackend } from "../talos/backend.js";
 import { TalosClient } from "../talos/client.js";
 import type { CommandContext } from "./context.js";
 
-export function durationOption(ctx: CommandContext, name: string, flag: string): number {
+export function durationOption(ctx: CommandContext, name: string, flag: string, allowZero = false): number {
   const text = ctx.options[name] ?? "";
   const ms = parseDuration(text);
-  if (ms === undefined || ms <= 0) {
-    throw configError(`${flag} "${text}" is not a positive duration`, "use e.g. 30s, 5m or 1h30m");
+  if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
+    throw configError(
+      `${flag} "${text}" is not a ${allowZero ? "duration" : "positive duration"}`,
+      "use e.g. 30s, 5m or 1h30m",
+    );
   }
   return ms;
 }

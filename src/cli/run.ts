@@ -46,8 +46,7 @@ export function runOptions(
     moveLeader: (ctx.options.moveLeader ?? "auto") as MoveLeader,
     allowDowntime: booleanOption(ctx, "allowDowntime", "--allow-downtime"),
     dryRun: booleanOption(ctx, "dryRun", "--dry-run"),
-    pauseMs:
-      ctx.options.pause === "0" || ctx.options.pause === "0s" ? 0 : durationOption(ctx, "pause", "--pause"),
+    pauseMs: durationOption(ctx, "pause", "--pause", true),
     healthTimeoutMs: durationOption(ctx, "healthTimeout", "--health-timeout"),
     shutdownGraceMs: durationOption(ctx, "shutdownGrace", "--shutdown-grace"),
     heartbeatMs: ctx.liveProgress ? 1000 : heartbeatMs,

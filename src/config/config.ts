@@ -2,7 +2,7 @@
 // overrides, validated into one Config before anything touches the network.
 
 import { configError } from "../core/errors.js";
-import { checkCredentials } from "./pem.js";
+import { checkCredentials, type CheckedCredentials } from "./pem.js";
 import { parseEndpoint, parseNode, splitList, type Endpoint } from "./endpoints.js";
 import { locateTalosconfig, readTalosconfig } from "./talosconfig.js";
 
@@ -60,19 +60,15 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
         "set TALOS_ENDPOINTS or --endpoints to the control-plane addresses (comma separated)",
       );
     }
-    return {
-      source: "environment (TALOS_CA, TALOS_CRT, TALOS_KEY)",
-      contextName: "environment",
-      endpoints,
-      nodes: nodesFrom(opts.nodes ?? env.TALOS_NODES, "--nodes/TALOS_NODES"),
-      caPem: creds.caPem,
-      certPem: creds.certPem,
-      keyPem: creds.keyPem,
-      roles: creds.roles,
-      certNotAfter: creds.notAfter,
-      certIssuedByCa: creds.issuedByCa,
-      warnings: creds.warnings,
-    };
+    return withCredentials(
+      {
+        source: "environment (TALOS_CA, TALOS_CRT, TALOS_KEY)",
+        contextName: "environment",
+        endpoints,
+        nodes: nodesFrom(opts.nodes ?? env.TALOS_NODES, "--nodes/TALOS_NODES"),
+      },
+      creds,
+    );
   }
 
   const { path, tried } = locateTalosconfig(opts.talosconfig, env);
@@ -114,11 +110,23 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
     nodesText !== undefined && nodesText !== ""
       ? nodesFrom(nodesText, "--nodes/TALOS_NODES")
       : (loaded.context.nodes ?? []).map((n, i) => parseNode(n, `${prefix}.nodes[${i}]`));
+  return withCredentials(
+    {
+      source: `talosconfig ${path} (context ${loaded.contextName})`,
+      contextName: loaded.contextName,
+      endpoints,
+      nodes: dedupe(nodes),
+    },
+    creds,
+  );
+}
+
+function withCredentials(
+  base: Pick<Config, "source" | "contextName" | "endpoints" | "nodes">,
+  creds: CheckedCredentials,
+): Config {
   return {
-    source: `talosconfig ${path} (context ${loaded.contextName})`,
-    contextName: loaded.contextName,
-    endpoints,
-    nodes: dedupe(nodes),
+    ...base,
     caPem: creds.caPem,
     certPem: creds.certPem,
     keyPem: creds.keyPem,

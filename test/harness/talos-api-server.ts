@@ -45,7 +45,10 @@ import { now, type JournalEntry } from "./journal.js";
 
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 
-/** Talos's RBAC (machined's rules, Talos >= 1.10.1): who may call what. */
+/**
+ * Talos's RBAC (machined's rules, Talos >= 1.10.1): who may call what. Written out here
+ * independently of src/talos/rbac.ts on purpose: the stand-in must not share the client's view.
+ */
 export const RBAC: Record<string, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
   EtcdStatus: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
