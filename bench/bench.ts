@@ -64,11 +64,14 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-/** Most members whose defrag windows overlap at one moment. */
+/** The inflight gauge is polled every 10 ms: a window's edges are known to within two polls. */
+const EDGE_TOLERANCE_MS = 20;
+
+/** Most members whose defrag windows overlap at one moment (overlaps within the polling tolerance ignored). */
 function maxOverlap(windows: { member: number; start: number; end: number }[]): number {
   const events = windows.flatMap((w) => [
     { t: w.start, d: 1 },
-    { t: w.end, d: -1 },
+    { t: Math.max(w.start, w.end - EDGE_TOLERANCE_MS), d: -1 },
   ]);
   events.sort((a, b) => a.t - b.t || a.d - b.d);
   let cur = 0;

@@ -91,7 +91,13 @@ export class LoadGenerator {
     }
     try {
       for await (const answer of lease.leaseKeepAlive(requests())) {
-        this.ops.push({ member, kind: "keepalive", start: sentAt, latencyMs: now() - sentAt, ok: answer.TTL > 0n });
+        this.ops.push({
+          member,
+          kind: "keepalive",
+          start: sentAt,
+          latencyMs: now() - sentAt,
+          ok: answer.TTL > 0n,
+        });
         if (this.stopped) break;
       }
     } catch {

@@ -57,7 +57,17 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   const initial = await observeCluster(backend, { nodes: opts.nodes, signal: deps.signal });
   for (const w of initial.warnings) reporter.warn(w);
   const nodes = initial.nodes.map((n) => n.node);
-  const observe = async (): Promise<ClusterView> => observeCluster(backend, { nodes, signal: undefined });
+  // The last view and when it was read: a view this fresh (the health check just after a member)
+  // serves as the next member's gate check, instead of reading the whole cluster again.
+  let last: { view: ClusterView; at: number } | undefined;
+  const FRESH_MS = 1000;
+  const observe = async (): Promise<ClusterView> => {
+    const view = await observeCluster(backend, { nodes, signal: undefined });
+    last = { view, at: deps.now() };
+    return view;
+  };
+  const observeFresh = async (): Promise<ClusterView> =>
+    last !== undefined && deps.now() - last.at < FRESH_MS ? last.view : observe();
   const gateOpts = { allowDowntime: opts.allowDowntime, maxAppliedLag: opts.maxAppliedLag };
 
   refusals = checkGates(initial, gateOpts);
@@ -185,7 +195,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
 
   async function defragmentMember(item: PlanItem): Promise<MemberResult> {
     // Fresh numbers and gates just before this member.
-    const view = await observe();
+    const view = await observeFresh();
     const failures = checkGates(view, gateOpts);
     if (failures.length > 0) {
       refusals = failures;
@@ -479,7 +489,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   }
 
   async function recoverNospace(): Promise<string[]> {
-    const view = await observe();
+    const view = await observeFresh();
     if (view.alarms.length === 0) return [];
     if (!view.alarms.every((a) => a.alarm === "NOSPACE")) {
       reporter.warn(
