@@ -9,14 +9,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # helm and kustomize for the chart tests (go install, pinned, reused from .cache/bin).
 bash scripts/k8s-tools.sh >/dev/null
-# A real Pushgateway and promtool (Debian's prometheus-pushgateway and prometheus).
-if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-pushgateway ]; then
+# A real Pushgateway and promtool, and etcdctl for the benchmark's smoke run (Debian packages).
+if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-pushgateway ] || ! command -v etcdctl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing prometheus-pushgateway and prometheus (promtool)" >&2
+    echo "[test] installing prometheus-pushgateway, prometheus (promtool) and etcd-client (etcdctl)" >&2
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-pushgateway prometheus >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      prometheus-pushgateway prometheus etcd-client >/dev/null
   else
-    echo "promtool and prometheus-pushgateway are needed: apt-get install prometheus-pushgateway prometheus" >&2
+    echo "needed: apt-get install prometheus-pushgateway prometheus etcd-client" >&2
     exit 1
   fi
 fi
