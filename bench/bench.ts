@@ -113,7 +113,10 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
         // Exited between samples.
       }
     }, 20);
+    // A tool that hangs must not hang the benchmark.
+    const killer = setTimeout(() => child.kill("SIGKILL"), 600_000);
     child.on("close", (code) => {
+      clearTimeout(killer);
       clearInterval(sampler);
       resolveRun({ code, stdout, stderr, startedAt, endedAt: now(), peakRssKb });
     });

@@ -277,7 +277,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
         `${item.node}: the defragment call ended after ${formatDuration(deps.now() - started)} without success (${e.message}); etcd keeps defragmenting regardless, so waiting up to ${formatDuration(opts.maxWaitMs)} for proof that it finished before touching any other member`,
         { node: item.node },
       );
-      const proof = await waitFinished(item.node, before);
+      const proof = await waitFinished(item.node, before, deps.now() - started);
       if (proof === undefined) {
         const error = new DefragError(
           "timeout",
@@ -392,33 +392,44 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
    * succeed: its DB shrank as planned, or (when little was to be reclaimed) a
    * second defragment call returned, which etcd runs only after the first ends.
    */
+  /**
+   * Positive evidence that a member's defragment finished after its call did not
+   * succeed: its DB shrank as planned, or a second defragment call returned. etcd runs
+   * one defragment at a time per member, so the second returns only after the first
+   * ended (and does the work itself if the first never started, e.g. when the deadline
+   * passed before the request reached etcd). The second call blocks the member again,
+   * so it is made only when little was to be reclaimed or the DB has not shrunk in a
+   * while (`callMs`: how long the first call ran).
+   */
   async function waitFinished(
     node: string,
     before: Sizes,
+    callMs: number,
   ): Promise<{ status: MemberStatus; how: string } | undefined> {
     const stopping = deps.signal.aborted;
     const budget = stopping ? Math.min(opts.maxWaitMs, opts.shutdownGraceMs) : opts.maxWaitMs;
     const started = deps.now();
     const expectShrink = freeBytes(before) >= Math.max(MiB, before.dbSize * 0.05);
     const shrunkTo = before.dbSize - freeBytes(before) / 2;
+    const confirmAfter = expectShrink ? Math.min(budget / 2, Math.max(5_000, 4 * callMs)) : 0;
     const outcome = await pollUntil(
       deps,
       { timeoutMs: budget, intervalMs: opts.pollIntervalMs },
       async () => {
         const status = await backend.status(node);
-        if (expectShrink) {
-          if (status.dbSize > shrunkTo) return undefined;
+        if (expectShrink && status.dbSize <= shrunkTo) {
           return {
             status,
             how: `its DB shrank to ${formatBytes(status.dbSize)}, ${formatDuration(deps.now() - started)} after the call ended`,
           };
         }
-        const remaining = budget - (deps.now() - started);
-        if (remaining <= 0) return undefined;
+        const elapsed = deps.now() - started;
+        const remaining = budget - elapsed;
+        if (elapsed < confirmAfter || remaining <= 0) return undefined;
         await backend.defragment(node, { timeoutMs: remaining });
         return {
           status: await backend.status(node),
-          how: "a second defragment call returned, so the first had finished",
+          how: "a second defragment call returned, which etcd runs only after the first has ended",
         };
       },
     );
