@@ -24,49 +24,69 @@ export function nodesFromMembers(members: readonly MemberInfo[]): string[] {
 
 export async function observeCluster(backend: Backend, opts: ObserveOptions): Promise<ClusterView> {
   const warnings: string[] = [];
+  const readStatuses = (nodes: readonly string[]) =>
+    Promise.all(
+      nodes.map(async (node) => {
+        try {
+          return { node, ok: true as const, status: await backend.status(node, opts.signal) };
+        } catch (err) {
+          return { node, ok: false as const, error: DefragError.from(err, "etcd") };
+        }
+      }),
+    );
+  const readAlarms = async (node: string): Promise<MemberAlarm[] | DefragError> => {
+    try {
+      return await backend.alarms(node, opts.signal);
+    } catch (err) {
+      return DefragError.from(err, "etcd");
+    }
+  };
+
+  // With the nodes known, the member list, the statuses and the alarms are read at once.
+  const known = opts.nodes.length > 0;
+  const [membersResult, early, earlyAlarms] = await Promise.all([
+    backend.members(opts.signal).then(
+      (m) => m,
+      (err: unknown) => DefragError.from(err, "etcd"),
+    ),
+    known ? readStatuses(opts.nodes) : Promise.resolve(undefined),
+    known && opts.nodes[0] !== undefined ? readAlarms(opts.nodes[0]) : Promise.resolve(undefined),
+  ]);
   let members: MemberInfo[] | undefined;
-  try {
-    members = await backend.members(opts.signal);
-  } catch (err) {
-    const e = DefragError.from(err, "etcd");
+  if (membersResult instanceof DefragError) {
+    const e = membersResult;
     // Without explicit nodes the member list is the only way to find them.
-    if (opts.nodes.length === 0 || e.kind === "permission" || e.kind === "tls" || e.kind === "aborted") {
+    if (!known || e.kind === "permission" || e.kind === "tls" || e.kind === "aborted") {
       throw new DefragError(e.kind, `cannot list the etcd members: ${e.message}`, {
         node: e.node,
         endpoint: e.endpoint,
-        hint:
-          e.hint ?? (opts.nodes.length === 0 ? "pass --nodes to name the control-plane nodes" : undefined),
+        hint: e.hint ?? (known ? undefined : "pass --nodes to name the control-plane nodes"),
         cause: e,
       });
     }
     warnings.push(`cannot list the etcd members (${e.describe()}); member names are unknown`);
+  } else {
+    members = membersResult;
   }
-  const nodes = opts.nodes.length > 0 ? [...opts.nodes] : nodesFromMembers(members ?? []);
+  const nodes = known ? [...opts.nodes] : nodesFromMembers(members ?? []);
   if (nodes.length === 0) {
     throw new DefragError("etcd", "the etcd member list names no members with a peer URL", {
       hint: "pass --nodes to name the control-plane nodes",
     });
   }
+  const statuses = early ?? (await readStatuses(nodes));
 
-  const statuses = await Promise.all(
-    nodes.map(async (node) => {
-      try {
-        return { node, ok: true as const, status: await backend.status(node, opts.signal) };
-      } catch (err) {
-        return { node, ok: false as const, error: DefragError.from(err, "etcd") };
-      }
-    }),
-  );
-
-  // Alarms are cluster state: read them once, through the first node that answered.
-  let alarms: MemberAlarm[] = [];
+  // Alarms are cluster state: any member lists all of them; retry through one that answered.
+  let alarmsResult = earlyAlarms;
   const reachable = statuses.find((s) => s.ok);
-  if (reachable !== undefined) {
-    try {
-      alarms = await backend.alarms(reachable.node, opts.signal);
-    } catch (err) {
-      warnings.push(`cannot list the etcd alarms: ${DefragError.from(err, "etcd").describe()}`);
-    }
+  if ((alarmsResult === undefined || alarmsResult instanceof DefragError) && reachable !== undefined) {
+    alarmsResult = await readAlarms(reachable.node);
+  }
+  let alarms: MemberAlarm[] = [];
+  if (alarmsResult instanceof DefragError) {
+    warnings.push(`cannot list the etcd alarms: ${alarmsResult.describe()}`);
+  } else if (alarmsResult !== undefined) {
+    alarms = alarmsResult;
   }
 
   const nameOf = (id: bigint | undefined, node: string): string => {
