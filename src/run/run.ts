@@ -412,28 +412,37 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     const expectShrink = freeBytes(before) >= Math.max(MiB, before.dbSize * 0.05);
     const shrunkTo = before.dbSize - freeBytes(before) / 2;
     const confirmAfter = expectShrink ? Math.min(budget / 2, Math.max(5_000, 4 * callMs)) : 0;
-    const outcome = await pollUntil(
-      deps,
-      { timeoutMs: budget, intervalMs: opts.pollIntervalMs },
-      async () => {
-        const status = await backend.status(node);
-        if (expectShrink && status.dbSize <= shrunkTo) {
+    // The member is most likely still defragmenting: keep telling so while waiting.
+    const heartbeat = setInterval(() => {
+      reporter.heartbeat(node, callMs + deps.now() - started);
+    }, opts.heartbeatMs);
+    try {
+      const outcome = await pollUntil(
+        deps,
+        { timeoutMs: budget, intervalMs: opts.pollIntervalMs },
+        async () => {
+          const status = await backend.status(node);
+          if (expectShrink && status.dbSize <= shrunkTo) {
+            return {
+              status,
+              how: `its DB shrank to ${formatBytes(status.dbSize)}, ${formatDuration(deps.now() - started)} after the call ended`,
+            };
+          }
+          const elapsed = deps.now() - started;
+          const remaining = budget - elapsed;
+          if (elapsed < confirmAfter || remaining <= 0) return undefined;
+          await backend.defragment(node, { timeoutMs: remaining });
           return {
-            status,
-            how: `its DB shrank to ${formatBytes(status.dbSize)}, ${formatDuration(deps.now() - started)} after the call ended`,
+            status: await backend.status(node),
+            how: "a second defragment call returned, which etcd runs only after the first has ended",
           };
-        }
-        const elapsed = deps.now() - started;
-        const remaining = budget - elapsed;
-        if (elapsed < confirmAfter || remaining <= 0) return undefined;
-        await backend.defragment(node, { timeoutMs: remaining });
-        return {
-          status: await backend.status(node),
-          how: "a second defragment call returned, which etcd runs only after the first has ended",
-        };
-      },
-    );
-    return "value" in outcome ? outcome.value : undefined;
+        },
+      );
+      return "value" in outcome ? outcome.value : undefined;
+    } finally {
+      clearInterval(heartbeat);
+      reporter.heartbeatDone();
+    }
   }
 
   async function moveLeadership(
