@@ -3,14 +3,14 @@
 // 3-member clusters under client load. Prints a markdown table; writes the raw
 // results (JSON) and one SVG timeline per scenario and tool to bench/results/.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 import { startHarness, type Harness } from "../test/harness/harness.js";
-import { DefragWatcher, LoadGenerator } from "./load.js";
+import { defragWindows, type DefragWindow } from "./etcd-log.js";
 import { renderTimeline } from "./svg.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -64,14 +64,11 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-/** The inflight gauge is polled every 10 ms: a window's edges are known to within two polls. */
-const EDGE_TOLERANCE_MS = 20;
-
-/** Most members whose defrag windows overlap at one moment (overlaps within the polling tolerance ignored). */
-function maxOverlap(windows: { member: number; start: number; end: number }[]): number {
+/** Most members whose defrag windows (etcd's own times) overlap at one moment. */
+export function maxOverlap(windows: DefragWindow[]): number {
   const events = windows.flatMap((w) => [
     { t: w.start, d: 1 },
-    { t: Math.max(w.start, w.end - EDGE_TOLERANCE_MS), d: -1 },
+    { t: w.end, d: -1 },
   ]);
   events.sort((a, b) => a.t - b.t || a.d - b.d);
   let cur = 0;
@@ -123,12 +120,68 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   });
 }
 
+/** One client operation of the load generator (bench/loadgen). */
+export interface Op {
+  member: number;
+  kind: "put" | "get" | "keepalive";
+  /** ms since the epoch. */
+  start: number;
+  latencyMs: number;
+  ok: boolean;
+}
+
+/** The Go load generator's binary: $LOADGEN_BIN, else built (once) by scripts/loadgen.sh. */
+function loadgenBinary(): string {
+  const given = process.env.LOADGEN_BIN;
+  if (given !== undefined && given !== "") return given;
+  const built = spawnSync("bash", [join(ROOT, "scripts", "loadgen.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (built.status !== 0) throw new Error("could not build the load generator (scripts/loadgen.sh)");
+  return built.stdout.trim();
+}
+
+/** Starts the load on every member; stop() ends it and returns every operation it recorded. */
+async function startLoad(
+  bin: string,
+  clientUrls: string[],
+  interval: string,
+): Promise<{ stop: () => Promise<Op[]> }> {
+  const child = spawn(bin, ["-endpoints", clientUrls.join(","), "-interval", interval], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolveExit) => child.on("close", resolveExit));
+  await new Promise<void>((resolveStart, reject) => {
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes("started\n")) resolveStart();
+    });
+    void exited.then((code) => {
+      reject(new Error(`the load generator exited (${String(code)}): ${stderr.trim()}`));
+    });
+  });
+  return {
+    stop: async () => {
+      child.stdin.end();
+      const code = await exited;
+      if (code !== 0) throw new Error(`the load generator failed (${String(code)}): ${stderr.trim()}`);
+      return JSON.parse(stdout) as Op[];
+    },
+  };
+}
+
 async function measure(
   tool: Tool,
   scenario: Scenario,
   preset: Preset,
   etcdDefragBin: string | undefined,
   outDir: string,
+  loadgen: string,
+  loadInterval: string,
 ): Promise<Row> {
   const needsBinary = tool.startsWith("etcd-defrag");
   if (needsBinary && etcdDefragBin === undefined)
@@ -141,10 +194,7 @@ async function measure(
     const before = await h.etcd.sizes();
     const compactBefore = (await h.etcd.hashKV(0)).compactRevision;
     const clientUrls = h.etcd.members.map((m) => m.clientUrl);
-    const watcher = new DefragWatcher(clientUrls);
-    const load = new LoadGenerator(clientUrls);
-    watcher.start();
-    load.start();
+    const load = await startLoad(loadgen, clientUrls, loadInterval);
     // Let the load settle before the tool starts.
     await new Promise((r) => setTimeout(r, 500));
     const timeout = scenario === "short-timeout" ? preset.shortTimeout : "15m";
@@ -209,21 +259,20 @@ async function measure(
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    await load.stop();
-    await watcher.stop();
+    const ops = await load.stop();
+    const windows = h.etcd.members.flatMap((m, i) => defragWindows(m.logFile, i, result.startedAt));
     const after = await h.etcd.sizes();
     const compactAfter = (await h.etcd.hashKV(0)).compactRevision;
 
-    const windows = watcher.windows;
     const blockedAt = (member: number, t0: number, t1: number): boolean =>
       windows.some((w) => w.member === member && w.start <= t1 && w.end >= t0);
-    const others = load.ops.filter(
+    const others = ops.filter(
       (o) => o.kind !== "keepalive" && !blockedAt(o.member, o.start, o.start + o.latencyMs),
     );
     const gap = Math.max(
       0,
       ...[0, 1, 2].map((m) => {
-        const times = load.ops
+        const times = ops
           .filter((o) => o.kind === "keepalive" && o.member === m && o.ok)
           .map((o) => o.start + o.latencyMs)
           .sort((a, b) => a - b);
@@ -233,6 +282,17 @@ async function measure(
     const defragSumMs = windows.reduce((s, w) => s + (w.end - w.start), 0);
     const wallMs = result.endedAt - result.startedAt;
     const firstRpc = h.journal.slice(journalBefore)[0]?.start;
+    if (process.env.BENCH_TRACE) {
+      for (const e of h.journal.slice(journalBefore))
+        process.stderr.write(
+          `${(e.start - result.startedAt).toFixed(0).padStart(6)} ${(e.end - result.startedAt).toFixed(0).padStart(6)} ${e.server}->${e.target ?? "-"} ${e.via} ${e.method} ${e.code}\n`,
+        );
+      for (const w of windows)
+        process.stderr.write(
+          `window m${w.member} ${(w.start - result.startedAt).toFixed(0)} ${(w.end - result.startedAt).toFixed(0)}\n`,
+        );
+      process.stderr.write(`end ${(result.endedAt - result.startedAt).toFixed(0)}\n`);
+    }
     const row: Row = {
       tool,
       scenario,
@@ -242,8 +302,8 @@ async function measure(
       defragSumMs,
       overheadPct: ((wallMs - Math.min(wallMs, defragSumMs)) / wallMs) * 100,
       maxBlocked: maxOverlap(windows),
-      failedOps: load.ops.filter((o) => !o.ok).length,
-      opsTotal: load.ops.length,
+      failedOps: ops.filter((o) => !o.ok).length,
+      opsTotal: ops.length,
       p99OtherMs: percentile(
         others.map((o) => o.latencyMs),
         99,
@@ -268,7 +328,7 @@ async function measure(
         t0: result.startedAt - 500,
         t1: Math.max(result.endedAt, ...windows.map((w) => w.end)) + 500,
         windows,
-        ops: load.ops,
+        ops: ops,
       }),
     );
     return row;
@@ -335,6 +395,8 @@ async function main(): Promise<void> {
       scenarios: { type: "string" },
       "etcd-defrag-bin": { type: "string" },
       out: { type: "string", default: join(ROOT, "bench", "results") },
+      // A put and a get per member at most this often: a busy cluster's steady load, not a saturated one.
+      "load-interval": { type: "string", default: "10ms" },
     },
   });
   const preset = PRESETS[values.preset];
@@ -346,11 +408,14 @@ async function main(): Promise<void> {
   const etcdDefragBin = bin !== undefined && bin !== "" && existsSync(bin) ? bin : undefined;
   const outDir = values.out;
   mkdirSync(outDir, { recursive: true });
+  const loadgen = loadgenBinary();
   const rows: Row[] = [];
   for (const scenario of scenarios) {
     for (const tool of tools) {
       process.stderr.write(`[bench] ${scenario}: ${tool}\n`);
-      rows.push(await measure(tool, scenario, preset, etcdDefragBin, outDir));
+      rows.push(
+        await measure(tool, scenario, preset, etcdDefragBin, outDir, loadgen, values["load-interval"]),
+      );
     }
   }
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`;

@@ -1,7 +1,7 @@
 // A timeline a person can look at: one lane per member, its defrag windows as
 // bars, and every client operation on it as a dot at its start (height = latency).
 
-import type { Op } from "./load.js";
+import type { Op } from "./bench.js";
 
 export interface Timeline {
   title: string;
@@ -65,7 +65,7 @@ export function renderTimeline(t: Timeline): string {
     );
   }
   parts.push(
-    `<text x="${LEFT}" y="${axisY + 18}">bars: member defragmenting (etcd_disk_defrag_inflight) · dots: operations (height: log latency, max ${maxLatency.toFixed(0)} ms; red: failed)</text>`,
+    `<text x="${LEFT}" y="${axisY + 18}">bars: member defragmenting (from etcd's log) · dots: operations (height: log latency, max ${maxLatency.toFixed(0)} ms; red: failed)</text>`,
   );
   parts.push("</svg>");
   return parts.join("\n") + "\n";

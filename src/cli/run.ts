@@ -11,7 +11,7 @@ import { createReporter } from "../report/reporter.js";
 import { summaryJson, summaryText } from "../report/summary.js";
 import { runDefrag } from "../run/run.js";
 import type { MoveLeader, RunOptions, RunResult } from "../run/types.js";
-import { buildRegistry, pushMetrics, writeMetricsFile, type RunMetrics } from "../report/metrics.js";
+import type { RunMetrics } from "../report/metrics.js";
 import { connect, durationOption, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
 import { EXIT, exitCodeFor } from "./exit.js";
@@ -102,6 +102,8 @@ async function publish(
   m: RunMetrics,
 ): Promise<void> {
   if (target.pushgatewayUrl === undefined && target.metricsFile === undefined) return;
+  // Loaded only when wanted: the Prometheus client is a noticeable part of the start-up time.
+  const { buildRegistry, pushMetrics, writeMetricsFile } = await import("../report/metrics.js");
   if (target.pushgatewayUrl !== undefined) {
     try {
       await pushMetrics(buildRegistry(m), {

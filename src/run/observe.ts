@@ -34,7 +34,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
         }
       }),
     );
-  const readAlarms = async (node: string): Promise<MemberAlarm[] | DefragError> => {
+  const readAlarms = async (node: string | undefined): Promise<MemberAlarm[] | DefragError> => {
     try {
       return await backend.alarms(node, opts.signal);
     } catch (err) {
@@ -42,7 +42,8 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
     }
   };
 
-  // With the nodes known, the member list, the statuses and the alarms are read at once.
+  // The member list and the alarms are read at once; with the nodes known, the statuses too.
+  // Without nodes the alarms come from the endpoint's own node: they are cluster state.
   const known = opts.nodes.length > 0;
   const [membersResult, early, earlyAlarms] = await Promise.all([
     backend.members(opts.signal).then(
@@ -50,7 +51,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
       (err: unknown) => DefragError.from(err, "etcd"),
     ),
     known ? readStatuses(opts.nodes) : Promise.resolve(undefined),
-    known && opts.nodes[0] !== undefined ? readAlarms(opts.nodes[0]) : Promise.resolve(undefined),
+    readAlarms(opts.nodes[0]),
   ]);
   let members: MemberInfo[] | undefined;
   if (membersResult instanceof DefragError) {
@@ -79,13 +80,13 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
   // Alarms are cluster state: any member lists all of them; retry through one that answered.
   let alarmsResult = earlyAlarms;
   const reachable = statuses.find((s) => s.ok);
-  if ((alarmsResult === undefined || alarmsResult instanceof DefragError) && reachable !== undefined) {
+  if (alarmsResult instanceof DefragError && reachable !== undefined) {
     alarmsResult = await readAlarms(reachable.node);
   }
   let alarms: MemberAlarm[] = [];
   if (alarmsResult instanceof DefragError) {
     warnings.push(`cannot list the etcd alarms: ${alarmsResult.describe()}`);
-  } else if (alarmsResult !== undefined) {
+  } else {
     alarms = alarmsResult;
   }
 

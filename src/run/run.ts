@@ -59,8 +59,8 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   const nodes = initial.nodes.map((n) => n.node);
   // The last view and when it was read: a view this fresh (the health check just after a member)
   // serves as the next member's gate check, instead of reading the whole cluster again.
-  let last: { view: ClusterView; at: number } | undefined;
   const FRESH_MS = 1000;
+  let last: { view: ClusterView; at: number } | undefined = { view: initial, at: deps.now() };
   const observe = async (): Promise<ClusterView> => {
     const view = await observeCluster(backend, { nodes, signal: undefined });
     last = { view, at: deps.now() };

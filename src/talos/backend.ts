@@ -35,7 +35,7 @@ export class TalosBackend implements Backend {
     };
   }
 
-  alarms(node: string, signal?: AbortSignal): Promise<MemberAlarm[]> {
+  alarms(node: string | undefined, signal?: AbortSignal): Promise<MemberAlarm[]> {
     return this.client.alarms(node, signal);
   }
 

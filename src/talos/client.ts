@@ -138,9 +138,11 @@ export class TalosClient {
   }
 
   /** Alarms are cluster state: any member lists all of them. */
-  async alarms(node: string, signal?: AbortSignal): Promise<MemberAlarm[]> {
+  /** The cluster's alarms, through `node`, or through the endpoint's own node when undefined. */
+  async alarms(node: string | undefined, signal?: AbortSignal): Promise<MemberAlarm[]> {
     const reply = await this.invoke("EtcdAlarmList", node, signal, (c, o) => c.etcdAlarmList({}, o));
-    return this.single("EtcdAlarmList", node, reply.messages).memberAlarms.map(toAlarm);
+    const from = node ?? this.connections[this.preferred]?.address ?? "(endpoint)";
+    return this.single("EtcdAlarmList", from, reply.messages).memberAlarms.map(toAlarm);
   }
 
   /** Disarms EVERY alarm in the cluster (Talos gives no per-alarm choice); returns what it disarmed. */
