@@ -18,5 +18,7 @@ LABEL org.opencontainers.image.title="talos-etcd-defrag" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /src/dist/bundle/talos-etcd-defrag.mjs /app/talos-etcd-defrag.mjs
 USER 65532:65532
-ENTRYPOINT ["/nodejs/bin/node", "/app/talos-etcd-defrag.mjs"]
+# --use-openssl-ca: the tool trusts only the Talos CA it is given, and without this flag Node
+# parses its ~140 bundled public root certificates at the first TLS connection (~20 ms per run).
+ENTRYPOINT ["/nodejs/bin/node", "--use-openssl-ca", "/app/talos-etcd-defrag.mjs"]
 CMD ["run"]

@@ -353,9 +353,11 @@ describe("the rendered CronJob, run as Kubernetes would run it", () => {
       readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"),
     )?.[1];
     assert.ok(entrypoint, "the Dockerfile has an exec-form ENTRYPOINT");
-    const [node, script] = JSON.parse(entrypoint) as [string, string];
+    const [node, ...rest] = JSON.parse(entrypoint) as string[];
     assert.equal(node, "/nodejs/bin/node");
-    return [process.execPath, script.replace(/^\/app\//, `${app}/`), ...args];
+    const script = rest.at(-1) ?? "";
+    assert.match(script, /^\/app\//);
+    return [process.execPath, ...rest.slice(0, -1), script.replace(/^\/app\//, `${app}/`), ...args];
   }
 
   function envOf(
