@@ -444,6 +444,91 @@ export function table(rows: Row[]): string {
   return lines.join("\n") + "\n";
 }
 
+/** "etcd 3.6.16", from the binary the harness runs. */
+function etcdVersion(): string {
+  const bin = process.env.ETCD_BIN ?? "etcd";
+  const out = spawnSync(bin, ["--version"], { encoding: "utf8" }).stdout;
+  const version = /etcd Version: (\S+)/.exec(out)?.[1];
+  return version === undefined ? bin : `etcd ${version}`;
+}
+
+export interface Target {
+  target: string;
+  /** Ours per scenario, with the peers' values where they help to compare. */
+  measured: string;
+  met: boolean | "n/a";
+}
+
+/** The issue's targets for our tool, checked against this run's rows. */
+export function targets(rows: Row[], preset: string): Target[] {
+  const ours = rows.filter((r) => r.tool === "talos-etcd-defrag" && r.ran);
+  if (ours.length === 0) return [];
+  const per = (f: (r: Row) => string): string => ours.map((r) => `${r.scenario} ${f(r)}`).join(", ");
+  const peer = (tool: Tool, scenario: Scenario): Row | undefined =>
+    rows.find((r) => r.tool === tool && r.scenario === scenario && r.ran);
+  const overheadPeers = ours
+    .map((r) =>
+      (["etcdctl", "etcd-defrag", "etcd-defrag --move-leader"] as Tool[])
+        .map((t) => peer(t, r.scenario))
+        .filter((p): p is Row => p !== undefined && (p.maxBlocked ?? 0) <= 1)
+        .map((p) => `${p.tool} ${fmt(p.overheadPct, 1)}%`)
+        .join(", "),
+    )
+    .filter((s) => s !== "");
+  const reclaimRatios = ours.map((r) => {
+    const e = peer("etcdctl", r.scenario);
+    return e?.reclaimedBytes ? (r.reclaimedBytes ?? 0) / e.reclaimedBytes : undefined;
+  });
+  return [
+    {
+      target: "at most one member blocked at any moment",
+      measured: per((r) => fmt(r.maxBlocked)),
+      met: ours.every((r) => r.maxBlocked === 1),
+    },
+    {
+      target: "no failed client operations",
+      measured: per((r) => `${fmt(r.failedOps)} of ${fmt(r.opsTotal)}`),
+      met: ours.every((r) => r.failedOps === 0),
+    },
+    {
+      target: "overhead ≤ 2% of wall time (default preset)",
+      measured:
+        per((r) => `${fmt(r.overheadPct, 1)}% (${fmt((r.wallMs ?? 0) - (r.defragSumMs ?? 0))} ms)`) +
+        (overheadPeers.length > 0
+          ? `; peers that kept one member at a time: ${overheadPeers.join("; ")}`
+          : ""),
+      met: preset === "default" ? ours.every((r) => (r.overheadPct ?? 100) <= 2) : "n/a",
+    },
+    {
+      target: "bytes reclaimed as etcdctl defrag (within 5%)",
+      measured: reclaimRatios.every((x) => x === undefined)
+        ? "etcdctl not run"
+        : ours.map((r, i) => `${r.scenario} ${fmt(reclaimRatios[i], 2)}× etcdctl's`).join(", "),
+      met: reclaimRatios.every((x) => x === undefined)
+        ? "n/a"
+        : reclaimRatios.every((x) => x !== undefined && Math.abs(x - 1) <= 0.05),
+    },
+    {
+      target: "CLI start to first call < 300 ms",
+      measured: per((r) => `${fmt(r.startToFirstRpcMs)} ms`),
+      met: ours.every((r) => (r.startToFirstRpcMs ?? Infinity) < 300),
+    },
+    {
+      target: "peak RSS < 100 MB",
+      measured: per((r) => `${fmt(r.peakRssMb)} MB`),
+      met: ours.every((r) => (r.peakRssMb ?? Infinity) < 100),
+    },
+  ];
+}
+
+export function targetsTable(list: Target[]): string {
+  if (list.length === 0) return "";
+  const lines = ["", "Targets for talos-etcd-defrag:", "", "| target | measured | met |", "|---|---|---|"];
+  for (const t of list)
+    lines.push(`| ${t.target} | ${t.measured} | ${t.met === "n/a" ? "n/a" : t.met ? "yes" : "**no**"} |`);
+  return lines.join("\n") + "\n";
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -476,19 +561,23 @@ async function main(): Promise<void> {
     }
   }
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`;
+  const checked = targets(rows, values.preset);
   const report = {
     date: new Date().toISOString(),
     preset: values.preset,
     presetDetails: preset,
     machine,
-    etcd: process.env.ETCD_BIN ?? "etcd",
+    etcd: etcdVersion(),
+    load: { interval: values["load-interval"], generator: "bench/loadgen (Go, etcd client v3)" },
     rows,
+    targets: checked,
   };
   writeFileSync(join(outDir, `results-${values.preset}.json`), JSON.stringify(report, null, 2) + "\n");
   process.stdout.write(
     `\n${values.preset} preset, ${(preset.dbBytes / MiB).toFixed(0)} MiB DB with ${preset.liveFraction * 100}% live data; ${machine}\n\n`,
   );
   process.stdout.write(table(rows));
+  process.stdout.write(targetsTable(checked));
 }
 
 await main();

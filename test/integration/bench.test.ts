@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 
-import type { Row } from "../../bench/bench.js";
+import type { Row, Target } from "../../bench/bench.js";
 import { REPO_ROOT } from "../harness/run-cli.js";
 
 describe("benchmark (smoke preset)", () => {
@@ -39,6 +39,7 @@ describe("benchmark (smoke preset)", () => {
     const report = JSON.parse(readFileSync(join(out, "results-smoke.json"), "utf8")) as {
       rows: Row[];
       machine: string;
+      targets: Target[];
     };
     assert.ok(report.machine.length > 0);
     const ours = report.rows.filter((x) => x.tool === "talos-etcd-defrag");
@@ -51,6 +52,13 @@ describe("benchmark (smoke preset)", () => {
       assert.ok((row.opsTotal ?? 0) > 0 && row.failedOps === 0);
       assert.ok((row.startToFirstRpcMs ?? -1) > 0 && (row.peakRssMb ?? 0) > 0);
     }
+    // The targets are checked and printed; the timing ones are not asserted on a smoke run.
+    assert.match(r.stdout, /^Targets for talos-etcd-defrag:$/m);
+    const target = (name: RegExp): Target | undefined => report.targets.find((t) => name.test(t.target));
+    assert.equal(target(/one member blocked/)?.met, true);
+    assert.equal(target(/no failed client operations/)?.met, true);
+    assert.equal(target(/overhead/)?.met, "n/a", "the overhead target is for the default preset");
+    assert.match(r.stdout, /^Where our overhead goes/m);
     const etcdctl = report.rows.filter((x) => x.tool === "etcdctl");
     assert.ok(etcdctl.every((x) => x.ran && (x.reclaimedBytes ?? 0) > 0));
     for (const file of ["normal-talos-etcd-defrag.svg", "short-timeout-etcdctl.svg"]) {
