@@ -53,7 +53,7 @@ export function renderTimeline(t: Timeline): string {
             ? "#264653"
             : "#457b9d";
       parts.push(
-        `<circle cx="${x(o.start).toFixed(1)}" cy="${(y + LANE - 10 - h).toFixed(1)}" r="1.5" fill="${color}"/>`,
+        `<circle cx="${x(o.start).toFixed(1)}" cy="${(y + LANE - 10 - h).toFixed(1)}" r="${o.ok ? 1.5 : 3}" fill="${color}"/>`,
       );
     }
   });
