@@ -389,11 +389,6 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
 
   /**
    * Positive evidence that a member's defragment finished after its call did not
-   * succeed: its DB shrank as planned, or (when little was to be reclaimed) a
-   * second defragment call returned, which etcd runs only after the first ends.
-   */
-  /**
-   * Positive evidence that a member's defragment finished after its call did not
    * succeed: its DB shrank as planned, or a second defragment call returned. etcd runs
    * one defragment at a time per member, so the second returns only after the first
    * ended (and does the work itself if the first never started, e.g. when the deadline
