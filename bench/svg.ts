@@ -1,7 +1,7 @@
 // A timeline a person can look at: one lane per member, its defrag windows as
 // bars, and every client operation on it as a dot at its start (height = latency).
 
-import type { Op } from "./bench.js";
+import type { Op } from "./load.js";
 
 export interface Timeline {
   title: string;

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 
-import type { Row, Target } from "../../bench/bench.js";
+import type { Row, Target } from "../../bench/report.js";
 import { REPO_ROOT } from "../harness/run-cli.js";
 
 describe("benchmark (smoke preset)", () => {
