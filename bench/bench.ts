@@ -9,6 +9,8 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
+import { parseBytes } from "../src/core/units.js";
+
 import { startHarness, type Harness } from "../test/harness/harness.js";
 import type { JournalEntry } from "../test/harness/journal.js";
 import { defragWindows } from "./etcd-log.js";
@@ -304,13 +306,44 @@ async function main(): Promise<void> {
       out: { type: "string", default: join(ROOT, "bench", "results") },
       // A put and a get per member at most this often: a busy cluster's steady load, not a saturated one.
       "load-interval": { type: "string", default: "10ms" },
+      // Overrides of the preset (the run is then labelled "custom").
+      "db-size": { type: "string" },
+      "live-fraction": { type: "string" },
+      "short-timeout": { type: "string" },
     },
   });
-  const preset = PRESETS[values.preset];
-  if (preset === undefined)
+  const base = PRESETS[values.preset];
+  if (base === undefined)
     throw new Error(`unknown preset ${values.preset} (${Object.keys(PRESETS).join(", ")})`);
-  const tools = (values.tools?.split(",") ?? TOOLS) as Tool[];
-  const scenarios = (values.scenarios?.split(",") ?? SCENARIOS) as Scenario[];
+  const preset = { ...base };
+  let label = values.preset;
+  if (values["db-size"] !== undefined) {
+    const bytes = parseBytes(values["db-size"]);
+    if (bytes === undefined || bytes < 4 * MiB)
+      throw new Error(`--db-size ${values["db-size"]}: e.g. 512MiB`);
+    // The same threshold relative to the size as the presets: a fifth of the database free.
+    Object.assign(preset, { dbBytes: bytes, thresholdBytes: Math.round(bytes / 5) });
+    label = "custom";
+  }
+  if (values["live-fraction"] !== undefined) {
+    const live = Number(values["live-fraction"]);
+    if (!(live > 0 && live < 1))
+      throw new Error(`--live-fraction ${values["live-fraction"]}: between 0 and 1`);
+    preset.liveFraction = live;
+    label = "custom";
+  }
+  if (values["short-timeout"] !== undefined) {
+    preset.shortTimeout = values["short-timeout"];
+    label = "custom";
+  }
+  const pick = <T extends string>(list: string | undefined, known: readonly T[], what: string): T[] => {
+    const names = list?.split(",") ?? [...known];
+    const unknown = names.filter((n) => !(known as readonly string[]).includes(n));
+    if (unknown.length > 0) throw new Error(`unknown ${what}: ${unknown.join(", ")} (${known.join(", ")})`);
+    return names as T[];
+  };
+  const tools = pick(values.tools, TOOLS, "tool");
+  const scenarios = pick(values.scenarios, SCENARIOS, "scenario");
   const bin = values["etcd-defrag-bin"] ?? process.env.ETCD_DEFRAG_BIN;
   const etcdDefragBin = bin !== undefined && bin !== "" && existsSync(bin) ? bin : undefined;
   const outDir = values.out;
@@ -326,10 +359,10 @@ async function main(): Promise<void> {
     }
   }
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`;
-  const checked = targets(rows, values.preset);
+  const checked = targets(rows, label);
   const report = {
     date: new Date().toISOString(),
-    preset: values.preset,
+    preset: label,
     presetDetails: preset,
     machine,
     etcd: etcdVersion(),
@@ -337,12 +370,17 @@ async function main(): Promise<void> {
     rows,
     targets: checked,
   };
-  writeFileSync(join(outDir, `results-${values.preset}.json`), JSON.stringify(report, null, 2) + "\n");
+  writeFileSync(join(outDir, `results-${label}.json`), JSON.stringify(report, null, 2) + "\n");
   process.stdout.write(
-    `\n${values.preset} preset, ${(preset.dbBytes / MiB).toFixed(0)} MiB DB with ${preset.liveFraction * 100}% live data; ${machine}\n\n`,
+    `\n${label} preset, ${(preset.dbBytes / MiB).toFixed(0)} MiB DB with ${preset.liveFraction * 100}% live data; ${machine}\n\n`,
   );
   process.stdout.write(table(rows));
   process.stdout.write(targetsTable(checked));
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 2;
+}
