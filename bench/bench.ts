@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { parseBytes } from "../src/core/units.js";
 
 import { startHarness, type Harness } from "../test/harness/harness.js";
-import type { JournalEntry } from "../test/harness/journal.js";
+import { now, type JournalEntry } from "../test/harness/journal.js";
 import { defragWindows } from "./etcd-log.js";
 import { loadgenBinary, startLoad } from "./load.js";
 import {
@@ -40,7 +40,6 @@ function imageCommand(): string[] {
   return [process.execPath, ...flags, join(ROOT, "dist", "bundle", "talos-etcd-defrag.mjs")];
 }
 const [NODE = process.execPath, ...TOOL] = imageCommand();
-const now = (): number => performance.timeOrigin + performance.now();
 
 interface Preset {
   dbBytes: number;
@@ -233,6 +232,7 @@ async function measure(
         return Math.max(0, ...times.slice(1).map((t, i) => t - (times[i] ?? t)));
       }),
     );
+    const reclaimed = before.reduce((s, b, i) => s + b.dbSize - (after[i]?.dbSize ?? b.dbSize), 0);
     const defragSumMs = windows.reduce((s, w) => s + (w.end - w.start), 0);
     const wallMs = result.endedAt - result.startedAt;
     const calls = h.journal.slice(journalBefore);
@@ -254,9 +254,9 @@ async function measure(
       ),
       maxOtherMs: Math.max(0, ...others.map((o) => o.latencyMs)),
       keepaliveGapMs: gap,
-      reclaimedBytes: before.reduce((s, b, i) => s + b.dbSize - (after[i]?.dbSize ?? b.dbSize), 0),
+      reclaimedBytes: reclaimed,
       reclaimedOfFreePct:
-        (before.reduce((s, b, i) => s + b.dbSize - (after[i]?.dbSize ?? b.dbSize), 0) /
+        (reclaimed /
           Math.max(
             1,
             before.reduce((s, b) => s + b.dbSize - b.dbSizeInUse, 0),
@@ -279,7 +279,7 @@ async function measure(
         t0: result.startedAt - 500,
         t1: Math.max(result.endedAt, ...windows.map((w) => w.end)) + 500,
         windows,
-        ops: ops,
+        ops,
       }),
     );
     return row;

@@ -57,17 +57,17 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   const initial = await observeCluster(backend, { nodes: opts.nodes, signal: deps.signal });
   for (const w of initial.warnings) reporter.warn(w);
   const nodes = initial.nodes.map((n) => n.node);
-  // The last view and when it was read: a view this fresh (the health check just after a member)
-  // serves as the next member's gate check, instead of reading the whole cluster again.
+  // The last view and when it was read: a view this fresh (the first reading, or the health check
+  // just after a member) serves as the next member's gate check, instead of reading the cluster again.
   const FRESH_MS = 1000;
-  let last: { view: ClusterView; at: number } | undefined = { view: initial, at: deps.now() };
+  let last = { view: initial, at: deps.now() };
   const observe = async (): Promise<ClusterView> => {
     const view = await observeCluster(backend, { nodes, signal: undefined });
     last = { view, at: deps.now() };
     return view;
   };
   const observeFresh = async (): Promise<ClusterView> =>
-    last !== undefined && deps.now() - last.at < FRESH_MS ? last.view : observe();
+    deps.now() - last.at < FRESH_MS ? last.view : observe();
   const gateOpts = { allowDowntime: opts.allowDowntime, maxAppliedLag: opts.maxAppliedLag };
 
   refusals = checkGates(initial, gateOpts);

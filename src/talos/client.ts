@@ -110,11 +110,7 @@ export class TalosClient {
           this.callTimeoutMs,
           true,
         );
-        return this.single(
-          "EtcdMemberList",
-          this.connections[this.preferred]?.address ?? "(endpoint)",
-          reply.messages,
-        ).members;
+        return this.single("EtcdMemberList", this.endpointLabel(), reply.messages).members;
       } catch (err) {
         const e = DefragError.from(err, "etcd");
         // Permission, TLS and aborts are the same on every endpoint; transport failures were already retried.
@@ -137,12 +133,12 @@ export class TalosClient {
     return entry.memberStatus;
   }
 
-  /** Alarms are cluster state: any member lists all of them. */
-  /** The cluster's alarms, through `node`, or through the endpoint's own node when undefined. */
+  /** Alarms are cluster state: any member lists all of them; undefined `node` asks the endpoint's own. */
   async alarms(node: string | undefined, signal?: AbortSignal): Promise<MemberAlarm[]> {
     const reply = await this.invoke("EtcdAlarmList", node, signal, (c, o) => c.etcdAlarmList({}, o));
-    const from = node ?? this.connections[this.preferred]?.address ?? "(endpoint)";
-    return this.single("EtcdAlarmList", from, reply.messages).memberAlarms.map(toAlarm);
+    return this.single("EtcdAlarmList", node ?? this.endpointLabel(), reply.messages).memberAlarms.map(
+      toAlarm,
+    );
   }
 
   /** Disarms EVERY alarm in the cluster (Talos gives no per-alarm choice); returns what it disarmed. */
@@ -173,6 +169,11 @@ export class TalosClient {
       c.etcdForfeitLeadership({}, o),
     );
     return this.single("EtcdForfeitLeadership", node, reply.messages).member;
+  }
+
+  /** Names the node behind the endpoint last used, for replies to calls without a `node`. */
+  private endpointLabel(): string {
+    return this.connections[this.preferred]?.address ?? "(endpoint)";
   }
 
   close(): void {
