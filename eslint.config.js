@@ -30,6 +30,40 @@ export default tseslint.config(
     },
   },
   {
+    // The core decides and the run acts on any backend: neither knows Talos, the
+    // configuration, the CLI or how reports are rendered (README, Design).
+    files: ["src/core/**/*.ts", "src/run/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/talos/**", "**/config/**", "**/cli/**", "**/report/**", "**/main.js"],
+              message: "core/ and run/ talk to a Backend only (src/core/backend.ts); see README, Design.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ["src/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/talos/**", "**/config/**", "**/cli/**", "**/report/**", "**/run/**", "**/main.js"],
+              message: "core/ is pure: it imports only core/ (README, Design).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests index into fixtures they just built; a failed `!` fails the test, which is the point.
     files: ["test/**/*.ts"],
     rules: { "@typescript-eslint/no-non-null-assertion": "off" },

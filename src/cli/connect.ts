@@ -42,5 +42,5 @@ export function connect(ctx: CommandContext, config: Config, callTimeoutMs: numb
       ctx.logger.warn(message);
     },
   });
-  return new TalosBackend(client);
+  return new TalosBackend(client, { roles: config.roles, nodes: config.nodes });
 }

@@ -1,7 +1,5 @@
 // `talos-etcd-defrag run`: options -> checks -> the orchestrator -> summary and exit code.
 
-import { setTimeout as delay } from "node:timers/promises";
-
 import type { Config } from "../config/config.js";
 import { DefragError, configError } from "../core/errors.js";
 import { DEFAULT_MAX_APPLIED_LAG } from "../core/gates.js";
@@ -9,6 +7,7 @@ import { compileRule } from "../core/rule.js";
 import { parseBytes } from "../core/units.js";
 import { createReporter } from "../report/reporter.js";
 import { summaryJson, summaryText } from "../report/summary.js";
+import { systemClock } from "../run/clock.js";
 import { runDefrag } from "../run/run.js";
 import type { MoveLeader, RunOptions, RunResult } from "../run/types.js";
 import type { RunMetrics } from "../report/metrics.js";
@@ -24,11 +23,7 @@ function booleanOption(ctx: CommandContext, name: string, flag: string): boolean
 }
 
 /** Everything about the run that can be wrong is found here, before any call to the cluster. */
-export function runOptions(
-  ctx: CommandContext,
-  roles: readonly string[],
-  nodes: readonly string[],
-): RunOptions {
+export function runOptions(ctx: CommandContext, nodes: readonly string[]): RunOptions {
   const quotaText = ctx.options.quotaBytes ?? "";
   const quotaBytes = parseBytes(quotaText);
   if (quotaBytes === undefined || quotaBytes <= 0) {
@@ -53,7 +48,6 @@ export function runOptions(
     pollIntervalMs: 500,
     maxAppliedLag: DEFAULT_MAX_APPLIED_LAG,
     nodes,
-    roles,
   };
 }
 
@@ -135,7 +129,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     const { config, callTimeoutMs } = loadConnection(ctx);
     cluster =
       ctx.options.clusterName || (config.contextName === "environment" ? "default" : config.contextName);
-    prepared = { config, callTimeoutMs, options: runOptions(ctx, config.roles, config.nodes) };
+    prepared = { config, callTimeoutMs, options: runOptions(ctx, config.nodes) };
   } catch (err) {
     const e = DefragError.from(err);
     await publish(ctx, target, cluster, {
@@ -151,13 +145,12 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     let result: RunResult;
     try {
       result = await runDefrag(backend, prepared.options, {
-        now: () => Date.now(),
-        sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}),
+        clock: systemClock,
         signal: ctx.signal,
         reporter,
       });
     } catch (err) {
-      const e = DefragError.from(err, "etcd");
+      const e = DefragError.from(err);
       await publish(ctx, target, cluster, {
         result: "error",
         exitCode: exitCodeFor(e.kind),

@@ -23,7 +23,7 @@ export async function statusCommand(ctx: CommandContext): Promise<number> {
     // Only a TLS problem with every endpoint is a configuration error; a node that cannot be read is a failure.
     return failed.length === 0 ? EXIT.ok : EXIT.failure;
   } catch (err) {
-    throw DefragError.from(err, "etcd");
+    throw DefragError.from(err);
   } finally {
     backend.close();
   }

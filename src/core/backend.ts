@@ -1,19 +1,52 @@
-// What the orchestrator needs from a cluster. The Talos API implements it
-// (src/talos/backend.ts); a direct-etcd backend could implement it too.
+// What the run needs from a cluster, and nothing about how it is reached. The
+// Talos API implements it (src/talos/backend.ts); a direct-etcd backend would
+// implement the same contract without any change to core/ or run/.
+//
+// A member is addressed by its `node`: the string the backend reaches it by
+// (a Talos node address for the Talos API, a client URL for etcd itself). The
+// backend fills MemberInfo.node, so the run never guesses addresses.
+//
+// Every method rejects with a DefragError whose kind says what happened
+// (src/core/errors.ts); anything else it throws is treated as a bug.
 
 import type { MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
 
+/** Whether the credential allows an action, known before trying it. */
+export type Permission =
+  | { allowed: true }
+  /** Not allowed: `reason` names what is missing and what the credential has, for a person. */
+  | { allowed: false; reason: string };
+
+/** What this backend's credential may do, asked once before the first change. */
+export interface Permissions {
+  defragment: Permission;
+  moveLeadership: Permission;
+}
+
 export interface Backend {
-  /** The etcd member list, from any member. */
+  /** The etcd member list, as any member that answers sees it. */
   members(signal?: AbortSignal): Promise<MemberInfo[]>;
+  /** One member's own status. */
   status(node: string, signal?: AbortSignal): Promise<MemberStatus>;
-  /** All alarms of the cluster, read through `node` (undefined: whichever node the endpoint is). */
-  alarms(node: string | undefined, signal?: AbortSignal): Promise<MemberAlarm[]>;
-  /** Blocks that member until done; its own deadline; etcd does not stop when the call does. */
+  /** Every alarm of the cluster (cluster state: any member lists all), through any member that answers. */
+  alarms(signal?: AbortSignal): Promise<MemberAlarm[]>;
+  /**
+   * Defragments one member and blocks it until done; `timeoutMs` is this call's own
+   * deadline. etcd does not stop when the call does: after a timeout, a dropped
+   * connection or an abort the member may still be defragmenting.
+   */
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void>;
-  /** Name of the new leader, or "" when `node` was not the leader. */
+  /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
   forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
-  /** Disarms every alarm of the cluster; returns what was disarmed. */
-  disarmAlarms(node: string, signal?: AbortSignal): Promise<MemberAlarm[]>;
+  /**
+   * Disarms every NOSPACE alarm and nothing else: a backend that can only disarm every
+   * alarm at once re-reads the alarms just before, and rejects with kind "refused" when
+   * any other alarm is raised. Returns what was disarmed.
+   */
+  disarmNospace(signal?: AbortSignal): Promise<MemberAlarm[]>;
+  /** What the credential may do, without changing anything. */
+  permissions(signal?: AbortSignal): Promise<Permissions>;
+  /** How a person inspects one member by hand, for messages (e.g. a command line). */
+  inspectHint(node: string): string;
   close(): void;
 }

@@ -2,9 +2,17 @@
 // harmless. Checked before the run and again before every member. Pure.
 
 import { formatMemberId } from "./units.js";
-import { peerHost, type ClusterView, type MemberInfo, type MemberStatus, type NodeView } from "./model.js";
+import { type ClusterView, type MemberInfo, type MemberStatus, type NodeView } from "./model.js";
 
-export type GateName = "member-list" | "reachable" | "leader" | "caught-up" | "corrupt" | "quorum";
+export type GateName =
+  | "member-list"
+  | "reachable"
+  | "leader"
+  | "caught-up"
+  | "corrupt"
+  | "quorum"
+  /** The credential does not allow what the plan needs. */
+  | "permission";
 
 export interface GateFailure {
   gate: GateName;
@@ -35,7 +43,7 @@ export function votingMembers(view: ClusterView): VotingMember[] {
       member,
       view:
         view.nodes.find((n) => n.ok && n.status.memberId === member.id) ??
-        view.nodes.find((n) => !n.ok && n.node === peerHost(member)),
+        view.nodes.find((n) => !n.ok && n.node === member.node),
     }));
 }
 
@@ -60,7 +68,7 @@ export function checkGates(view: ClusterView, opts: GateOptions): GateFailure[] 
     if (n === undefined) {
       failures.push({
         gate: "reachable",
-        message: `voting member ${label(member)} at ${peerHost(member) ?? "an unknown address"} is not among the nodes; add it to --nodes`,
+        message: `voting member ${label(member)} at ${member.node ?? "an unknown address"} is not among the nodes; add it to --nodes`,
       });
     } else if (!n.ok) {
       failures.push({
@@ -116,4 +124,22 @@ export function checkGates(view: ClusterView, opts: GateOptions): GateFailure[] 
     });
   }
   return failures;
+}
+
+/**
+ * After its defragment: the member answers, knows a leader, and has applied about as
+ * much as the leader. Its status when healthy, else undefined. The next member's gates
+ * then check the whole cluster.
+ */
+export function memberHealthy(
+  view: ClusterView,
+  node: string,
+  maxAppliedLag: number,
+): MemberStatus | undefined {
+  const n = view.nodes.find((x) => x.node === node);
+  if (n === undefined || !n.ok || n.status.leaderId === 0n) return undefined;
+  const leader = view.nodes.find((x) => x.ok && x.status.memberId === n.status.leaderId);
+  if (leader?.ok && leader.status.raftAppliedIndex - n.status.raftAppliedIndex > BigInt(maxAppliedLag))
+    return undefined;
+  return n.status;
 }

@@ -16,6 +16,8 @@ export interface MemberInfo {
   peerUrls: string[];
   clientUrls: string[];
   isLearner: boolean;
+  /** Where the backend reaches this member (see Backend), or undefined when it cannot tell. */
+  node: string | undefined;
 }
 
 /** One member's status as its own etcd reports it. Sizes in bytes. */
@@ -58,16 +60,4 @@ export function freeBytes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): numb
 /** free / size, 0 for an empty file. */
 export function fragmentation(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): number {
   return s.dbSize > 0 ? freeBytes(s) / s.dbSize : 0;
-}
-
-/** The host part of a member's first peer URL: Talos nodes are addressed by it. */
-export function peerHost(member: MemberInfo): string | undefined {
-  for (const raw of member.peerUrls) {
-    try {
-      return new URL(raw).hostname.replace(/^\[|\]$/g, "");
-    } catch {
-      // An unparsable URL: try the next one.
-    }
-  }
-  return undefined;
 }

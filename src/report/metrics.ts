@@ -6,6 +6,7 @@ import { renameSync, writeFileSync } from "node:fs";
 
 import { Gauge, Pushgateway, Registry } from "prom-client";
 
+import { reclaimedBytes } from "../run/results.js";
 import type { RunResult } from "../run/types.js";
 
 export const JOB = "etcd-defrag";
@@ -83,9 +84,8 @@ export function buildRegistry(m: RunMetrics): Registry {
       dbSize.set({ ...l, phase: "after" }, member.after.dbSize);
       inUse.set({ ...l, phase: "after" }, member.after.dbSizeInUse);
     }
-    if (member.action === "defragmented" && member.before && member.after) {
-      reclaimed.set(l, member.before.dbSize - member.after.dbSize);
-    }
+    if (member.action === "defragmented" && member.before && member.after)
+      reclaimed.set(l, reclaimedBytes(member));
     if (member.durationMs !== undefined) duration.set(l, member.durationMs / 1000);
   }
   return registry;

@@ -1,6 +1,7 @@
 // The run's final summary on stdout: a table for people, JSON for programs.
 
 import { formatBytes, formatDuration } from "../core/units.js";
+import { reclaimedBytes } from "../run/results.js";
 import type { MemberResult, RunResult } from "../run/types.js";
 import { renderTable } from "./status.js";
 
@@ -54,7 +55,7 @@ export function summaryText(r: RunResult): string {
     m.action,
     m.before ? formatBytes(m.before.dbSize) : "-",
     m.after ? formatBytes(m.after.dbSize) : "-",
-    m.before && m.after ? formatBytes(m.before.dbSize - m.after.dbSize) : "-",
+    m.action === "defragmented" && m.before && m.after ? formatBytes(reclaimedBytes(m)) : "-",
     m.durationMs === undefined ? "-" : formatDuration(m.durationMs),
     [m.reason, ...m.notes].join("; "),
   ]);

@@ -1,25 +1,18 @@
-// Reading the cluster: which nodes, and each member's status and alarms.
+// Reading the cluster: which members, each one's status, and the alarms, all at once.
 
 import type { Backend } from "../core/backend.js";
-import { DefragError } from "../core/errors.js";
-import {
-  peerHost,
-  type ClusterView,
-  type MemberAlarm,
-  type MemberInfo,
-  type NodeView,
-} from "../core/model.js";
+import { DefragError, failsEverywhere } from "../core/errors.js";
+import type { ClusterView, MemberAlarm, MemberInfo, NodeView } from "../core/model.js";
 
 export interface ObserveOptions {
-  /** Explicit nodes (--nodes or the context's); empty means discover from the member list. */
+  /** Explicit nodes (--nodes or the context's); empty means discover them from the member list. */
   nodes: readonly string[];
   signal?: AbortSignal | undefined;
 }
 
-/** Nodes from the member list: every member's peer-URL host (learners included, marked by their status). */
+/** The nodes of the member list (learners included, marked by their status), as the backend reaches them. */
 export function nodesFromMembers(members: readonly MemberInfo[]): string[] {
-  const hosts = members.map(peerHost).filter((h): h is string => h !== undefined);
-  return [...new Set(hosts)];
+  return [...new Set(members.map((m) => m.node).filter((n): n is string => n !== undefined))];
 }
 
 export async function observeCluster(backend: Backend, opts: ObserveOptions): Promise<ClusterView> {
@@ -30,34 +23,28 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
         try {
           return { node, ok: true as const, status: await backend.status(node, opts.signal) };
         } catch (err) {
-          return { node, ok: false as const, error: DefragError.from(err, "etcd") };
+          return { node, ok: false as const, error: DefragError.from(err) };
         }
       }),
     );
-  const readAlarms = async (node: string | undefined): Promise<MemberAlarm[] | DefragError> => {
-    try {
-      return await backend.alarms(node, opts.signal);
-    } catch (err) {
-      return DefragError.from(err, "etcd");
-    }
-  };
+  const settle = <T>(p: Promise<T>): Promise<T | DefragError> =>
+    p.then(
+      (value) => value,
+      (err: unknown) => DefragError.from(err),
+    );
 
   // The member list and the alarms are read at once; with the nodes known, the statuses too.
-  // Without nodes the alarms come from the endpoint's own node: they are cluster state.
   const known = opts.nodes.length > 0;
-  const [membersResult, early, earlyAlarms] = await Promise.all([
-    backend.members(opts.signal).then(
-      (m) => m,
-      (err: unknown) => DefragError.from(err, "etcd"),
-    ),
+  const [membersResult, early, alarmsResult] = await Promise.all([
+    settle(backend.members(opts.signal)),
     known ? readStatuses(opts.nodes) : Promise.resolve(undefined),
-    readAlarms(opts.nodes[0]),
+    settle(backend.alarms(opts.signal)),
   ]);
   let members: MemberInfo[] | undefined;
   if (membersResult instanceof DefragError) {
     const e = membersResult;
     // Without explicit nodes the member list is the only way to find them.
-    if (!known || e.kind === "permission" || e.kind === "tls" || e.kind === "aborted") {
+    if (!known || failsEverywhere(e)) {
       throw new DefragError(e.kind, `cannot list the etcd members: ${e.message}`, {
         node: e.node,
         endpoint: e.endpoint,
@@ -71,20 +58,16 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
   }
   const nodes = known ? [...opts.nodes] : nodesFromMembers(members ?? []);
   if (nodes.length === 0) {
-    throw new DefragError("etcd", "the etcd member list names no members with a peer URL", {
+    throw new DefragError("etcd", "the etcd member list names no member that can be addressed", {
       hint: "pass --nodes to name the control-plane nodes",
     });
   }
   const statuses = early ?? (await readStatuses(nodes));
+  for (const s of statuses) if (!s.ok && s.error.kind === "internal") throw s.error;
 
-  // Alarms are cluster state: any member lists all of them; retry through one that answered.
-  let alarmsResult = earlyAlarms;
-  const reachable = statuses.find((s) => s.ok);
-  if (alarmsResult instanceof DefragError && reachable !== undefined) {
-    alarmsResult = await readAlarms(reachable.node);
-  }
   let alarms: MemberAlarm[] = [];
   if (alarmsResult instanceof DefragError) {
+    if (alarmsResult.kind === "internal") throw alarmsResult;
     warnings.push(`cannot list the etcd alarms: ${alarmsResult.describe()}`);
   } else {
     alarms = alarmsResult;
@@ -92,7 +75,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
 
   const nameOf = (id: bigint | undefined, node: string): string => {
     const byId = id === undefined ? undefined : members?.find((m) => m.id === id);
-    return (byId ?? members?.find((m) => peerHost(m) === node))?.name ?? "";
+    return (byId ?? members?.find((m) => m.node === node))?.name ?? "";
   };
   const views: NodeView[] = statuses.map((s) => {
     if (s.ok) {

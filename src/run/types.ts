@@ -1,8 +1,10 @@
 // The run's options, its result, and what it reports while it goes.
 
+import type { Backend } from "../core/backend.js";
 import type { DefragError } from "../core/errors.js";
 import type { GateFailure } from "../core/gates.js";
 import type { Rule } from "../core/rule.js";
+import type { Clock } from "./clock.js";
 
 export type MoveLeader = "auto" | "always" | "never";
 
@@ -16,7 +18,7 @@ export interface RunOptions {
   dryRun: boolean;
   /** Settle time after a member is healthy again, before the next one. */
   pauseMs: number;
-  /** Explicit nodes, or empty to discover them. */
+  /** Explicit nodes, or empty to discover them from the member list. */
   nodes: readonly string[];
   maxAppliedLag: number;
   /** How long a member may take to be healthy again after its defrag. */
@@ -27,8 +29,6 @@ export interface RunOptions {
   shutdownGraceMs: number;
   pollIntervalMs: number;
   heartbeatMs: number;
-  /** The certificate's roles, when known, to refuse early what RBAC would deny. */
-  roles: readonly string[];
 }
 
 export interface Sizes {
@@ -67,6 +67,14 @@ export interface RunResult {
   startedAt: Date;
 }
 
+/** Why the run stopped early: a refusal (a gate, before anything changed) or a failure. */
+export interface RunStop {
+  kind: "failed" | "refused";
+  error: DefragError;
+  /** The gates that failed, for a refusal. */
+  refusals?: GateFailure[];
+}
+
 /** Where the orchestrator tells what it does; src/report renders it. */
 export interface RunReporter {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -79,9 +87,14 @@ export interface RunReporter {
 }
 
 export interface RunDeps {
-  now: () => number;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  clock: Clock;
   /** Aborted by SIGTERM/SIGINT: start nothing new. */
   signal: AbortSignal;
   reporter: RunReporter;
+}
+
+/** What every step of the run works with. */
+export interface RunContext extends RunDeps {
+  backend: Backend;
+  opts: RunOptions;
 }

@@ -1,26 +1,29 @@
 // Waiting for a condition with a deadline, on the injected clock.
 
-import type { RunDeps } from "./types.js";
+import { DefragError } from "../core/errors.js";
+import type { Clock } from "./clock.js";
 
 /**
  * Polls `check` until it returns a value (not undefined) or `timeoutMs` passes.
- * Errors thrown by `check` count as "not yet" and the last one is returned for messages.
+ * A DefragError thrown by `check` counts as "not yet" and the last one is returned for
+ * messages; anything else is a bug and is thrown at once rather than retried.
  */
 export async function pollUntil<T>(
-  deps: Pick<RunDeps, "now" | "sleep">,
-  opts: { timeoutMs: number; intervalMs: number; signal?: AbortSignal },
+  clock: Pick<Clock, "now" | "sleep">,
+  opts: { timeoutMs: number; intervalMs: number },
   check: () => Promise<T | undefined>,
 ): Promise<{ value: T } | { timedOut: true; lastError: unknown }> {
-  const deadline = deps.now() + opts.timeoutMs;
+  const deadline = clock.now() + opts.timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await check();
       if (value !== undefined) return { value };
     } catch (err) {
+      if (DefragError.from(err).kind === "internal") throw err;
       lastError = err;
     }
-    if (opts.signal?.aborted || deps.now() >= deadline) return { timedOut: true, lastError };
-    await deps.sleep(Math.min(opts.intervalMs, Math.max(0, deadline - deps.now())));
+    if (clock.now() >= deadline) return { timedOut: true, lastError };
+    await clock.sleep(Math.min(opts.intervalMs, Math.max(0, deadline - clock.now())));
   }
 }

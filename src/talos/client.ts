@@ -10,7 +10,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import type { Config } from "../config/config.js";
 import { endpointAddress, type Endpoint } from "../config/endpoints.js";
-import { DefragError } from "../core/errors.js";
+import { DefragError, failsEverywhere } from "../core/errors.js";
 import type { AlarmName, MemberAlarm } from "../core/model.js";
 import { callError, endpointError, transportFailure } from "./errors.js";
 import {
@@ -112,9 +112,9 @@ export class TalosClient {
         );
         return this.single("EtcdMemberList", this.endpointLabel(), reply.messages).members;
       } catch (err) {
-        const e = DefragError.from(err, "etcd");
-        // Permission, TLS and aborts are the same on every endpoint; transport failures were already retried.
-        if (["permission", "tls", "aborted", "unreachable", "config"].includes(e.kind)) throw e;
+        const e = DefragError.from(err);
+        // invoke() already tried every endpoint after a transport failure.
+        if (failsEverywhere(e) || e.kind === "unreachable") throw e;
         failures.push(e);
         this.onWarning(`the member list could not be read through ${e.node ?? "an endpoint"}: ${e.message}`);
         this.preferred = (this.preferred + 1) % this.connections.length;

@@ -26,6 +26,7 @@ export function view(
     peerUrls: [`http://${m.node}:2380`],
     clientUrls: [`http://${m.node}:2379`],
     isLearner: m.learner ?? false,
+    node: m.node,
   }));
   const nodes: NodeView[] = members.map((m): NodeView => {
     const name = m.name ?? `cp-${m.id}`;

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { checkGates, type GateOptions } from "../../src/core/gates.js";
+import { checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
 import type { ClusterView } from "../../src/core/model.js";
-import { m1, m2, three, view } from "./fixtures.js";
+import { m1, m2, m3, three, view } from "./fixtures.js";
 
 const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000 };
 
@@ -103,6 +103,55 @@ describe("safety gates", () => {
       failures.forEach((f, i) => {
         assert.match(f.message, expected[i]?.[1] ?? /^$/);
       });
+    });
+  }
+});
+
+describe("member healthy again after its defragment", () => {
+  const cases: [string, ClusterView, string, boolean][] = [
+    ["answers, knows the leader, caught up", view(three), "10.0.0.2", true],
+    ["the leader itself", view(three), "10.0.0.1", true],
+    [
+      "does not answer",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", error: "connection refused" }]),
+      "10.0.0.3",
+      false,
+    ],
+    ["knows no leader", view([m1, m2, { ...m3, status: { leaderId: 0n } }]), "10.0.0.3", false],
+    [
+      "1001 entries behind the leader",
+      view([
+        { ...m1, status: { raftAppliedIndex: 2001n } },
+        m2,
+        { ...m3, status: { raftAppliedIndex: 1000n } },
+      ]),
+      "10.0.0.3",
+      false,
+    ],
+    [
+      "1000 entries behind: within the lag allowed",
+      view([
+        { ...m1, status: { raftAppliedIndex: 2000n } },
+        m2,
+        { ...m3, status: { raftAppliedIndex: 1000n } },
+      ]),
+      "10.0.0.3",
+      true,
+    ],
+    [
+      "its leader does not answer: nothing to compare with, the member decides",
+      view([{ ...m1, error: "connection refused" }, m2, m3]),
+      "10.0.0.3",
+      true,
+    ],
+    ["not among the nodes", view(three), "10.0.0.9", false],
+  ];
+  for (const [name, v, node, healthy] of cases) {
+    it(name, () => {
+      const status = memberHealthy(v, node, 1000);
+      assert.equal(status !== undefined, healthy);
+      const n = v.nodes.find((x) => x.node === node);
+      if (healthy) assert.equal(status, n?.ok ? n.status : undefined, "the member's own fresh status");
     });
   }
 });

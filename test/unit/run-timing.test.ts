@@ -27,8 +27,7 @@ function options(over: Partial<RunOptions> = {}): RunOptions {
     maxWaitMs: 600_000,
     shutdownGraceMs: 25_000,
     pollIntervalMs: 500,
-    heartbeatMs: 3_600_000,
-    roles: ["os:operator"],
+    heartbeatMs: 30_000,
     ...over,
   };
 }
@@ -37,7 +36,15 @@ function reporter(lines: string[]): RunReporter {
   const push = (m: string): void => {
     lines.push(m);
   };
-  return { info: push, warn: push, error: push, heartbeat: () => undefined, heartbeatDone: () => undefined };
+  return {
+    info: push,
+    warn: push,
+    error: push,
+    heartbeat: (node, elapsedMs) => {
+      lines.push(`heartbeat ${node} ${elapsedMs}`);
+    },
+    heartbeatDone: () => undefined,
+  };
 }
 
 function cluster(defragMs: number[]): SimCluster {
@@ -68,7 +75,7 @@ describe("run timing", () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const lines: string[] = [];
     const result = await runDefrag(sim, options(), {
-      ...sim.clock,
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });
@@ -86,7 +93,7 @@ describe("run timing", () => {
     const sim = cluster([5_000, 300_000, 5_000]);
     const lines: string[] = [];
     const result = await runDefrag(sim, options(), {
-      ...sim.clock,
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });
@@ -101,13 +108,26 @@ describe("run timing", () => {
     );
     assert.ok((slow.durationMs ?? 0) >= 300_000, "the duration covers the real defrag, not just the call");
     assert.ok(lines.some((l) => /etcd keeps defragmenting regardless/.test(l)));
+    // The heartbeat runs on the injected clock, through the call and the wait for proof:
+    // every 30 s of virtual time, its elapsed time counting from the start of the call.
+    const beats = lines
+      .filter((l) => l.startsWith("heartbeat 10.0.0.2 "))
+      .map((l) => Number(l.split(" ")[2]));
+    assert.ok(beats.length >= 9, `heartbeats: ${beats.join(", ")}`);
+    assert.deepEqual(beats.slice(0, 2), [30_000, 60_000]);
+    assert.ok(
+      beats.every((b, i) => i === 0 || b > (beats[i - 1] ?? 0)),
+      "elapsed time only grows",
+    );
+    assert.ok(!lines.some((l) => /^heartbeat 10\.0\.0\.[13] /.test(l)), "5 s defrags need no heartbeat");
+    assert.equal(sim.pendingTimers, 0, "no timer outlives the run");
   });
 
   it("without proof within --max-wait, fails and touches no other member", async () => {
     const sim = cluster([5_000, 3_600_000, 5_000]);
     const lines: string[] = [];
     const result = await runDefrag(sim, options({ maxWaitMs: 120_000 }), {
-      ...sim.clock,
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });
@@ -132,7 +152,7 @@ describe("run timing", () => {
     for (const m of sim.sim) m.inUse = m.dbSize; // nothing to reclaim: the size cannot prove anything
     const lines: string[] = [];
     const result = await runDefrag(sim, options(), {
-      ...sim.clock,
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });
@@ -153,14 +173,14 @@ describe("run timing", () => {
       if (node === "10.0.0.2" && !dropped) {
         // The deadline passed before the request reached etcd: nothing started.
         dropped = true;
-        sim.now += opts.timeoutMs;
+        sim.advanceTo(sim.now + opts.timeoutMs);
         throw new DefragError("timeout", "EtcdDefragment did not answer in time", { node });
       }
       await origDefrag(node, opts);
     };
     const lines: string[] = [];
     const result = await runDefrag(sim, options({ timeoutMs: 1_000 }), {
-      ...sim.clock,
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });
@@ -181,7 +201,7 @@ describe("run timing", () => {
       await origDefrag(node, opts);
     };
     const result = await runDefrag(sim, options(), {
-      ...sim.clock,
+      clock: sim.clock,
       signal: controller.signal,
       reporter: reporter(lines),
     });
@@ -193,11 +213,58 @@ describe("run timing", () => {
     );
   });
 
+  it("on a stop request during a long defragment, gives up on the call after the grace period (virtual clock) and touches nothing else", async () => {
+    const sim = cluster([5_000, 300_000, 5_000]);
+    const controller = new AbortController();
+    const origDefrag = sim.defragment.bind(sim);
+    sim.defragment = async (node, opts) => {
+      if (node === "10.0.0.2" && !controller.signal.aborted)
+        sim.clock.after(10_000, () => {
+          controller.abort();
+        });
+      await origDefrag(node, opts);
+    };
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options({ timeoutMs: 600_000 }), {
+      clock: sim.clock,
+      signal: controller.signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "failed", lines.join("\n"));
+    assert.ok(lines.some((l) => /stop requested: waiting up to 25\.0s for 10\.0\.0\.2/.test(l)));
+    // The call was abandoned 25 s after the stop (at 10 s), not when etcd finished (300 s).
+    assert.ok(
+      lines.some((l) =>
+        /10\.0\.0\.2: the defragment call ended after 35\.0s without success .*waiting up to 25\.0s for proof/.test(
+          l,
+        ),
+      ),
+      lines.join("\n"),
+    );
+    assert.match(
+      result.error?.message ?? "",
+      /no proof that the defragment of 10\.0\.0\.2 finished within 25\.0s/,
+    );
+    assert.ok(
+      sim.windows.every((w) => w[0] === "10.0.0.2"),
+      "no other member started",
+    );
+    assert.deepEqual(
+      result.members.map((m) => [m.node, m.action]),
+      [
+        ["10.0.0.2", "failed"],
+        ["10.0.0.3", "not-reached"],
+        ["10.0.0.1", "not-reached"],
+      ],
+    );
+    assert.equal(sim.pendingTimers, 0, "no timer outlives the run");
+  });
+
   it("moves leadership first when allowed, and defragments the former leader as a follower", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ moveLeader: "auto", roles: ["os:admin"] }), {
-      ...sim.clock,
+    const result = await runDefrag(sim, options({ moveLeader: "auto" }), {
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });
@@ -209,9 +276,13 @@ describe("run timing", () => {
 
   it("an operator certificate defragments the leader in place, last, and says so", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
+    sim.moveLeadership = {
+      allowed: false,
+      reason: "moving leadership needs role os:admin (the certificate has os:operator)",
+    };
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ moveLeader: "auto", roles: ["os:operator"] }), {
-      ...sim.clock,
+    const result = await runDefrag(sim, options({ moveLeader: "auto" }), {
+      clock: sim.clock,
       signal: new AbortController().signal,
       reporter: reporter(lines),
     });

@@ -2,9 +2,10 @@
 // (what happens after a defragment call times out). Integration tests use real
 // etcd; this exists because minutes of etcd behaviour must run in milliseconds.
 
-import type { Backend } from "../../src/core/backend.js";
+import type { Backend, Permission, Permissions } from "../../src/core/backend.js";
 import { DefragError } from "../../src/core/errors.js";
 import type { MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
+import type { Clock } from "../../src/run/clock.js";
 
 export interface SimMember {
   id: bigint;
@@ -29,12 +30,54 @@ export class SimCluster implements Backend {
     this.leader = sim[0]?.id ?? 0n;
   }
 
-  clock = {
+  /** What the simulated credential may do; everything by default. */
+  moveLeadership: Permission = { allowed: true };
+  defragmentPermission: Permission = { allowed: true };
+
+  /** Timers on the virtual clock: they fire, in order, as virtual time passes their due time. */
+  private readonly timers: { id: number; due: number; every?: number; fn: () => void }[] = [];
+  private nextTimer = 0;
+
+  /**
+   * Moves virtual time to `to`, firing every timer due on the way at its own time;
+   * stops early (at that timer's time) when a timer aborts `signal`.
+   */
+  advanceTo(to: number, signal?: AbortSignal): void {
+    for (;;) {
+      if (signal?.aborted) return;
+      const next = this.timers.filter((t) => t.due <= to).sort((a, b) => a.due - b.due || a.id - b.id)[0];
+      if (next === undefined) break;
+      this.now = Math.max(this.now, next.due);
+      if (next.every === undefined) this.timers.splice(this.timers.indexOf(next), 1);
+      else next.due += next.every;
+      next.fn();
+    }
+    this.now = Math.max(this.now, to);
+  }
+
+  private addTimer(ms: number, fn: () => void, every?: number): () => void {
+    const timer = { id: this.nextTimer++, due: this.now + ms, fn, ...(every !== undefined ? { every } : {}) };
+    this.timers.push(timer);
+    return () => {
+      const i = this.timers.indexOf(timer);
+      if (i >= 0) this.timers.splice(i, 1);
+    };
+  }
+
+  /** Timers still scheduled (a leak if any remain after a run). */
+  get pendingTimers(): number {
+    return this.timers.length;
+  }
+
+  clock: Clock = {
     now: (): number => this.now,
-    sleep: async (ms: number): Promise<void> => {
-      this.now += ms;
+    sleep: async (ms: number, signal?: AbortSignal): Promise<void> => {
+      signal?.throwIfAborted();
+      this.advanceTo(this.now + ms);
       await Promise.resolve();
     },
+    every: (ms, fn) => this.addTimer(ms, fn, ms),
+    after: (ms, fn) => this.addTimer(ms, fn),
   };
 
   private member(node: string): SimMember {
@@ -60,6 +103,7 @@ export class SimCluster implements Backend {
         peerUrls: [`http://${m.node}:2380`],
         clientUrls: [],
         isLearner: false,
+        node: m.node,
       })),
     );
   }
@@ -97,11 +141,11 @@ export class SimCluster implements Backend {
     this.pending.set(node, end);
     this.windows.push([node, start, end]);
     await Promise.resolve();
-    if (end - this.now > opts.timeoutMs) {
-      this.now += opts.timeoutMs;
-      throw new DefragError("timeout", "EtcdDefragment did not answer in time", { node });
-    }
-    this.now = end;
+    const deadline = this.now + opts.timeoutMs;
+    this.advanceTo(Math.min(end, deadline), opts.signal);
+    // Like the real client: our own cancellation or deadline ends the call, not etcd's defragment.
+    if (opts.signal?.aborted) throw new DefragError("aborted", "EtcdDefragment was cancelled", { node });
+    if (end > deadline) throw new DefragError("timeout", "EtcdDefragment did not answer in time", { node });
     this.settle(m);
   }
 
@@ -114,11 +158,19 @@ export class SimCluster implements Backend {
     return Promise.resolve(`cp-${this.leader}`);
   }
 
-  disarmAlarms(): Promise<MemberAlarm[]> {
+  disarmNospace(): Promise<MemberAlarm[]> {
     this.calls.push("EtcdAlarmDisarm");
-    const was = this.alarms_;
-    this.alarms_ = [];
+    const was = this.alarms_.filter((a) => a.alarm === "NOSPACE");
+    this.alarms_ = this.alarms_.filter((a) => a.alarm !== "NOSPACE");
     return Promise.resolve(was);
+  }
+
+  permissions(): Promise<Permissions> {
+    return Promise.resolve({ defragment: this.defragmentPermission, moveLeadership: this.moveLeadership });
+  }
+
+  inspectHint(node: string): string {
+    return `sim status ${node}`;
   }
 
   close(): void {

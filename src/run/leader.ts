@@ -1,0 +1,90 @@
+// Moving leadership away from the leader before it is defragmented, so that the
+// cluster keeps a leader that answers. When the credential may not move it (or
+// moving is switched off), the leader is defragmented in place, last.
+
+import type { Permission } from "../core/backend.js";
+import { DefragError } from "../core/errors.js";
+import { checkGates, type GateOptions } from "../core/gates.js";
+import { isLeader, type MemberStatus } from "../core/model.js";
+import type { PlanItem } from "../core/plan.js";
+import { formatDuration } from "../core/units.js";
+import type { ClusterReader } from "./cluster.js";
+import type { RunContext } from "./types.js";
+import { pollUntil } from "./wait.js";
+
+export type LeaderOutcome =
+  | { moved: true; to: string; status: MemberStatus }
+  | { moved: false; note: string }
+  /** The run stops: `reason` is the member's result. */
+  | { moved: false; error: DefragError; reason: string };
+
+/** Leader moves over one run: once refused, not asked again (and said once). */
+export class LeaderMoves {
+  private denied = false;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly cluster: ClusterReader,
+    private readonly gateOpts: GateOptions,
+    private readonly permission: Permission,
+  ) {}
+
+  async moveAway(item: PlanItem): Promise<LeaderOutcome> {
+    const { reporter, opts } = this.ctx;
+    if (!this.permission.allowed || this.denied) {
+      const why = this.permission.allowed ? "moving leadership was denied" : this.permission.reason;
+      if (!this.denied)
+        reporter.info(`${item.node} is the leader: defragmenting it in place, last: ${why}`, {
+          node: item.node,
+        });
+      this.denied = true;
+      return { moved: false, note: `defragmented the leader in place: ${why}` };
+    }
+    reporter.info(`${item.node} is the leader: moving leadership away first`, { node: item.node });
+    let to: string;
+    try {
+      to = await this.ctx.backend.forfeitLeadership(item.node);
+    } catch (err) {
+      const e = DefragError.from(err);
+      if (e.kind === "permission" && opts.moveLeader === "auto") {
+        this.denied = true;
+        reporter.info(
+          `${item.node}: moving leadership was denied (${e.message}); defragmenting the leader in place, last`,
+          {
+            node: item.node,
+          },
+        );
+        return {
+          moved: false,
+          note: `defragmented the leader in place: moving leadership was denied (${e.message})`,
+        };
+      }
+      reporter.error(`${item.node}: could not move leadership: ${e.describe()}`);
+      return { moved: false, error: e, reason: `could not move leadership: ${e.describe()}` };
+    }
+    const confirmed = await pollUntil(
+      this.ctx.clock,
+      { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
+      async () => {
+        const v = await this.cluster.read();
+        const n = v.nodes.find((x) => x.node === item.node);
+        if (n === undefined || !n.ok || isLeader(n.status) || checkGates(v, this.gateOpts).length > 0)
+          return undefined;
+        return n.status;
+      },
+    );
+    if (!("value" in confirmed)) {
+      const e = new DefragError(
+        "etcd",
+        `leadership did not move away from ${item.node} within ${formatDuration(opts.healthTimeoutMs)}`,
+        { node: item.node },
+      );
+      if (opts.moveLeader === "always") return { moved: false, error: e, reason: e.message };
+      reporter.warn(`${e.message}; defragmenting it in place`);
+      return { moved: false, note: "leadership did not move; defragmented the leader in place" };
+    }
+    const name = to || "another member";
+    reporter.info(`${item.node}: leadership moved to ${name}`, { node: item.node });
+    return { moved: true, to: name, status: confirmed.value };
+  }
+}

@@ -1,0 +1,177 @@
+// One member, start to finish: fresh gates, the rule on fresh numbers, the leader
+// moved away (or not), the defragment, proof that it finished, and the member
+// healthy again. Returns the member's result and, when the run must stop, why.
+
+import { DefragError, mayStillBeDefragmenting } from "../core/errors.js";
+import { checkGates, memberHealthy, type GateOptions } from "../core/gates.js";
+import { isLeader, type MemberStatus } from "../core/model.js";
+import { decide, describeSizes, hasNospace, type PlanItem } from "../core/plan.js";
+import { formatBytes, formatDuration, formatMemberId } from "../core/units.js";
+import type { ClusterReader } from "./cluster.js";
+import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
+import type { LeaderMoves } from "./leader.js";
+import { planned, sizes } from "./results.js";
+import type { MemberResult, RunContext, RunStop } from "./types.js";
+import { pollUntil } from "./wait.js";
+
+export interface MemberOutcome {
+  result: MemberResult;
+  stop?: RunStop;
+}
+
+export interface MemberStep {
+  cluster: ClusterReader;
+  gateOpts: GateOptions;
+  leader: LeaderMoves;
+}
+
+export async function defragmentMember(
+  ctx: RunContext,
+  step: MemberStep,
+  item: PlanItem,
+): Promise<MemberOutcome> {
+  const { reporter, opts, clock } = ctx;
+  const notReached = (stop: RunStop): MemberOutcome => ({
+    result: planned(item, "not-reached", `not reached: ${stop.error.message}`),
+    stop,
+  });
+
+  // Fresh numbers and gates just before this member.
+  const view = await step.cluster.fresh();
+  const failures = checkGates(view, step.gateOpts);
+  if (failures.length > 0) {
+    for (const f of failures)
+      reporter.error(`gate failed before ${item.node}: ${f.message}`, { gate: f.gate });
+    const message = `gate failed before ${item.node}: ${failures.map((f) => f.message).join("; ")}`;
+    return notReached({
+      kind: "refused",
+      error: new DefragError("refused", message, { node: item.node }),
+      refusals: failures,
+    });
+  }
+  const fresh = view.nodes.find((n) => n.node === item.node);
+  if (fresh === undefined || !fresh.ok || fresh.status.memberId !== item.memberId) {
+    return notReached({
+      kind: "failed",
+      error: new DefragError("etcd", `member on ${item.node} changed since the plan`, { node: item.node }),
+    });
+  }
+  let status = fresh.status;
+  const decision = decide(status, { rule: opts.rule, quotaBytes: opts.quotaBytes }, hasNospace(view));
+  const base: MemberResult = {
+    ...planned(item, "skipped", decision.reason),
+    isLeader: isLeader(status),
+    before: sizes(status),
+  };
+  if (!decision.defragment) {
+    reporter.info(`${item.node}: skip: ${decision.reason} (fresh numbers)`, { node: item.node });
+    return { result: base };
+  }
+
+  const notes: string[] = [];
+  let leadershipMovedTo: string | undefined;
+  if (isLeader(status) && opts.moveLeader !== "never") {
+    const moved = await step.leader.moveAway(item);
+    if (moved.moved) {
+      leadershipMovedTo = moved.to;
+      notes.push(`leadership moved to ${moved.to} first`);
+      status = moved.status;
+    } else if ("error" in moved) {
+      return {
+        result: { ...planned(item, "failed", moved.reason), before: sizes(status) },
+        stop: { kind: "failed", error: moved.error },
+      };
+    } else {
+      notes.push(moved.note);
+    }
+  } else if (isLeader(status)) {
+    notes.push("defragmented the leader in place (--move-leader never)");
+    reporter.info(`${item.node} is the leader: defragmenting it in place, last (--move-leader never)`);
+  }
+
+  const before = sizes(status);
+  reporter.info(`${item.node}: defragmenting (${describeSizes(status)})`, {
+    node: item.node,
+    member: formatMemberId(item.memberId),
+    dbSize: before.dbSize,
+    dbSizeInUse: before.dbSizeInUse,
+  });
+  const started = clock.now();
+  const failed = (error: DefragError, reason: string): MemberOutcome => ({
+    result: { ...base, action: "failed", reason, before, notes, durationMs: clock.now() - started },
+    stop: { kind: "failed", error },
+  });
+  const outcome = await callDefragment(ctx, item.node);
+  let after: MemberStatus | undefined;
+  if (outcome.error !== undefined) {
+    const e = outcome.error;
+    if (!mayStillBeDefragmenting(e)) {
+      reporter.error(`${item.node}: defragment failed: ${e.describe()}`, { node: item.node });
+      return failed(e, e.describe());
+    }
+    const budgetMs = proofBudgetMs(ctx);
+    reporter.warn(
+      `${item.node}: the defragment call ended after ${formatDuration(clock.now() - started)} without success (${e.message}); etcd keeps defragmenting regardless, so waiting up to ${formatDuration(budgetMs)} for proof that it finished before touching any other member`,
+      { node: item.node },
+    );
+    const proof = await waitFinished(ctx, item.node, before, clock.now() - started);
+    if (proof === undefined) {
+      const error = new DefragError(
+        "timeout",
+        `no proof that the defragment of ${item.node} finished within ${formatDuration(budgetMs)} after the call ended (${e.message}); stopping without touching any other member`,
+        {
+          node: item.node,
+          hint: `check the member (${ctx.backend.inspectHint(item.node)}) and raise --timeout for a DB this size`,
+        },
+      );
+      reporter.error(error.describe());
+      return failed(error, error.message);
+    }
+    notes.push(`the defragment call ended with "${e.message}"; ${proof.how}`);
+    after = proof.status;
+  }
+  const durationMs = clock.now() - started;
+
+  // This member healthy again before anything else; the next member's gates then check the whole cluster.
+  const healthy = await pollUntil(
+    clock,
+    { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
+    async () => memberHealthy(await step.cluster.read(), item.node, opts.maxAppliedLag),
+  );
+  if (!("value" in healthy)) {
+    const error = new DefragError(
+      "etcd",
+      `${item.node} was defragmented but did not answer with a leader and caught up within ${formatDuration(opts.healthTimeoutMs)}${healthy.lastError instanceof Error ? ` (${healthy.lastError.message})` : ""}`,
+      { node: item.node, hint: "check `talos-etcd-defrag status` before running again" },
+    );
+    reporter.error(error.describe());
+    return {
+      result: {
+        ...base,
+        action: "defragmented",
+        before,
+        ...(after ? { after: sizes(after) } : {}),
+        notes: [...notes, "not healthy again afterwards"],
+        durationMs,
+      },
+      stop: { kind: "failed", error },
+    };
+  }
+  after = healthy.value;
+  const reclaimed = before.dbSize - after.dbSize;
+  reporter.info(
+    `${item.node}: defragmented in ${formatDuration(durationMs)}: ${formatBytes(before.dbSize)} -> ${formatBytes(after.dbSize)} (reclaimed ${formatBytes(reclaimed)})`,
+    { node: item.node, durationMs, before: before.dbSize, after: after.dbSize, reclaimedBytes: reclaimed },
+  );
+  return {
+    result: {
+      ...base,
+      action: "defragmented",
+      before,
+      after: sizes(after),
+      durationMs,
+      notes,
+      ...(leadershipMovedTo !== undefined ? { leadershipMovedTo } : {}),
+    },
+  };
+}

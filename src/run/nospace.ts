@@ -1,0 +1,59 @@
+// After the members: NOSPACE is disarmed when it is the only alarm and every member
+// is well under the quota again, so that etcd accepts writes. Anything else raised
+// is left as it is.
+
+import { DefragError } from "../core/errors.js";
+import type { MemberAlarm } from "../core/model.js";
+import { formatBytes, formatMemberId } from "../core/units.js";
+import type { ClusterReader } from "./cluster.js";
+import type { RunContext, RunStop } from "./types.js";
+import { pollUntil } from "./wait.js";
+
+/** NOSPACE is disarmed only when every member is at most this share of the quota. */
+export const DISARM_MAX_QUOTA_USAGE = 0.8;
+
+export function alarmText(a: MemberAlarm): string {
+  return `${a.alarm} on ${formatMemberId(a.memberId)}`;
+}
+
+export async function recoverNospace(
+  ctx: RunContext,
+  cluster: ClusterReader,
+): Promise<{ disarmed: string[] } | { stop: RunStop }> {
+  const { reporter, opts, clock } = ctx;
+  const view = await cluster.fresh();
+  if (view.alarms.length === 0) return { disarmed: [] };
+  if (!view.alarms.every((a) => a.alarm === "NOSPACE")) {
+    reporter.warn(
+      `alarms left as they are: ${view.alarms.map(alarmText).join(", ")} (only NOSPACE alone is ever disarmed)`,
+    );
+    return { disarmed: [] };
+  }
+  const limit = opts.quotaBytes * DISARM_MAX_QUOTA_USAGE;
+  const over = view.nodes.filter((n) => !n.ok || n.status.dbSize > limit);
+  if (over.length > 0) {
+    reporter.warn(
+      `NOSPACE stays armed: ${over.map((n) => (n.ok ? `${n.node} is at ${formatBytes(n.status.dbSize)} of a ${formatBytes(opts.quotaBytes)} quota` : `${n.node} did not answer`)).join(", ")}; free space or raise the quota first`,
+    );
+    return { disarmed: [] };
+  }
+  reporter.info(
+    `every member is under ${(DISARM_MAX_QUOTA_USAGE * 100).toFixed(0)}% of the quota: disarming NOSPACE`,
+  );
+  let disarmed: MemberAlarm[];
+  try {
+    disarmed = await ctx.backend.disarmNospace();
+  } catch (err) {
+    const e = DefragError.from(err);
+    reporter.error(`could not disarm NOSPACE: ${e.describe()}`);
+    return { stop: { kind: "failed", error: e } };
+  }
+  const gone = await pollUntil(
+    clock,
+    { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
+    async () => ((await ctx.backend.alarms()).length === 0 ? true : undefined),
+  );
+  if (!("value" in gone)) reporter.warn("NOSPACE was disarmed but an alarm is still listed");
+  else reporter.info(`disarmed: ${disarmed.map(alarmText).join(", ")}`);
+  return { disarmed: disarmed.map(alarmText) };
+}
