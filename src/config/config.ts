@@ -26,7 +26,6 @@ export interface Config {
   certPem: string;
   keyPem: string;
   roles: string[];
-  certNotAfter: Date;
   /** The client certificate is issued by a CA of the bundle (else apid may reject it). */
   certIssuedByCa: boolean;
   warnings: string[];
@@ -130,7 +129,6 @@ function withCredentials(
     certPem: creds.certPem,
     keyPem: creds.keyPem,
     roles: creds.roles,
-    certNotAfter: creds.notAfter,
     certIssuedByCa: creds.issuedByCa,
     warnings: creds.warnings,
   };
