@@ -2,6 +2,7 @@
 // ahrtr/etcd-defrag's cmd_test), every type's parser, and every bad option reported at once.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 
 import { Command } from "commander";
@@ -18,6 +19,14 @@ import {
   type OptionsFor,
 } from "../../src/cli/options.js";
 import { DEFAULT_RULE } from "../../src/core/rule.js";
+import {
+  BEGIN,
+  END,
+  README,
+  readmeTable,
+  renderOptionsTable,
+  withTable,
+} from "../../scripts/options-table.js";
 
 /** argv through commander, as main does, then the table's parsers. */
 function parse<C extends CommandName>(command: C, argv: string[], env: Env = {}): OptionsFor<C> {
@@ -278,5 +287,41 @@ describe("option table", () => {
         }
       }
     }
+  });
+});
+
+describe("README options table", () => {
+  it("is the table rendered from OPTIONS", () => {
+    const readme = readFileSync(README, "utf8");
+    const actual = readmeTable(readme);
+    assert.ok(
+      actual !== undefined,
+      `README.md has no "${BEGIN}" ... "${END}" markers around the options table`,
+    );
+    const expected = renderOptionsTable();
+    if (actual === expected) return;
+    const have = actual.split("\n");
+    const want = expected.split("\n");
+    const diff: string[] = [];
+    for (let i = 0; i < Math.max(have.length, want.length); i++) {
+      if (have[i] === want[i]) continue;
+      if (have[i] !== undefined) diff.push(`- README.md: ${have[i]}`);
+      if (want[i] !== undefined) diff.push(`+ OPTIONS:   ${want[i]}`);
+    }
+    assert.fail(
+      "README.md's options table is not the one src/cli/options.ts renders; " +
+        "run `npm run options-table` to regenerate it.\n" +
+        diff.join("\n"),
+    );
+  });
+
+  it("regenerating replaces only what is between the markers", () => {
+    const readme = `intro\n\n${BEGIN}\nold table\n${END}\n\nrest\n`;
+    const table = renderOptionsTable();
+    const updated = withTable(readme, table);
+    assert.equal(readmeTable(updated), table);
+    assert.ok(updated.startsWith(`intro\n\n${BEGIN}\n\n| flag `));
+    assert.ok(updated.endsWith(`|\n\n${END}\n\nrest\n`));
+    assert.equal(withTable(updated, table), updated, "regenerating is idempotent");
   });
 });
