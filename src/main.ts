@@ -6,15 +6,23 @@ import { randomUUID } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 
 import pkg from "../package.json" with { type: "json" };
 import type { CommandContext } from "./cli/context.js";
 import { EXIT, exitCodeFor } from "./cli/exit.js";
-import { optionsFor, resolveOptions, type CommandName, type Env } from "./cli/options.js";
-import { runCommand } from "./cli/run.js";
+import {
+  OptionsError,
+  addOptions,
+  parseOptions,
+  type CommandName,
+  type Env,
+  type RunCliOptions,
+  type StatusOptions,
+} from "./cli/options.js";
+import { runBadOptions, runCommand } from "./cli/run.js";
 import { statusCommand } from "./cli/status.js";
-import { DefragError, configError } from "./core/errors.js";
+import { DefragError } from "./core/errors.js";
 import { createLogger, type LogFormat, type Sink } from "./report/logger.js";
 
 export interface MainIO {
@@ -26,17 +34,34 @@ export interface MainIO {
   interactive?: boolean;
 }
 
-type Handler = (ctx: CommandContext) => Promise<number>;
+type Flags = Readonly<Record<string, unknown>>;
 
-const COMMANDS: Record<CommandName, { description: string; handler: Handler }> = {
-  status: {
-    description: "show every etcd member: sizes, fragmentation, leader, raft indexes, alarms",
-    handler: statusCommand,
-  },
-  run: {
-    description: "defragment the members that need it, one at a time, leader last",
-    handler: runCommand,
-  },
+interface CommandDef<O extends { readonly logFormat: LogFormat }> {
+  name: CommandName;
+  description: string;
+  parse: (flags: Flags, env: Env) => O;
+  /** What parsed of options that did not all parse. */
+  partial: (err: OptionsError) => Partial<O>;
+  handler: (ctx: CommandContext<O>) => Promise<number>;
+  /** Called before options that did not parse are reported as an error (the run still publishes its metrics). */
+  onBadOptions?: (ctx: CommandContext<Partial<O>>, err: OptionsError) => Promise<void>;
+}
+
+const STATUS: CommandDef<StatusOptions> = {
+  name: "status",
+  description: "show every etcd member: sizes, fragmentation, leader, raft indexes, alarms",
+  parse: (flags, env) => parseOptions("status", flags, env),
+  partial: (err) => err.partial("status"),
+  handler: statusCommand,
+};
+
+const RUN: CommandDef<RunCliOptions> = {
+  name: "run",
+  description: "defragment the members that need it, one at a time, leader last",
+  parse: (flags, env) => parseOptions("run", flags, env),
+  partial: (err) => err.partial("run"),
+  handler: runCommand,
+  onBadOptions: runBadOptions,
 };
 
 export async function main(argv: readonly string[], env: Env, io: MainIO): Promise<number> {
@@ -58,21 +83,15 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
       result = Promise.resolve(EXIT.ok);
     });
 
-  for (const name of Object.keys(COMMANDS) as CommandName[]) {
-    const { description, handler } = COMMANDS[name];
-    const cmd = program.command(name).description(description);
-    for (const spec of optionsFor(name)) {
-      const extras = [spec.env ? `env ${spec.env}` : "", spec.default ? `default ${spec.default}` : ""]
-        .filter((s) => s !== "")
-        .join(", ");
-      const option = new Option(spec.flag, extras === "" ? spec.help : `${spec.help} [${extras}]`);
-      if (spec.choices) option.choices(spec.choices);
-      cmd.addOption(option);
-    }
-    cmd.action((parsed: Record<string, unknown>) => {
-      result = execute(name, handler, parsed, env, io);
+  // One call per command: each keeps its own options type.
+  const register = <O extends { readonly logFormat: LogFormat }>(def: CommandDef<O>): void => {
+    const cmd = addOptions(program.command(def.name).description(def.description), def.name);
+    cmd.action((parsed: Flags) => {
+      result = execute(def, parsed, env, io);
     });
-  }
+  };
+  register(STATUS);
+  register(RUN);
 
   try {
     await program.parseAsync(argv, { from: "user" });
@@ -89,37 +108,46 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
   return result;
 }
 
-async function execute(
-  name: CommandName,
-  handler: Handler,
-  parsed: Record<string, unknown>,
+function parseFor<O extends { readonly logFormat: LogFormat }>(
+  def: CommandDef<O>,
+  parsed: Flags,
+  env: Env,
+): { ok: true; options: O } | { ok: false; error: OptionsError; partial: Partial<O> } {
+  try {
+    return { ok: true, options: def.parse(parsed, env) };
+  } catch (err) {
+    if (!(err instanceof OptionsError)) throw err;
+    return { ok: false, error: err, partial: def.partial(err) };
+  }
+}
+
+async function execute<O extends { readonly logFormat: LogFormat }>(
+  def: CommandDef<O>,
+  parsed: Flags,
   env: Env,
   io: MainIO,
 ): Promise<number> {
-  const options = resolveOptions(name, parsed, env);
-  const logFormat: LogFormat = options.logFormat === "json" ? "json" : "text";
+  const parsedOptions = parseFor(def, parsed, env);
+  // Options that did not all parse still decide the log format of their error, if that one parsed.
+  const known: Partial<O> = parsedOptions.ok ? parsedOptions.options : parsedOptions.partial;
+  const logFormat: LogFormat = known.logFormat === "json" ? "json" : "text";
   const logger = createLogger({ format: logFormat, sink: io.stderr, runId: randomUUID() });
+  const base = {
+    env,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    liveProgress: io.interactive === true && logFormat === "text",
+    logger,
+    logFormat,
+    signal: io.signal,
+    now: io.now ?? (() => new Date()),
+  };
   try {
-    for (const spec of optionsFor(name)) {
-      const value = options[spec.name];
-      if (spec.choices && value !== undefined && !spec.choices.includes(value)) {
-        throw configError(
-          `${spec.env ?? spec.flag} "${value}" is not one of ${spec.choices.join(", ")}`,
-          `set ${spec.flag.split(" ")[0] ?? spec.flag} to one of them`,
-        );
-      }
+    if (!parsedOptions.ok) {
+      await def.onBadOptions?.({ ...base, options: parsedOptions.partial }, parsedOptions.error);
+      throw parsedOptions.error;
     }
-    return await handler({
-      options,
-      env,
-      stdout: io.stdout,
-      stderr: io.stderr,
-      liveProgress: io.interactive === true && logFormat === "text",
-      logger,
-      logFormat,
-      signal: io.signal,
-      now: io.now ?? (() => new Date()),
-    });
+    return await def.handler({ ...base, options: parsedOptions.options });
   } catch (err) {
     const e = DefragError.from(err);
     const fields = {

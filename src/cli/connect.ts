@@ -1,43 +1,27 @@
 // Shared by the commands: options -> validated Config -> a connected backend.
 
 import { loadConfig, type Config } from "../config/config.js";
-import { configError } from "../core/errors.js";
-import { parseDuration } from "../core/units.js";
 import { TalosBackend } from "../talos/backend.js";
 import { TalosClient } from "../talos/client.js";
 import type { CommandContext } from "./context.js";
+import type { StatusOptions } from "./options.js";
 
-export function durationOption(ctx: CommandContext, name: string, flag: string, allowZero = false): number {
-  const text = ctx.options[name] ?? "";
-  const ms = parseDuration(text);
-  if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
-    throw configError(
-      `${flag} "${text}" is not a ${allowZero ? "duration" : "positive duration"}`,
-      "use e.g. 30s, 5m or 1h30m",
-    );
-  }
-  return ms;
-}
+/** The options every command has for connecting (status and run type them alike). */
+export type ConnectionCliOptions = Pick<
+  StatusOptions,
+  "talosconfig" | "context" | "endpoints" | "nodes" | "callTimeoutMs"
+>;
 
-export function loadConnection(ctx: CommandContext): { config: Config; callTimeoutMs: number } {
-  const callTimeoutMs = durationOption(ctx, "callTimeout", "--call-timeout");
-  const config = loadConfig(
-    {
-      talosconfig: ctx.options.talosconfig,
-      context: ctx.options.context,
-      endpoints: ctx.options.endpoints,
-      nodes: ctx.options.nodes,
-    },
-    ctx.env,
-    ctx.now(),
-  );
+export function loadConnection(ctx: CommandContext<ConnectionCliOptions>): Config {
+  const { talosconfig, context, endpoints, nodes } = ctx.options;
+  const config = loadConfig({ talosconfig, context, endpoints, nodes }, ctx.env, ctx.now());
   for (const warning of config.warnings) ctx.logger.warn(warning);
-  return { config, callTimeoutMs };
+  return config;
 }
 
-export function connect(ctx: CommandContext, config: Config, callTimeoutMs: number): TalosBackend {
+export function connect(ctx: CommandContext<ConnectionCliOptions>, config: Config): TalosBackend {
   const client = new TalosClient(config, {
-    callTimeoutMs,
+    callTimeoutMs: ctx.options.callTimeoutMs,
     onWarning: (message) => {
       ctx.logger.warn(message);
     },

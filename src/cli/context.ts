@@ -1,10 +1,10 @@
-// What every command gets: resolved options, environment, output streams, logger, abort signal.
+// What every command gets: its typed options, environment, output streams, logger, abort signal.
 
 import type { LogFormat, Logger, Sink } from "../report/logger.js";
 import type { Env } from "./options.js";
 
-export interface CommandContext {
-  options: Record<string, string | undefined>;
+export interface CommandContext<O> {
+  options: O;
   env: Env;
   stdout: Sink;
   stderr: Sink;

@@ -1,50 +1,36 @@
 // `talos-etcd-defrag run`: options -> checks -> the orchestrator -> summary and exit code.
 
 import type { Config } from "../config/config.js";
-import { DefragError, configError } from "../core/errors.js";
+
+import { DefragError } from "../core/errors.js";
 import { DEFAULT_MAX_APPLIED_LAG } from "../core/gates.js";
-import { compileRule } from "../core/rule.js";
-import { parseBytes } from "../core/units.js";
+import type { Logger } from "../report/logger.js";
 import { createReporter } from "../report/reporter.js";
 import { summaryJson, summaryText } from "../report/summary.js";
 import { systemClock } from "../run/clock.js";
 import { runDefrag } from "../run/run.js";
-import type { MoveLeader, RunOptions, RunResult } from "../run/types.js";
+import type { RunOptions, RunResult } from "../run/types.js";
 import type { RunMetrics } from "../report/metrics.js";
-import { connect, durationOption, loadConnection } from "./connect.js";
+import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
 import { EXIT, exitCodeFor } from "./exit.js";
+import type { RunCliOptions } from "./options.js";
 
-function booleanOption(ctx: CommandContext, name: string, flag: string): boolean {
-  const text = (ctx.options[name] ?? "false").toLowerCase();
-  if (["true", "1", "yes"].includes(text)) return true;
-  if (["false", "0", "no", ""].includes(text)) return false;
-  throw configError(`${flag} "${text}" is not true or false`);
-}
-
-/** Everything about the run that can be wrong is found here, before any call to the cluster. */
-export function runOptions(ctx: CommandContext, nodes: readonly string[]): RunOptions {
-  const quotaText = ctx.options.quotaBytes ?? "";
-  const quotaBytes = parseBytes(quotaText);
-  if (quotaBytes === undefined || quotaBytes <= 0) {
-    throw configError(
-      `--quota-bytes "${quotaText}" is not a size`,
-      "use bytes or a unit, e.g. 2147483648, 2GiB or 4GB",
-    );
-  }
-  const heartbeatMs = durationOption(ctx, "heartbeat", "--heartbeat");
+/** The options were checked when parsed; here they meet what the configuration told. */
+export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly string[]): RunOptions {
+  const o = ctx.options;
   return {
-    rule: compileRule(ctx.options.rule ?? ""),
-    quotaBytes,
-    timeoutMs: durationOption(ctx, "timeout", "--timeout"),
-    maxWaitMs: durationOption(ctx, "maxWait", "--max-wait"),
-    moveLeader: (ctx.options.moveLeader ?? "auto") as MoveLeader,
-    allowDowntime: booleanOption(ctx, "allowDowntime", "--allow-downtime"),
-    dryRun: booleanOption(ctx, "dryRun", "--dry-run"),
-    pauseMs: durationOption(ctx, "pause", "--pause", true),
-    healthTimeoutMs: durationOption(ctx, "healthTimeout", "--health-timeout"),
-    shutdownGraceMs: durationOption(ctx, "shutdownGrace", "--shutdown-grace"),
-    heartbeatMs: ctx.liveProgress ? 1000 : heartbeatMs,
+    rule: o.rule,
+    quotaBytes: o.quotaBytes,
+    timeoutMs: o.timeoutMs,
+    maxWaitMs: o.maxWaitMs,
+    moveLeader: o.moveLeader,
+    allowDowntime: o.allowDowntime,
+    dryRun: o.dryRun,
+    pauseMs: o.pauseMs,
+    healthTimeoutMs: o.healthTimeoutMs,
+    shutdownGraceMs: o.shutdownGraceMs,
+    heartbeatMs: ctx.liveProgress ? 1000 : o.heartbeatMs,
     pollIntervalMs: 500,
     maxAppliedLag: DEFAULT_MAX_APPLIED_LAG,
     nodes,
@@ -64,37 +50,10 @@ export function exitCodeOf(result: RunResult): number {
   }
 }
 
-interface MetricsTarget {
-  pushgatewayUrl: string | undefined;
-  metricsFile: string | undefined;
-}
-
-function metricsTarget(ctx: CommandContext): MetricsTarget {
-  const url = ctx.options.pushgatewayUrl;
-  if (url !== undefined && url !== "") {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(url);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol)) {
-      throw configError(
-        `--pushgateway-url "${url}" is not an http(s) URL`,
-        "e.g. http://pushgateway.monitoring:9091",
-      );
-    }
-  }
-  return { pushgatewayUrl: url || undefined, metricsFile: ctx.options.metricsFile || undefined };
-}
+type MetricsTarget = Pick<Partial<RunCliOptions>, "pushgatewayUrl" | "metricsFile">;
 
 /** Publishing metrics never changes the run's outcome: failures are one warning each. */
-async function publish(
-  ctx: CommandContext,
-  target: MetricsTarget,
-  cluster: string,
-  m: RunMetrics,
-): Promise<void> {
+async function publish(logger: Logger, target: MetricsTarget, cluster: string, m: RunMetrics): Promise<void> {
   if (target.pushgatewayUrl === undefined && target.metricsFile === undefined) return;
   // Loaded only when wanted: the Prometheus client is a noticeable part of the start-up time.
   const { buildRegistry, pushMetrics, writeMetricsFile } = await import("../report/metrics.js");
@@ -105,41 +64,53 @@ async function publish(
         cluster,
         timeoutMs: PUSH_TIMEOUT_MS,
       });
-      ctx.logger.debug("metrics pushed", { pushgateway: target.pushgatewayUrl });
+      logger.debug("metrics pushed", { pushgateway: target.pushgatewayUrl });
     } catch (err) {
-      ctx.logger.warn(`could not push metrics to ${target.pushgatewayUrl}: ${(err as Error).message}`);
+      logger.warn(`could not push metrics to ${target.pushgatewayUrl}: ${(err as Error).message}`);
     }
   }
   if (target.metricsFile !== undefined) {
     try {
       await writeMetricsFile(buildRegistry(m), target.metricsFile, cluster);
     } catch (err) {
-      ctx.logger.warn(`could not write metrics to ${target.metricsFile}: ${(err as Error).message}`);
+      logger.warn(`could not write metrics to ${target.metricsFile}: ${(err as Error).message}`);
     }
   }
 }
 
 const PUSH_TIMEOUT_MS = 5000;
 
-export async function runCommand(ctx: CommandContext): Promise<number> {
-  const target = metricsTarget(ctx);
-  let cluster = ctx.options.clusterName || "default";
-  let prepared: { config: Config; callTimeoutMs: number; options: RunOptions };
+/** Options that did not parse still make a failed run whose metrics are published, as far as they can be. */
+export async function runBadOptions(
+  ctx: CommandContext<Partial<RunCliOptions>>,
+  err: DefragError,
+): Promise<void> {
+  await publish(ctx.logger, ctx.options, ctx.options.clusterName ?? "default", {
+    result: "error",
+    exitCode: exitCodeFor(err.kind),
+    finishedAt: ctx.now(),
+  });
+}
+
+export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<number> {
+  const target = ctx.options;
+  let cluster = ctx.options.clusterName ?? "default";
+  let prepared: { config: Config; options: RunOptions };
   try {
-    const { config, callTimeoutMs } = loadConnection(ctx);
+    const config = loadConnection(ctx);
     cluster =
-      ctx.options.clusterName || (config.contextName === "environment" ? "default" : config.contextName);
-    prepared = { config, callTimeoutMs, options: runOptions(ctx, config.nodes) };
+      ctx.options.clusterName ?? (config.contextName === "environment" ? "default" : config.contextName);
+    prepared = { config, options: runOptions(ctx, config.nodes) };
   } catch (err) {
     const e = DefragError.from(err);
-    await publish(ctx, target, cluster, {
+    await publish(ctx.logger, target, cluster, {
       result: "error",
       exitCode: exitCodeFor(e.kind),
       finishedAt: ctx.now(),
     });
     throw e;
   }
-  const backend = connect(ctx, prepared.config, prepared.callTimeoutMs);
+  const backend = connect(ctx, prepared.config);
   const reporter = createReporter(ctx.logger, { live: ctx.liveProgress ? ctx.stderr : undefined });
   try {
     let result: RunResult;
@@ -151,7 +122,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
       });
     } catch (err) {
       const e = DefragError.from(err);
-      await publish(ctx, target, cluster, {
+      await publish(ctx.logger, target, cluster, {
         result: "error",
         exitCode: exitCodeFor(e.kind),
         finishedAt: ctx.now(),
@@ -161,7 +132,7 @@ export async function runCommand(ctx: CommandContext): Promise<number> {
     if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
     else ctx.stdout.write(summaryText(result));
     const exitCode = exitCodeOf(result);
-    await publish(ctx, target, cluster, {
+    await publish(ctx.logger, target, cluster, {
       result: result.result,
       exitCode,
       finishedAt: ctx.now(),

@@ -6,11 +6,12 @@ import { observeCluster } from "../run/observe.js";
 import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
 import { EXIT } from "./exit.js";
+import type { StatusOptions } from "./options.js";
 
-export async function statusCommand(ctx: CommandContext): Promise<number> {
-  const { config, callTimeoutMs } = loadConnection(ctx);
+export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise<number> {
+  const config = loadConnection(ctx);
   ctx.logger.debug("connecting", { source: config.source, endpoints: config.endpoints.map((e) => e.raw) });
-  const backend = connect(ctx, config, callTimeoutMs);
+  const backend = connect(ctx, config);
   try {
     const view = await observeCluster(backend, { nodes: config.nodes, signal: ctx.signal });
     for (const warning of view.warnings) ctx.logger.warn(warning);

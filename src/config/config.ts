@@ -3,15 +3,16 @@
 
 import { configError } from "../core/errors.js";
 import { checkCredentials, type CheckedCredentials } from "./pem.js";
-import { parseEndpoint, parseNode, splitList, type Endpoint } from "./endpoints.js";
+import { parseEndpoint, parseNode, type Endpoint } from "./endpoints.js";
 import { locateTalosconfig, readTalosconfig } from "./talosconfig.js";
 
+/** From the option table, which already merged --endpoints/TALOS_ENDPOINTS and --nodes/TALOS_NODES. */
 export interface ConnectionOptions {
   talosconfig?: string | undefined;
   context?: string | undefined;
-  /** Comma-separated, from --endpoints (TALOS_ENDPOINTS is read here too). */
-  endpoints?: string | undefined;
-  nodes?: string | undefined;
+  /** Unparsed items; an empty list counts as unset. */
+  endpoints?: readonly string[] | undefined;
+  nodes?: readonly string[] | undefined;
 }
 
 export interface Config {
@@ -25,7 +26,6 @@ export interface Config {
   certPem: string;
   keyPem: string;
   roles: string[];
-  certNotAfter: Date;
   /** The client certificate is issued by a CA of the bundle (else apid may reject it). */
   certIssuedByCa: boolean;
   warnings: string[];
@@ -33,6 +33,7 @@ export interface Config {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** `env` is read for the credentials (TALOS_CA/CRT/KEY) and the talosconfig lookup (TALOSCONFIG, TALOS_HOME, HOME). */
 export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Date()): Config {
   const envCreds = ["TALOS_CA", "TALOS_CRT", "TALOS_KEY"] as const;
   const present = envCreds.filter((name) => (env[name] ?? "") !== "");
@@ -52,8 +53,7 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
       { ca: "TALOS_CA", crt: "TALOS_CRT", key: "TALOS_KEY" },
       now,
     );
-    const endpointsText = opts.endpoints ?? env.TALOS_ENDPOINTS;
-    const endpoints = splitList(endpointsText).map((e) => parseEndpoint(e, "TALOS_ENDPOINTS"));
+    const endpoints = (opts.endpoints ?? []).map((e) => parseEndpoint(e, "TALOS_ENDPOINTS"));
     if (endpoints.length === 0) {
       throw configError(
         "no endpoints: TALOS_CA, TALOS_CRT and TALOS_KEY are set but TALOS_ENDPOINTS is not",
@@ -65,7 +65,7 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
         source: "environment (TALOS_CA, TALOS_CRT, TALOS_KEY)",
         contextName: "environment",
         endpoints,
-        nodes: nodesFrom(opts.nodes ?? env.TALOS_NODES, "--nodes/TALOS_NODES"),
+        nodes: nodesFrom(opts.nodes ?? [], "--nodes/TALOS_NODES"),
       },
       creds,
     );
@@ -94,10 +94,9 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
     now,
   );
 
-  const endpointsText = opts.endpoints ?? env.TALOS_ENDPOINTS;
   const endpoints =
-    endpointsText !== undefined && endpointsText !== ""
-      ? splitList(endpointsText).map((e) => parseEndpoint(e, "--endpoints"))
+    opts.endpoints !== undefined && opts.endpoints.length > 0
+      ? opts.endpoints.map((e) => parseEndpoint(e, "--endpoints"))
       : (loaded.context.endpoints ?? []).map((e, i) => parseEndpoint(e, `${prefix}.endpoints[${i}]`));
   if (endpoints.length === 0) {
     throw configError(
@@ -105,10 +104,9 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
       "pass --endpoints or set TALOS_ENDPOINTS to the control-plane addresses, or add endpoints to the context (talosctl config endpoint ...)",
     );
   }
-  const nodesText = opts.nodes ?? env.TALOS_NODES;
   const nodes =
-    nodesText !== undefined && nodesText !== ""
-      ? nodesFrom(nodesText, "--nodes/TALOS_NODES")
+    opts.nodes !== undefined && opts.nodes.length > 0
+      ? nodesFrom(opts.nodes, "--nodes/TALOS_NODES")
       : (loaded.context.nodes ?? []).map((n, i) => parseNode(n, `${prefix}.nodes[${i}]`));
   return withCredentials(
     {
@@ -131,14 +129,13 @@ function withCredentials(
     certPem: creds.certPem,
     keyPem: creds.keyPem,
     roles: creds.roles,
-    certNotAfter: creds.notAfter,
     certIssuedByCa: creds.issuedByCa,
     warnings: creds.warnings,
   };
 }
 
-function nodesFrom(text: string | undefined, field: string): string[] {
-  return dedupe(splitList(text).map((n) => parseNode(n, field)));
+function nodesFrom(items: readonly string[], field: string): string[] {
+  return dedupe(items.map((n) => parseNode(n, field)));
 }
 
 function dedupe<T>(items: T[]): T[] {
