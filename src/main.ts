@@ -10,7 +10,7 @@ import { Command, CommanderError } from "commander";
 
 import pkg from "../package.json" with { type: "json" };
 import type { CommandContext } from "./cli/context.js";
-import { EXIT, exitCodeFor } from "./cli/exit.js";
+import { EXIT, exitCodeFor, exitCodeForCommandLine } from "./cli/exit.js";
 import {
   OptionsError,
   addOptions,
@@ -97,13 +97,13 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
     await program.parseAsync(argv, { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return exitCodeForCommandLine(err.exitCode === 0);
     }
     throw err;
   }
   if (result === undefined) {
     program.outputHelp();
-    return EXIT.usage;
+    return exitCodeForCommandLine(false);
   }
   return result;
 }
@@ -192,9 +192,10 @@ if (isEntryPoint()) {
       process.exitCode = code;
     })
     .catch((err: unknown) => {
-      process.stderr.write(
-        `internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-      process.exitCode = EXIT.failure;
+      // The one top-level catch: whatever escaped main() is ours, and says so.
+      const e = DefragError.from(err);
+      const stack = err instanceof Error && err.stack !== undefined ? `\n${err.stack}` : "";
+      process.stderr.write(`${e.describe()}${stack}\n`);
+      process.exitCode = exitCodeFor(e.kind);
     });
 }

@@ -1,6 +1,8 @@
-// The only place that decides exit codes.
+// The only place that decides exit codes: from an error's kind, a run's result,
+// the status command's reading, and a usage error of the command line.
 
 import type { ErrorKind } from "../core/errors.js";
+import type { RunResultKind } from "../run/types.js";
 
 export const EXIT = {
   /** Success, nothing to do, or a dry run. */
@@ -24,4 +26,27 @@ export function exitCodeFor(kind: ErrorKind): number {
     default:
       return EXIT.failure;
   }
+}
+
+export function exitCodeForRun(result: RunResultKind): number {
+  switch (result) {
+    case "success":
+    case "nothing-to-do":
+    case "dry-run":
+      return EXIT.ok;
+    case "refused":
+      return EXIT.refused;
+    case "failed":
+      return EXIT.failure;
+  }
+}
+
+/** `status`: a member that could not be read is a failure (the table still shows the rest). */
+export function exitCodeForStatus(unreadable: number): number {
+  return unreadable === 0 ? EXIT.ok : EXIT.failure;
+}
+
+/** The command line itself: help asked for is success; anything else wrong with it is a usage error. */
+export function exitCodeForCommandLine(helpOrVersion: boolean): number {
+  return helpOrVersion ? EXIT.ok : EXIT.usage;
 }

@@ -13,7 +13,7 @@ import type { RunOptions, RunResult } from "../run/types.js";
 import type { RunMetrics } from "../report/metrics.js";
 import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
-import { EXIT, exitCodeFor } from "./exit.js";
+import { exitCodeFor, exitCodeForRun } from "./exit.js";
 import type { RunCliOptions } from "./options.js";
 
 /** The options were checked when parsed; here they meet what the configuration told. */
@@ -35,19 +35,6 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
     maxAppliedLag: DEFAULT_MAX_APPLIED_LAG,
     nodes,
   };
-}
-
-export function exitCodeOf(result: RunResult): number {
-  switch (result.result) {
-    case "success":
-    case "nothing-to-do":
-    case "dry-run":
-      return EXIT.ok;
-    case "refused":
-      return EXIT.refused;
-    case "failed":
-      return EXIT.failure;
-  }
 }
 
 type MetricsTarget = Pick<Partial<RunCliOptions>, "pushgatewayUrl" | "metricsFile">;
@@ -131,7 +118,7 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
     }
     if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
     else ctx.stdout.write(summaryText(result));
-    const exitCode = exitCodeOf(result);
+    const exitCode = exitCodeForRun(result.result);
     await publish(ctx.logger, target, cluster, {
       result: result.result,
       exitCode,

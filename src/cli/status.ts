@@ -1,11 +1,10 @@
 // `talos-etcd-defrag status`: one row per member.
 
-import { DefragError } from "../core/errors.js";
 import { statusJson, statusTable } from "../report/status.js";
 import { observeCluster } from "../run/observe.js";
 import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
-import { EXIT } from "./exit.js";
+import { exitCodeForStatus } from "./exit.js";
 import type { StatusOptions } from "./options.js";
 
 export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise<number> {
@@ -20,11 +19,7 @@ export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise
     }
     if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(statusJson(view), null, 2) + "\n");
     else ctx.stdout.write(statusTable(view));
-    const failed = view.nodes.filter((n) => !n.ok);
-    // Only a TLS problem with every endpoint is a configuration error; a node that cannot be read is a failure.
-    return failed.length === 0 ? EXIT.ok : EXIT.failure;
-  } catch (err) {
-    throw DefragError.from(err);
+    return exitCodeForStatus(view.nodes.filter((n) => !n.ok).length);
   } finally {
     backend.close();
   }
