@@ -257,10 +257,13 @@ export class TalosClient {
         resolve("timeout");
       }, this.connectTimeoutMs);
     });
+    // Removed in `finally`: one signal lives through every call of a run, so a listener left per call piles up.
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<"aborted">((resolve) => {
-      signal?.addEventListener("abort", () => {
+      onAbort = () => {
         resolve("aborted");
-      });
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
       const state = await Promise.race([conn.manager.connect(), timeout, aborted]);
@@ -280,6 +283,7 @@ export class TalosClient {
       return undefined;
     } finally {
       clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     }
   }
 

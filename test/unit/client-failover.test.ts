@@ -3,6 +3,7 @@
 // when one cannot be opened, breaks during a call, or answers with an error.
 
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 
 import {
@@ -250,5 +251,20 @@ describe("TalosClient endpoint failover", () => {
     assert.deepEqual(received("EtcdMemberList"), ["10.0.0.1:50000 -", "10.0.0.2:50000 -"]);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /member list could not be read.*no leader/);
+  });
+});
+
+describe("TalosClient and the caller's AbortSignal", () => {
+  it("leaves no abort listener behind after its calls", async () => {
+    const { client } = setup(2);
+    const stop = new AbortController();
+    const before = getEventListeners(stop.signal, "abort").length;
+    for (let i = 0; i < 50; i += 1) {
+      await client.status("10.0.0.7", stop.signal);
+      await client.alarms(undefined, stop.signal).catch(() => undefined);
+    }
+    await client.memberList(stop.signal);
+    await client.defragment("10.0.0.7", { timeoutMs: 5_000, signal: stop.signal });
+    assert.equal(getEventListeners(stop.signal, "abort").length, before);
   });
 });
