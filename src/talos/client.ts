@@ -45,7 +45,6 @@ export interface EndpointConnection {
 }
 
 interface Connection {
-  endpoint: Endpoint;
   address: string;
   manager: EndpointConnection["manager"];
   client: Client<typeof MachineService>;
@@ -77,7 +76,6 @@ export class TalosClient {
     this.connections = config.endpoints.map((endpoint) => {
       const { manager, transport } = connect(endpoint);
       return {
-        endpoint,
         address: endpointAddress(endpoint),
         manager,
         client: createClient(MachineService, transport),
