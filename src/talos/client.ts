@@ -5,8 +5,8 @@
 
 import { isIP } from "node:net";
 
-import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 
 import type { Config } from "../config/config.js";
 import { endpointAddress, type Endpoint } from "../config/endpoints.js";
@@ -32,12 +32,21 @@ export interface TalosClientOptions {
   connectTimeoutMs?: number;
   /** Told once per endpoint when the client moves away from it. */
   onWarning?: (message: string) => void;
+  /** Opens one endpoint's connection; tests pass in-memory ones. Default: mutual TLS over HTTP/2 from the config. */
+  connect?: (endpoint: Endpoint) => EndpointConnection;
+  /** The clock of the endpoint backoff (ms since epoch); tests pass a fake one. */
+  now?: () => number;
+}
+
+/** What the client needs of one endpoint: a session it can open and close, and a transport over it. */
+export interface EndpointConnection {
+  manager: Pick<Http2SessionManager, "connect" | "error" | "abort">;
+  transport: Transport;
 }
 
 interface Connection {
-  endpoint: Endpoint;
   address: string;
-  manager: EndpointSession;
+  manager: EndpointConnection["manager"];
   client: Client<typeof MachineService>;
   /** Skip this endpoint until then (ms since epoch) after it failed. */
   downUntil: number;
@@ -53,6 +62,7 @@ export class TalosClient {
   private readonly callTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly onWarning: (message: string) => void;
+  private readonly now: () => number;
   /** Our certificate is not from the configured CA: a reset after the handshake is most likely a rejection. */
   private readonly certSuspect: boolean;
 
@@ -60,37 +70,19 @@ export class TalosClient {
     this.callTimeoutMs = opts.callTimeoutMs;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.onWarning = opts.onWarning ?? (() => undefined);
+    this.now = opts.now ?? (() => Date.now());
     this.certSuspect = !config.certIssuedByCa;
+    const connect = opts.connect ?? ((endpoint: Endpoint) => grpcConnection(config, endpoint));
     this.connections = config.endpoints.map((endpoint) => {
-      const address = endpointAddress(endpoint);
-      const manager = new EndpointSession(
-        `https://${address}`,
-        // Pings notice a node that vanished during a long defrag instead of waiting on a dead socket.
-        { pingIntervalMs: 30_000, pingTimeoutMs: 15_000, idleConnectionTimeoutMs: 15 * 60_000 },
-        {
-          ca: config.caPem,
-          cert: config.certPem,
-          key: config.keyPem,
-          minVersion: "TLSv1.2",
-          // Node verifies the IP SAN against the host when no server name is set; passing an IP as
-          // the TLS server name is not allowed by RFC 6066 and makes Node print DEP0123.
-          servername: isIP(endpoint.host) === 0 ? endpoint.host : "",
-        },
-      );
-      const transport = createGrpcTransport({ baseUrl: `https://${address}`, sessionManager: manager });
+      const { manager, transport } = connect(endpoint);
       return {
-        endpoint,
-        address,
+        address: endpointAddress(endpoint),
         manager,
         client: createClient(MachineService, transport),
         downUntil: 0,
         warned: false,
       };
     });
-  }
-
-  get endpoints(): string[] {
-    return this.connections.map((c) => c.address);
   }
 
   /**
@@ -246,7 +238,7 @@ export class TalosClient {
   }
 
   private order(): Connection[] {
-    const now = Date.now();
+    const now = this.now();
     const n = this.connections.length;
     const rotated = Array.from({ length: n }, (_, i) => this.connections[(this.preferred + i) % n]).filter(
       (c): c is Connection => c !== undefined,
@@ -263,10 +255,13 @@ export class TalosClient {
         resolve("timeout");
       }, this.connectTimeoutMs);
     });
+    // Removed in `finally`: one signal lives through every call of a run, so a listener left per call piles up.
+    let onAbort: (() => void) | undefined;
     const aborted = new Promise<"aborted">((resolve) => {
-      signal?.addEventListener("abort", () => {
+      onAbort = () => {
         resolve("aborted");
-      });
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
       const state = await Promise.race([conn.manager.connect(), timeout, aborted]);
@@ -286,11 +281,12 @@ export class TalosClient {
       return undefined;
     } finally {
       clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     }
   }
 
   private markDown(conn: Connection, err: DefragError): void {
-    conn.downUntil = Date.now() + ENDPOINT_BACKOFF_MS;
+    conn.downUntil = this.now() + ENDPOINT_BACKOFF_MS;
     if (!conn.warned && this.connections.length > 1) {
       conn.warned = true;
       this.onWarning(`${err.message}; trying the other endpoints`);
@@ -314,6 +310,26 @@ export class TalosClient {
       cause: first,
     });
   }
+}
+
+/** The real connection: mutual TLS over one HTTP/2 session to the endpoint. */
+function grpcConnection(config: Config, endpoint: Endpoint): EndpointConnection {
+  const baseUrl = `https://${endpointAddress(endpoint)}`;
+  const manager = new EndpointSession(
+    baseUrl,
+    // Pings notice a node that vanished during a long defrag instead of waiting on a dead socket.
+    { pingIntervalMs: 30_000, pingTimeoutMs: 15_000, idleConnectionTimeoutMs: 15 * 60_000 },
+    {
+      ca: config.caPem,
+      cert: config.certPem,
+      key: config.keyPem,
+      minVersion: "TLSv1.2",
+      // Node verifies the IP SAN against the host when no server name is set; passing an IP as
+      // the TLS server name is not allowed by RFC 6066 and makes Node print DEP0123.
+      servername: isIP(endpoint.host) === 0 ? endpoint.host : "",
+    },
+  );
+  return { manager, transport: createGrpcTransport({ baseUrl, sessionManager: manager }) };
 }
 
 function toAlarm(a: EtcdMemberAlarm): MemberAlarm {

@@ -7,9 +7,7 @@ export type TalosMethod =
   | "EtcdAlarmList"
   | "EtcdAlarmDisarm"
   | "EtcdDefragment"
-  | "EtcdForfeitLeadership"
-  | "ServiceList"
-  | "Version";
+  | "EtcdForfeitLeadership";
 
 export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
@@ -18,8 +16,6 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdAlarmDisarm: ["os:admin", "os:operator"],
   EtcdDefragment: ["os:admin", "os:operator"],
   EtcdForfeitLeadership: ["os:admin"],
-  ServiceList: ["os:admin", "os:operator", "os:reader"],
-  Version: ["os:admin", "os:operator", "os:reader"],
 };
 
 /** The least-privileged role that allows the call, for messages. */

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { EtcdClient } from "./etcd-client.js";
+import { MiB } from "./units.js";
 import { waitFor } from "./wait.js";
 
 export interface EtcdClusterOptions {
@@ -47,8 +48,6 @@ process.on("exit", () => {
     }
   }
 });
-
-const MiB = 1024 ** 2;
 
 export class EtcdCluster {
   readonly members: EtcdMember[] = [];

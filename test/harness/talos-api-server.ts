@@ -25,18 +25,18 @@ import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import {
   Code,
   ConnectError,
-  createClient,
   createContextKey,
   createContextValues,
-  type Client,
   type ConnectRouter,
   type HandlerContext,
+  type Transport,
 } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 
 import { EmptyResponseSchema, EmptySchema } from "../../src/talos/gen/common/common_pb.js";
 import { EndpointSession } from "../../src/talos/session.js";
 import { EtcdMemberAlarm_AlarmType, MachineService } from "../../src/talos/gen/machine/machine_pb.js";
+import { MachineService as HarnessOnlyService } from "./talospb/gen/machine/harness_pb.js";
 import type { CertAndKey } from "./certs.js";
 import { nodeKeyPem } from "./certs.js";
 import type { EtcdAlarm, EtcdMemberClient } from "./etcd/member-client.js";
@@ -98,10 +98,7 @@ export class TalosApiServer {
   private readonly failures = new Map<string, { code: Code; message: string }>();
   private server: Http2SecureServer | undefined;
   private readonly sessions = new Set<ServerHttp2Session>();
-  private readonly forwarders = new Map<
-    string,
-    { client: Client<typeof MachineService>; session: EndpointSession }
-  >();
+  private readonly forwarders = new Map<string, { transport: Transport; session: EndpointSession }>();
 
   constructor(private readonly opts: TalosApiServerOptions) {
     this.address = opts.address;
@@ -126,7 +123,9 @@ export class TalosApiServer {
     if (this.isUp) return;
     const handler = connectNodeAdapter({
       routes: (router: ConnectRouter) => {
-        router.service(MachineService, this.implementation());
+        // Two descriptors of Talos's one machine.MachineService: the product's RPCs and the harness-only ones.
+        router.service(MachineService, this.implementation(MachineService.method));
+        router.service(HarnessOnlyService, this.implementation(HarnessOnlyService.method));
       },
       grpc: true,
       grpcWeb: false,
@@ -202,9 +201,11 @@ export class TalosApiServer {
 
   // ---------------------------------------------------------------------------
 
-  private implementation(): Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> {
+  private implementation(
+    methods: Record<string, AnyMethod>,
+  ): Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> {
     const impl: Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> = {};
-    for (const method of Object.values(MachineService.method) as AnyMethod[]) {
+    for (const method of Object.values(methods)) {
       impl[method.localName] = (req, ctx) => this.route(method, req as MessageShape<DescMessage>, ctx);
     }
     return impl;
@@ -298,9 +299,9 @@ export class TalosApiServer {
     return fromBinary(method.output, concat(blobs));
   }
 
-  private forwarder(target: string): Client<typeof MachineService> {
+  private forwarder(target: string): Transport {
     const existing = this.forwarders.get(target);
-    if (existing) return existing.client;
+    if (existing) return existing.transport;
     const host = isIP(target) === 6 ? `[${target}]` : target;
     const url = `https://${host}:${this.opts.port}`;
     const session = new EndpointSession(url, undefined, {
@@ -309,12 +310,9 @@ export class TalosApiServer {
       key: nodeKeyPem(this.opts.forwardCert.keyPem),
       servername: isIP(target) === 0 ? target : "",
     });
-    const client = createClient(
-      MachineService,
-      createGrpcTransport({ baseUrl: url, sessionManager: session }),
-    );
-    this.forwarders.set(target, { client, session });
-    return client;
+    const transport = createGrpcTransport({ baseUrl: url, sessionManager: session });
+    this.forwarders.set(target, { transport, session });
+    return transport;
   }
 
   /** One-to-one proxying to the apid on `target`, passing its status through verbatim. */
@@ -327,22 +325,16 @@ export class TalosApiServer {
   ): Promise<unknown> {
     if (/:\d+$/.test(target) && isIP(target) !== 6)
       throw new ConnectError("invalid target", Code.InvalidArgument);
-    const client = this.forwarder(target) as unknown as Record<
-      string,
-      (
-        r: unknown,
-        o: { headers: Record<string, string>; signal: AbortSignal; timeoutMs?: number },
-      ) => Promise<unknown>
-    >;
-    const call = client[method.localName];
-    if (call === undefined) throw new ConnectError(`unknown method ${method.name}`, Code.Unimplemented);
-    const timeoutMs = ctx.timeoutMs();
     try {
-      return await call(req, {
-        headers: { proxyfrom: this.address, "talos-role": roles.join(",") },
-        signal: ctx.signal,
-        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-      });
+      // The transport itself, not a client: it calls any method of either descriptor.
+      const reply = await this.forwarder(target).unary(
+        method,
+        ctx.signal,
+        ctx.timeoutMs(),
+        { proxyfrom: this.address, "talos-role": roles.join(",") },
+        req,
+      );
+      return reply.message;
     } catch (err) {
       const e = ConnectError.from(err);
       const cause = (e.cause as { code?: string } | undefined)?.code;

@@ -12,15 +12,13 @@ import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitorin
 import { parse, stringify } from "yaml";
 
 import { REPO_ROOT } from "../harness/run-cli.js";
+import { GiB, MiB } from "../harness/units.js";
 
 interface Rule {
   alert: string;
   expr: string;
   annotations: Record<string, string>;
 }
-
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
 
 describe("alert rules (promtool test rules)", () => {
   let dir: string;

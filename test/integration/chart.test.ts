@@ -28,10 +28,11 @@ import { parse, parseAllDocuments } from "yaml";
 
 import { startHarness, type Harness } from "../harness/harness.js";
 import { REPO_ROOT, runCli } from "../harness/run-cli.js";
+import { TEST_RULE, parseSummary } from "../harness/run-summary.js";
+import { MiB } from "../harness/units.js";
 
 const CHART = join(REPO_ROOT, "charts", "etcd-defrag");
 const BIN = join(REPO_ROOT, ".cache", "bin");
-const MiB = 1024 ** 2;
 
 interface K8sObject {
   apiVersion: string;
@@ -385,7 +386,7 @@ describe("the rendered CronJob, run as Kubernetes would run it", () => {
     const { env, args } = envOf(
       {
         auth: { mode: "secret", endpoints: h.nodes.map((n) => `${n}:${h.apiPort}`) },
-        defrag: { rule: "dbSizeFree >= 8 * MiB && fragmentation >= 0.3", pause: "0s" },
+        defrag: { rule: TEST_RULE, pause: "0s" },
         output: "json",
       },
       { TALOS_CA: creds.ca, TALOS_CRT: creds.crt, TALOS_KEY: creds.key },
@@ -393,7 +394,7 @@ describe("the rendered CronJob, run as Kubernetes would run it", () => {
     );
     const r = await runCli([], { command: command(args), env, cwd: dir });
     assert.equal(r.code, 0, r.stderr);
-    const summary = JSON.parse(r.stdout) as { result: string; members: { action: string }[] };
+    const summary = parseSummary(r.stdout);
     assert.equal(summary.result, "success");
     assert.deepEqual(
       summary.members.map((m) => m.action),
@@ -415,7 +416,7 @@ describe("the rendered CronJob, run as Kubernetes would run it", () => {
     const written = await h.writeTalosconfig({ roles: ["os:operator"], dir: mount, context: "default" });
     copyFileSync(written, join(mount, "config"));
     const { env, args } = envOf(
-      { defrag: { rule: "dbSizeFree >= 8 * MiB && fragmentation >= 0.3", pause: "0s" }, output: "json" },
+      { defrag: { rule: TEST_RULE, pause: "0s" }, output: "json" },
       {},
       { "/var/run/secrets/talos.dev": mount },
     );

@@ -15,12 +15,13 @@ import { nodeKeyPem } from "../harness/certs.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import { runCli } from "../harness/run-cli.js";
 import { TalosApiServer } from "../harness/talos-api-server.js";
+import { MachineService as HarnessOnlyService } from "../harness/talospb/gen/machine/harness_pb.js";
 
 describe("harness: Talos API test server", () => {
   let h: Harness;
   const sessions: Http2SessionManager[] = [];
 
-  async function client(
+  async function transport(
     roles: string[],
     opts: { eku?: ("clientAuth" | "serverAuth")[]; address?: string } = {},
   ) {
@@ -33,7 +34,16 @@ describe("harness: Talos API test server", () => {
       servername: "",
     });
     sessions.push(session);
-    return createClient(MachineService, createGrpcTransport({ baseUrl: url, sessionManager: session }));
+    return createGrpcTransport({ baseUrl: url, sessionManager: session });
+  }
+
+  async function client(roles: string[], opts: Parameters<typeof transport>[1] = {}) {
+    return createClient(MachineService, await transport(roles, opts));
+  }
+
+  /** The RPCs only the harness serves (not part of the tool's proto). */
+  async function harnessOnly(roles: string[], opts: Parameters<typeof transport>[1] = {}) {
+    return createClient(HarnessOnlyService, await transport(roles, opts));
   }
 
   before(async () => {
@@ -140,8 +150,29 @@ describe("harness: Talos API test server", () => {
     );
   });
 
+  it("serves the harness-only ServiceList and Version at Talos's paths, forwarded and aggregated", async () => {
+    const c = await harnessOnly(["os:reader"]);
+    const cp = await c.serviceList({}, { headers: { node: h.nodes[1]! } });
+    const etcd = cp.messages[0]?.services.find((s) => s.id === "etcd");
+    assert.equal(etcd?.state, "Running");
+    assert.equal(etcd.health?.healthy, true);
+    const served = h.journal.filter((j) => j.via === "local" && j.method === "ServiceList").at(-1);
+    assert.equal(served?.server, h.nodes[1], "forwarded to the target node");
+    const worker = await c.serviceList({}, { headers: { node: h.workers[0]! } });
+    assert.deepEqual(
+      worker.messages[0]?.services.map((s) => s.id),
+      ["apid"],
+      "a worker runs no etcd",
+    );
+    const versions = await c.version({}, { headers: { nodes: h.nodes.join(",") } });
+    assert.deepEqual(
+      versions.messages.map((m) => [m.metadata?.hostname, m.version?.tag]),
+      h.nodes.map((n) => [n, "v1.11.0"]),
+    );
+  });
+
   it("rejects a client certificate whose EKU is not exactly clientAuth, as apid does", async () => {
-    const c = await client(["os:admin"], { eku: ["serverAuth", "clientAuth"] });
+    const c = await harnessOnly(["os:admin"], { eku: ["serverAuth", "clientAuth"] });
     const before = h.journal.length;
     await assert.rejects(c.version({}), (err: unknown) => err instanceof ConnectError);
     assert.equal(h.journal.length, before, "no call was served");

@@ -11,21 +11,8 @@ import { after, before, describe, it } from "node:test";
 import { startHarness, type Harness } from "../harness/harness.js";
 import { PushgatewayProcess, parseMetrics, sample } from "../harness/pushgateway.js";
 import { runCli } from "../harness/run-cli.js";
-
-const MiB = 1024 ** 2;
-const TEST_RULE = "dbSizeFree >= 8 * MiB && fragmentation >= 0.3";
-
-interface Summary {
-  result: string;
-  reclaimedBytes: number;
-  members: {
-    node: string;
-    memberId: string;
-    action: string;
-    before: { dbSize: number; dbSizeInUse: number } | null;
-    after: { dbSize: number; dbSizeInUse: number } | null;
-  }[];
-}
+import { TEST_RULE, parseSummary } from "../harness/run-summary.js";
+import { MiB } from "../harness/units.js";
 
 describe("metrics", () => {
   let h: Harness;
@@ -68,7 +55,7 @@ describe("metrics", () => {
       { env },
     );
     assert.equal(r.code, 0, r.stderr);
-    const s = JSON.parse(r.stdout) as Summary;
+    const s = parseSummary(r.stdout);
     const group = { job: "etcd-defrag", cluster: "prod-cluster" };
     const pushed = await pg.scrape();
     assert.equal(sample(pushed, "etcd_defrag_run_result", { ...group, result: "success" }), 1);

@@ -10,34 +10,9 @@ import { after, before, describe, it } from "node:test";
 import { runCli, startCli } from "../harness/run-cli.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import type { JournalEntry } from "../harness/journal.js";
-
-const MiB = 1024 ** 2;
-const TEST_RULE = "dbSizeFree >= 8 * MiB && fragmentation >= 0.3";
-
-interface Summary {
-  result: string;
-  members: { node: string; action: string; reason: string; notes: string[]; durationMs: number | null }[];
-  alarmsDisarmed: string[];
-  refusals: { gate: string; message: string }[];
-  error?: string;
-}
-
-const summary = (stdout: string): Summary => JSON.parse(stdout) as Summary;
-const nextSeq = (h: Harness): number => (h.journal.at(-1)?.seq ?? 0) + 1;
-const defrags = (h: Harness, since: number): JournalEntry[] =>
-  h.journal
-    .filter((j) => j.seq >= since && j.via === "local" && j.method === "EtcdDefragment")
-    .sort((a, b) => a.start - b.start);
-
-async function until<T>(what: string, timeoutMs: number, check: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { TEST_RULE, defrags, nextSeq, parseSummary as summary } from "../harness/run-summary.js";
+import { MiB } from "../harness/units.js";
+import { waitFor } from "../harness/wait.js";
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "run-faults-"));
@@ -68,7 +43,7 @@ describe("run: safety gates refuse, nothing defragmented", () => {
       assert.equal(s.result, "refused");
       assert.equal(s.refusals[0]?.gate, "reachable");
       assert.match(s.refusals[0].message, /voting member cp-2 .* does not answer/);
-      assert.equal(defrags(h, since).length, 0);
+      assert.equal(defrags(h.journal, since).length, 0);
     } finally {
       await h.etcd.restart(1);
       await h.etcd.waitHealthy();
@@ -85,7 +60,7 @@ describe("run: safety gates refuse, nothing defragmented", () => {
       assert.equal(r.code, 3, r.stderr);
       assert.equal(summary(r.stdout).refusals[0]?.gate, "corrupt");
       assert.match(r.stderr, /CORRUPT alarm is raised/);
-      assert.equal(defrags(h, since).length, 0);
+      assert.equal(defrags(h.journal, since).length, 0);
       assert.equal(h.journal.filter((j) => j.seq >= since && j.method === "EtcdAlarmDisarm").length, 0);
       assert.deepEqual(
         (await client.alarmList()).map((a) => a.alarm),
@@ -120,8 +95,10 @@ describe("run: a member killed after the previous one is done", () => {
         env,
       },
     );
-    const first = await until("the first defrag to end", 60_000, () =>
-      defrags(h, since).find((d) => d.end > 0),
+    const first = await waitFor(
+      "the first defrag to end",
+      () => defrags(h.journal, since).find((d) => d.end > 0),
+      { timeoutMs: 60_000, intervalMs: 20 },
     );
     // Kill a member that has not been defragmented yet (not the leader, which goes last).
     const victim = h.nodes.findIndex((n, i) => i !== leaderIndex && n !== first.server);
@@ -130,7 +107,7 @@ describe("run: a member killed after the previous one is done", () => {
     assert.equal(r.code, 1, r.stderr);
     const s = summary(r.stdout);
     assert.equal(s.result, "failed");
-    assert.equal(defrags(h, since).length, 1, "no Defragment after the failure");
+    assert.equal(defrags(h.journal, since).length, 1, "no Defragment after the failure");
     assert.deepEqual(
       s.members.map((m) => m.action),
       ["defragmented", "not-reached", "not-reached"],
@@ -175,7 +152,9 @@ describe("run: a defrag that outlives its call", () => {
     assert.equal(r.code, 0, r.stderr);
     const s = summary(r.stdout);
     assert.equal(s.result, "success");
-    const calls = defrags(h, since).filter((c) => c.clientGoneAt !== undefined || c.code !== "OK" || true);
+    const calls = defrags(h.journal, since).filter(
+      (c) => c.clientGoneAt !== undefined || c.code !== "OK" || true,
+    );
     // The harness records when etcd really finished, even after the client gave up.
     const gaveUp = calls.filter((c) => c.clientGoneAt !== undefined);
     assert.ok(gaveUp.length >= 1, "at least one call ended before its defrag");
@@ -290,13 +269,13 @@ describe("run: SIGTERM during a defrag", () => {
     const env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }) };
     const since = nextSeq(h);
     const child = startCli(["run", "--output", "json", "--rule", TEST_RULE, "--pause", "0s"], { env });
-    await until("a defrag to start", 60_000, () => h.activeDefrags().at(0));
+    await waitFor("a defrag to start", () => h.activeDefrags().at(0), { timeoutMs: 60_000, intervalMs: 20 });
     child.process.kill("SIGTERM");
     const r = await child.done;
     assert.equal(r.code, 1, r.stderr);
     const s = summary(r.stdout);
     assert.equal(s.result, "failed");
-    const calls = defrags(h, since);
+    const calls = defrags(h.journal, since);
     assert.equal(calls.length, 1, "nothing new started");
     assert.equal(calls[0]?.code, "OK", "the member in flight finished");
     assert.equal(s.members.filter((m) => m.action === "defragmented").length, 1);

@@ -10,43 +10,10 @@ import { after, before, describe, it } from "node:test";
 import { runCli } from "../harness/run-cli.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import type { JournalEntry } from "../harness/journal.js";
+import { TEST_RULE, defrags, nextSeq, parseSummary as summary } from "../harness/run-summary.js";
+import { MiB } from "../harness/units.js";
 
-const MiB = 1024 ** 2;
-/** Low thresholds so that small test databases count as fragmented. */
-const TEST_RULE = "dbSizeFree >= 8 * MiB && fragmentation >= 0.3";
 const MUTATING = new Set(["EtcdDefragment", "EtcdAlarmDisarm", "EtcdForfeitLeadership"]);
-
-interface Summary {
-  result: string;
-  members: {
-    node: string;
-    memberId: string;
-    action: string;
-    reason: string;
-    isLeader: boolean;
-    before: { dbSize: number; dbSizeInUse: number } | null;
-    after: { dbSize: number; dbSizeInUse: number } | null;
-    durationMs: number | null;
-    notes: string[];
-    leadershipMovedTo?: string;
-  }[];
-  reclaimedBytes: number;
-  durationMs: number;
-  alarmsDisarmed: string[];
-  refusals: { gate: string; message: string }[];
-  error?: string;
-}
-
-function summary(stdout: string): Summary {
-  return JSON.parse(stdout) as Summary;
-}
-
-/** Local EtcdDefragment calls: when each member was really blocked, in start order. */
-function defrags(journal: readonly JournalEntry[], since = 0): JournalEntry[] {
-  return journal
-    .filter((j) => j.seq >= since && j.via === "local" && j.method === "EtcdDefragment")
-    .sort((a, b) => a.start - b.start);
-}
 
 function assertNoOverlap(entries: JournalEntry[]): void {
   for (let i = 1; i < entries.length; i += 1) {
@@ -58,10 +25,6 @@ function assertNoOverlap(entries: JournalEntry[]): void {
       `${cur.server} started at ${cur.start} before ${prev.server} ended at ${prev.end}`,
     );
   }
-}
-
-function nextSeq(h: Harness): number {
-  return (h.journal.at(-1)?.seq ?? 0) + 1;
 }
 
 describe("run on a fragmented 3-member cluster", () => {

@@ -2,8 +2,7 @@
 
 import { DefragError } from "../../src/core/errors.js";
 import type { ClusterView, MemberAlarm, MemberInfo, MemberStatus, NodeView } from "../../src/core/model.js";
-
-export const MiB = 1024 ** 2;
+import { MiB } from "../harness/units.js";
 
 export interface FakeMember {
   id: bigint;

@@ -6,9 +6,8 @@ import { describe, it } from "node:test";
 import type { MemberAlarm } from "../../src/core/model.js";
 import { DefragError } from "../../src/core/errors.js";
 import { observeCluster } from "../../src/run/observe.js";
+import { MiB } from "../harness/units.js";
 import { SimCluster } from "./sim-backend.js";
-
-const MiB = 1024 * 1024;
 
 function cluster(): SimCluster {
   return new SimCluster(

@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 
 import { makePlan } from "../../src/core/plan.js";
 import { DEFAULT_QUOTA_BYTES, DEFAULT_RULE, compileRule } from "../../src/core/rule.js";
-import { MiB, view } from "./fixtures.js";
+import { MiB } from "../harness/units.js";
+import { view } from "./fixtures.js";
 
 const opts = { rule: compileRule(DEFAULT_RULE), quotaBytes: DEFAULT_QUOTA_BYTES };
 

@@ -3,9 +3,7 @@ import { describe, it } from "node:test";
 
 import { DefragError } from "../../src/core/errors.js";
 import { DEFAULT_RULE, compileRule, ruleVariables, type RuleInput } from "../../src/core/rule.js";
-
-const MiB = 1024 ** 2;
-const GiB = 1024 ** 3;
+import { GiB, MiB } from "../harness/units.js";
 
 function input(over: Partial<RuleInput>): RuleInput {
   return {

@@ -18,6 +18,7 @@ import {
   EtcdStatusResponseSchema,
 } from "../../src/talos/gen/machine/machine_pb.js";
 import { unpackMessages } from "../../src/talos/replies.js";
+import { MiB } from "../harness/units.js";
 
 interface Vector {
   name: string;
@@ -34,8 +35,6 @@ function decode<D extends DescMessage>(schema: D, name: string) {
   assert.equal(v.type, schema.typeName);
   return fromBinary(schema, Buffer.from(v.base64, "base64"));
 }
-
-const MiB = 1024n * 1024n;
 
 describe("Talos wire vectors", () => {
   it("covers every vector in the file", () => {
@@ -65,8 +64,8 @@ describe("Talos wire vectors", () => {
     assert.equal(s.memberId, 10276657743932975437n);
     assert.equal(s.protocolVersion, "3.5.17");
     assert.equal(s.storageVersion, "3.5.0");
-    assert.equal(s.dbSize, 900n * MiB);
-    assert.equal(s.dbSizeInUse, 200n * MiB);
+    assert.equal(s.dbSize, BigInt(900 * MiB));
+    assert.equal(s.dbSizeInUse, BigInt(200 * MiB));
     assert.equal(formatMemberId(s.leader), "31c16871d4edcfe8");
     assert.notEqual(s.leader, s.memberId);
     assert.equal(s.raftTerm, 7n);
@@ -95,8 +94,8 @@ describe("Talos wire vectors", () => {
     assert.ok(leader);
     assert.equal(formatMemberId(leader.memberId), "8e9e05c52164694d");
     assert.equal(leader.leader, leader.memberId, "the leader's id equals its member id");
-    assert.equal(leader.dbSize, 100n * MiB);
-    assert.equal(leader.dbSizeInUse, 50n * MiB);
+    assert.equal(leader.dbSize, BigInt(100 * MiB));
+    assert.equal(leader.dbSizeInUse, BigInt(50 * MiB));
     const follower = b.value.memberStatus;
     assert.ok(follower);
     assert.equal(formatMemberId(follower.memberId), "31c16871d4edcfe8");
