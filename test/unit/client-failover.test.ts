@@ -115,7 +115,6 @@ function setup(count: number) {
     certPem: "",
     keyPem: "",
     roles: ["os:operator"],
-    certNotAfter: new Date(clock.now + 86_400_000),
     certIssuedByCa: true,
     warnings: [],
   };

@@ -15,7 +15,8 @@ import { compileRule } from "../../src/core/rule.js";
 import { makePlan } from "../../src/core/plan.js";
 import { preflight } from "../../src/run/preflight.js";
 import { reclaimedBytes, Results } from "../../src/run/results.js";
-import { MiB, three, view } from "./fixtures.js";
+import { MiB } from "../harness/units.js";
+import { three, view } from "./fixtures.js";
 
 const all: Permissions = { defragment: { allowed: true }, moveLeadership: { allowed: true } };
 const noMove: Permissions = {

@@ -10,7 +10,7 @@ import { runDefrag } from "../../src/run/run.js";
 import type { RunOptions, RunReporter } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
 
-const MiB = 1024 ** 2;
+import { MiB } from "../harness/units.js";
 
 function options(over: Partial<RunOptions> = {}): RunOptions {
   return {
