@@ -5,7 +5,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { OPTIONS, longFlag, type OptionSpec } from "../src/cli/options.js";
+import type { OptionSpec } from "../src/cli/option-types.js";
+import { OPTIONS } from "../src/cli/options.js";
+import { longFlag } from "../src/cli/parse-options.js";
 
 export const README = join(resolve(import.meta.dirname, ".."), "README.md");
 export const BEGIN =

@@ -11,15 +11,10 @@ import { Command, CommanderError } from "commander";
 import pkg from "../package.json" with { type: "json" };
 import type { CommandContext } from "./cli/context.js";
 import { EXIT, exitCodeFor, exitCodeForCommandLine } from "./cli/exit.js";
-import {
-  OptionsError,
-  addOptions,
-  parseOptions,
-  type CommandName,
-  type Env,
-  type RunCliOptions,
-  type StatusOptions,
-} from "./cli/options.js";
+import type { CommandName } from "./cli/option-types.js";
+import type { RunCliOptions, StatusOptions } from "./cli/options.js";
+import { OptionsError, addOptions, parseOptions } from "./cli/parse-options.js";
+import type { Env } from "./config/config.js";
 import { runBadOptions, runCommand } from "./cli/run.js";
 import { statusCommand } from "./cli/status.js";
 import { DefragError } from "./core/errors.js";

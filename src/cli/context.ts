@@ -1,7 +1,7 @@
 // What every command gets: its typed options, environment, output streams, logger, abort signal.
 
 import type { LogFormat, Logger, Sink } from "../report/logger.js";
-import type { Env } from "./options.js";
+import type { Env } from "../config/config.js";
 
 export interface CommandContext<O> {
   options: O;

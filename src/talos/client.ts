@@ -3,10 +3,7 @@
 // failover to the next endpoint when one cannot be reached, and a deadline on
 // every call except EtcdDefragment.
 
-import { isIP } from "node:net";
-
-import { createClient, type CallOptions, type Client, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
+import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
 
 import type { Config } from "../config/config.js";
 import { endpointAddress, type Endpoint } from "../config/endpoints.js";
@@ -23,7 +20,7 @@ import {
 import type { Metadata } from "./gen/common/common_pb.js";
 import type { TalosMethod } from "./rbac.js";
 import { unpackMessages } from "./replies.js";
-import { EndpointSession } from "./session.js";
+import { grpcConnection, type EndpointConnection } from "./session.js";
 
 export interface TalosClientOptions {
   /** Deadline of every call but EtcdDefragment (apid adds none and would wait for a hung etcd forever). */
@@ -36,12 +33,6 @@ export interface TalosClientOptions {
   connect?: (endpoint: Endpoint) => EndpointConnection;
   /** The clock of the endpoint backoff (ms since epoch); tests pass a fake one. */
   now?: () => number;
-}
-
-/** What the client needs of one endpoint: a session it can open and close, and a transport over it. */
-export interface EndpointConnection {
-  manager: Pick<Http2SessionManager, "connect" | "error" | "abort">;
-  transport: Transport;
 }
 
 interface Connection {
@@ -310,26 +301,6 @@ export class TalosClient {
       cause: first,
     });
   }
-}
-
-/** The real connection: mutual TLS over one HTTP/2 session to the endpoint. */
-function grpcConnection(config: Config, endpoint: Endpoint): EndpointConnection {
-  const baseUrl = `https://${endpointAddress(endpoint)}`;
-  const manager = new EndpointSession(
-    baseUrl,
-    // Pings notice a node that vanished during a long defrag instead of waiting on a dead socket.
-    { pingIntervalMs: 30_000, pingTimeoutMs: 15_000, idleConnectionTimeoutMs: 15 * 60_000 },
-    {
-      ca: config.caPem,
-      cert: config.certPem,
-      key: config.keyPem,
-      minVersion: "TLSv1.2",
-      // Node verifies the IP SAN against the host when no server name is set; passing an IP as
-      // the TLS server name is not allowed by RFC 6066 and makes Node print DEP0123.
-      servername: isIP(endpoint.host) === 0 ? endpoint.host : "",
-    },
-  );
-  return { manager, transport: createGrpcTransport({ baseUrl, sessionManager: manager }) };
 }
 
 function toAlarm(a: EtcdMemberAlarm): MemberAlarm {

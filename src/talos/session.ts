@@ -10,7 +10,11 @@ import { EventEmitter } from "node:events";
 import type * as http2 from "node:http2";
 import { isIP } from "node:net";
 
-import { Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
+import type { Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
+
+import type { Config } from "../config/config.js";
+import { endpointAddress, type Endpoint } from "../config/endpoints.js";
 
 const guarded = new WeakSet<EventEmitter>();
 const ignore = (): void => undefined;
@@ -50,4 +54,30 @@ export class EndpointSession extends Http2SessionManager {
       this.fixedAuthority === undefined ? headers : { ...headers, ":authority": this.fixedAuthority };
     return super.request(method, path, fixed, options);
   }
+}
+
+/** What the client needs of one endpoint: a session it can open and close, and a transport over it. */
+export interface EndpointConnection {
+  manager: Pick<Http2SessionManager, "connect" | "error" | "abort">;
+  transport: Transport;
+}
+
+/** The real connection: mutual TLS over one HTTP/2 session to the endpoint. */
+export function grpcConnection(config: Config, endpoint: Endpoint): EndpointConnection {
+  const baseUrl = `https://${endpointAddress(endpoint)}`;
+  const manager = new EndpointSession(
+    baseUrl,
+    // Pings notice a node that vanished during a long defrag instead of waiting on a dead socket.
+    { pingIntervalMs: 30_000, pingTimeoutMs: 15_000, idleConnectionTimeoutMs: 15 * 60_000 },
+    {
+      ca: config.caPem,
+      cert: config.certPem,
+      key: config.keyPem,
+      minVersion: "TLSv1.2",
+      // Node verifies the IP SAN against the host when no server name is set; passing an IP as
+      // the TLS server name is not allowed by RFC 6066 and makes Node print DEP0123.
+      servername: isIP(endpoint.host) === 0 ? endpoint.host : "",
+    },
+  );
+  return { manager, transport: createGrpcTransport({ baseUrl, sessionManager: manager }) };
 }

@@ -17,7 +17,8 @@ import {
 import type { Config } from "../../src/config/config.js";
 import { endpointAddress, type Endpoint } from "../../src/config/endpoints.js";
 import { DefragError } from "../../src/core/errors.js";
-import { TalosClient, type EndpointConnection } from "../../src/talos/client.js";
+import { TalosClient } from "../../src/talos/client.js";
+import type { EndpointConnection } from "../../src/talos/session.js";
 import { MachineService } from "../../src/talos/gen/machine/machine_pb.js";
 
 const BACKOFF_MS = 15_000;

@@ -7,17 +7,10 @@ import { describe, it } from "node:test";
 
 import { Command } from "commander";
 
-import {
-  OPTIONS,
-  OptionsError,
-  addOptions,
-  longFlag,
-  optionsFor,
-  parseOptions,
-  type CommandName,
-  type Env,
-  type OptionsFor,
-} from "../../src/cli/options.js";
+import type { CommandName } from "../../src/cli/option-types.js";
+import { OPTIONS, optionsFor, type OptionsFor } from "../../src/cli/options.js";
+import { OptionsError, addOptions, longFlag, parseOptions } from "../../src/cli/parse-options.js";
+import type { Env } from "../../src/config/config.js";
 import { DEFAULT_RULE } from "../../src/core/rule.js";
 import {
   BEGIN,

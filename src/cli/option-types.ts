@@ -1,0 +1,165 @@
+// The kinds of option and their parsers: how the text of a flag or environment variable
+// becomes a typed value, or a config error that names where the text came from.
+
+import { splitList } from "../config/endpoints.js";
+import { configError } from "../core/errors.js";
+import { compileRule, type Rule } from "../core/rule.js";
+import { parseBytes, parseDuration } from "../core/units.js";
+
+export type CommandName = "status" | "run";
+
+export type OptionKind = "string" | "list" | "duration" | "size" | "boolean" | "choice" | "url" | "rule";
+
+/** How the text of a flag or environment variable becomes a value. */
+export interface OptionType<T> {
+  readonly kind: OptionKind;
+  readonly choices?: readonly string[];
+  /** `source` is where the text came from (a flag or an environment variable), for the message. Throws a config error. */
+  readonly parse: (text: string, source: string) => T;
+}
+
+export interface OptionSpec<
+  K extends string = string,
+  C extends readonly CommandName[] = readonly CommandName[],
+  V = unknown,
+> {
+  /** Property name in the parsed options. */
+  readonly key: K;
+  /** Commander flag syntax: "--name <arg>", or "--name" for a boolean. */
+  readonly flag: string;
+  readonly env: string;
+  /** Parsed like user input when neither the flag nor the environment variable is set. */
+  readonly default?: string;
+  /** The default in words, where the value alone does not say it: no value, or a long one (the README shows this). */
+  readonly defaultHelp?: string;
+  readonly help: string;
+  readonly commands: C;
+  readonly type: OptionType<V>;
+}
+
+interface SpecInput<K extends string, C extends readonly CommandName[], T> {
+  key: K;
+  flag: string;
+  env: string;
+  default?: string;
+  defaultHelp?: string;
+  help: string;
+  commands: C;
+  type: OptionType<T>;
+}
+
+// With a default the value is always there; without one it is undefined when nothing sets it.
+export function option<const K extends string, const C extends readonly CommandName[], T>(
+  spec: SpecInput<K, C, T> & { default: string },
+): OptionSpec<K, C, T>;
+export function option<const K extends string, const C extends readonly CommandName[], T>(
+  spec: SpecInput<K, C, T>,
+): OptionSpec<K, C, T | undefined>;
+export function option<const K extends string, const C extends readonly CommandName[], T>(
+  spec: SpecInput<K, C, T>,
+): OptionSpec<K, C, T | undefined> {
+  return spec;
+}
+
+// ---- Types
+
+/** Free text; empty counts as unset. */
+export const text: OptionType<string | undefined> = {
+  kind: "string",
+  parse: (value) => (value === "" ? undefined : value),
+};
+
+/** Comma or space separated; an empty list counts as unset. Items are checked where they are used. */
+export const list: OptionType<readonly string[] | undefined> = {
+  kind: "list",
+  parse: (value) => {
+    const items = splitList(value);
+    return items.length === 0 ? undefined : items;
+  },
+};
+
+/** Milliseconds, from Go-style durations. */
+export function duration(opts: { allowZero?: boolean } = {}): OptionType<number> {
+  const allowZero = opts.allowZero === true;
+  return {
+    kind: "duration",
+    parse: (value, source) => {
+      const ms = parseDuration(value);
+      if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
+        throw configError(
+          `${source} "${value}" is not a ${allowZero ? "duration" : "positive duration"}`,
+          "use e.g. 30s, 5m or 1h30m",
+        );
+      }
+      return ms;
+    },
+  };
+}
+
+/** Bytes, from a number or a size with a unit. */
+export const size: OptionType<number> = {
+  kind: "size",
+  parse: (value, source) => {
+    const bytes = parseBytes(value);
+    if (bytes === undefined || bytes <= 0) {
+      throw configError(
+        `${source} "${value}" is not a size`,
+        "use bytes or a unit, e.g. 2147483648, 2GiB or 4GB",
+      );
+    }
+    return bytes;
+  },
+};
+
+/** A flag without a value; its environment variable takes true/false, 1/0 or yes/no. */
+export const boolean: OptionType<boolean> = {
+  kind: "boolean",
+  parse: (value, source) => {
+    const lower = value.toLowerCase();
+    if (["true", "1", "yes"].includes(lower)) return true;
+    if (["false", "0", "no"].includes(lower)) return false;
+    throw configError(`${source} "${value}" is not true or false`, "use true/false, 1/0 or yes/no");
+  },
+};
+
+export function choice<const V extends string>(choices: readonly V[]): OptionType<V> {
+  return {
+    kind: "choice",
+    choices,
+    parse: (value, source) => {
+      const found = choices.find((c) => c === value);
+      if (found === undefined) {
+        throw configError(
+          `${source} "${value}" is not one of ${choices.join(", ")}`,
+          `set ${source} to one of them`,
+        );
+      }
+      return found;
+    },
+  };
+}
+
+/** An http(s) URL; empty counts as unset. */
+export function url(example: string): OptionType<string | undefined> {
+  return {
+    kind: "url",
+    parse: (value, source) => {
+      if (value === "") return undefined;
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(value);
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed === undefined || !["http:", "https:"].includes(parsed.protocol)) {
+        throw configError(`${source} "${value}" is not an http(s) URL`, `e.g. ${example}`);
+      }
+      return value;
+    },
+  };
+}
+
+/** A CEL rule, compiled and type-checked now so that a bad one is a usage error before any call. */
+export const rule: OptionType<Rule> = { kind: "rule", parse: (value) => compileRule(value) };
+
+// ---- The table

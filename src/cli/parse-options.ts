@@ -1,0 +1,109 @@
+// From argv and the environment to one command's typed options: commander's options and
+// --help from the table, then flag > environment > default through each option's parser,
+// with every bad option reported at once.
+
+import { Option, type Command } from "commander";
+
+import type { Env } from "../config/config.js";
+import { DefragError } from "../core/errors.js";
+import type { CommandName, OptionSpec } from "./option-types.js";
+import { optionsFor, type OptionsFor } from "./options.js";
+
+/** "--call-timeout <duration>" -> "--call-timeout". */
+export function longFlag(spec: Pick<OptionSpec, "flag">): string {
+  return spec.flag.split(" ")[0] ?? spec.flag;
+}
+
+/** The --help line: the help, then the environment variable and the default. */
+export function helpText(spec: OptionSpec): string {
+  const shownDefault = spec.type.kind === "boolean" ? undefined : (spec.default ?? spec.defaultHelp);
+  const extras = [`env ${spec.env}`, ...(shownDefault === undefined ? [] : [`default ${shownDefault}`])];
+  return `${spec.help} [${extras.join(", ")}]`;
+}
+
+/**
+ * Adds a command's options to its commander command. No commander defaults: commander only
+ * reports what argv set, so that the environment can come between the flag and the default.
+ */
+export function addOptions(cmd: Command, command: CommandName): Command {
+  for (const spec of optionsFor(command)) {
+    const opt = new Option(spec.flag, helpText(spec));
+    if (spec.type.choices) opt.choices(spec.type.choices);
+    cmd.addOption(opt);
+  }
+  return cmd;
+}
+
+/** Every bad option at once; `partial` keeps the ones that were fine. */
+export class OptionsError extends DefragError {
+  readonly problems: readonly DefragError[];
+  readonly command: CommandName;
+  private readonly values: Readonly<Record<string, unknown>>;
+
+  constructor(
+    command: CommandName,
+    problems: readonly DefragError[],
+    values: Readonly<Record<string, unknown>>,
+  ) {
+    const only = problems.length === 1 ? problems[0] : undefined;
+    super(
+      "config",
+      only?.message ??
+        `${problems.length} options are invalid: ${problems.map((p) => p.describe()).join("; ")}`,
+      { hint: only?.hint },
+    );
+    this.problems = problems;
+    this.command = command;
+    this.values = values;
+  }
+
+  /** The options that parsed, for what happens even so: the log format, the metrics of the failed run. */
+  partial<C extends CommandName>(command: C): Partial<OptionsFor<C>> {
+    // The values were parsed from this command's specs, so they have its types.
+    return command === this.command ? (this.values as Partial<OptionsFor<C>>) : {};
+  }
+}
+
+/**
+ * flag > environment > default; an empty environment variable counts as unset. `flags` is what
+ * commander parsed (keyed by its attribute names). Throws one OptionsError naming every bad option.
+ */
+export function parseOptions<C extends CommandName>(
+  command: C,
+  flags: Readonly<Record<string, unknown>>,
+  env: Env,
+): OptionsFor<C> {
+  const values: Record<string, unknown> = {};
+  const problems: DefragError[] = [];
+  for (const spec of optionsFor(command)) {
+    const input = inputOf(spec, flags, env);
+    if (input === undefined) {
+      values[spec.key] = undefined;
+      continue;
+    }
+    try {
+      values[spec.key] = spec.type.parse(input.text, input.source);
+    } catch (err) {
+      if (!(err instanceof DefragError)) throw err;
+      problems.push(err);
+    }
+  }
+  if (problems.length > 0) throw new OptionsError(command, problems, values);
+  // Each value came from its spec's parser, which is what OptionsFor<C> reads its types from.
+  return values as OptionsFor<C>;
+}
+
+function inputOf(
+  spec: OptionSpec,
+  flags: Readonly<Record<string, unknown>>,
+  env: Env,
+): { text: string; source: string } | undefined {
+  const raw = flags[new Option(spec.flag).attributeName()];
+  // A boolean flag is `true` when given.
+  if (typeof raw === "string" || typeof raw === "boolean")
+    return { text: String(raw), source: longFlag(spec) };
+  const fromEnv = env[spec.env];
+  if (fromEnv !== undefined && fromEnv !== "") return { text: fromEnv, source: spec.env };
+  if (spec.default !== undefined) return { text: spec.default, source: `the default of ${longFlag(spec)}` };
+  return undefined;
+}
