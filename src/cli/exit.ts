@@ -37,6 +37,7 @@ export function exitCodeForRun(result: RunResultKind): number {
     case "refused":
       return EXIT.refused;
     case "failed":
+    case "alarm-raised":
       return EXIT.failure;
   }
 }

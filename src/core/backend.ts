@@ -9,7 +9,7 @@
 // Every method rejects with a DefragError whose kind says what happened
 // (src/core/errors.ts); anything else it throws is treated as a bug.
 
-import type { MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
+import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
 
 /** Whether the credential allows an action, known before trying it. */
 export type Permission =
@@ -36,6 +36,12 @@ export interface Backend {
    * connection or an abort the member may still be defragmenting.
    */
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void>;
+  /**
+   * What etcd itself says about defragmentation on `node`: one in progress now, whoever
+   * started it (another run, a person, etcd's start-up defragment), and the ones that
+   * finished with etcd's own duration. Rejects when it cannot tell: then nothing is started.
+   */
+  defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity>;
   /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
   forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
   /**

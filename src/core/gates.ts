@@ -12,7 +12,9 @@ export type GateName =
   | "corrupt"
   | "quorum"
   /** The credential does not allow what the plan needs. */
-  | "permission";
+  | "permission"
+  /** A defragment not started by this run is in progress, or cannot be ruled out. */
+  | "quiet";
 
 export interface GateFailure {
   gate: GateName;

@@ -49,6 +49,18 @@ export interface ClusterView {
   warnings: string[];
 }
 
+/** What etcd itself says about defragmentation on one member (from its log). */
+export interface DefragActivity {
+  /**
+   * A defragment running right now, or a call waiting for one: since when (etcd's clock, ms
+   * since the epoch, when the log says), and whether a Defragment call or etcd's own start-up
+   * defragment started it. Undefined when none is.
+   */
+  inProgress: { since: number | undefined; by: "call" | "start-up" } | undefined;
+  /** Defragmentations that finished, oldest first: when (etcd's clock) and how long etcd itself took. */
+  finished: { end: number; tookMs: number }[];
+}
+
 export function isLeader(s: MemberStatus): boolean {
   return s.leaderId !== 0n && s.leaderId === s.memberId;
 }

@@ -10,7 +10,15 @@ import { reclaimedBytes } from "../run/results.js";
 import type { RunResult } from "../run/types.js";
 
 export const JOB = "etcd-defrag";
-export const RESULTS = ["success", "nothing-to-do", "dry-run", "failed", "refused", "error"] as const;
+export const RESULTS = [
+  "success",
+  "nothing-to-do",
+  "dry-run",
+  "failed",
+  "refused",
+  "alarm-raised",
+  "error",
+] as const;
 export type MetricsResult = (typeof RESULTS)[number];
 
 export interface RunMetrics {
@@ -48,6 +56,13 @@ export function buildRegistry(m: RunMetrics): Registry {
     run.reclaimedBytes,
   );
 
+  const alarm = gauge(
+    "etcd_defrag_alarm_raised",
+    "1 for each etcd alarm still raised when the last run ended (NOSPACE: etcd refuses writes).",
+    ["alarm", "member"],
+  );
+  for (const a of run.alarmsRaised) alarm.set({ alarm: a.alarm, member: a.member }, 1);
+
   const labels = ["node", "member", "name"];
   const dbSize = gauge("etcd_defrag_member_db_size_bytes", "Member DB file size before/after the last run.", [
     ...labels,
@@ -73,6 +88,11 @@ export function buildRegistry(m: RunMetrics): Registry {
     "1 for what the last run did to the member (defragmented, skipped, would-defragment, failed, not-reached).",
     [...labels, "action"],
   );
+  const blocked = gauge(
+    "etcd_defrag_member_blocked_seconds",
+    "How long etcd itself was blocked defragmenting the member (the durations it logged).",
+    labels,
+  );
   for (const member of run.members) {
     const l = { node: member.node, member: member.memberId, name: member.name };
     action.set({ ...l, action: member.action }, 1);
@@ -87,6 +107,7 @@ export function buildRegistry(m: RunMetrics): Registry {
     if (member.action === "defragmented" && member.before && member.after)
       reclaimed.set(l, reclaimedBytes(member));
     if (member.durationMs !== undefined) duration.set(l, member.durationMs / 1000);
+    if (member.blockedMs !== undefined) blocked.set(l, member.blockedMs / 1000);
   }
   return registry;
 }

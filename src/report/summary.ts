@@ -1,7 +1,7 @@
 // The run's final summary on stdout: a table for people, JSON for programs.
 
 import { formatBytes, formatDuration } from "../core/units.js";
-import { reclaimedBytes } from "../run/results.js";
+import { alarmText, reclaimedBytes } from "../run/results.js";
 import type { MemberResult, RunResult } from "../run/types.js";
 import { renderTable } from "./status.js";
 
@@ -19,12 +19,14 @@ export function summaryJson(r: RunResult): object {
       before: m.before ?? null,
       after: m.after ?? null,
       durationMs: m.durationMs === undefined ? null : Math.round(m.durationMs),
+      blockedMs: m.blockedMs === undefined ? null : Math.round(m.blockedMs),
       ...(m.leadershipMovedTo !== undefined ? { leadershipMovedTo: m.leadershipMovedTo } : {}),
       notes: m.notes,
     })),
     reclaimedBytes: r.reclaimedBytes,
     durationMs: Math.round(r.durationMs),
     alarmsDisarmed: r.alarmsDisarmed,
+    alarmsRaised: r.alarmsRaised,
     refusals: r.refusals.map((f) => ({
       gate: f.gate,
       message: f.message,
@@ -57,16 +59,18 @@ export function summaryText(r: RunResult): string {
     m.after ? formatBytes(m.after.dbSize) : "-",
     m.action === "defragmented" && m.before && m.after ? formatBytes(reclaimedBytes(m)) : "-",
     m.durationMs === undefined ? "-" : formatDuration(m.durationMs),
+    m.blockedMs === undefined ? "-" : formatDuration(m.blockedMs),
     [m.reason, ...m.notes].join("; "),
   ]);
   const table = renderTable(
-    ["NODE", "NAME", "LEADER", "ACTION", "BEFORE", "AFTER", "RECLAIMED", "TIME", "REASON"],
+    ["NODE", "NAME", "LEADER", "ACTION", "BEFORE", "AFTER", "RECLAIMED", "TIME", "BLOCKED", "REASON"],
     rows,
   );
   const tail = [
     r.alarmsDisarmed.length > 0 ? `alarms disarmed: ${r.alarmsDisarmed.join(", ")}` : "",
+    r.alarmsRaised.length > 0 ? `alarms still raised: ${r.alarmsRaised.map(alarmText).join(", ")}` : "",
     ...r.refusals.map((f) => `refused: ${f.message}`),
-    r.error && r.result === "failed" ? `error: ${r.error.describe()}` : "",
+    r.error && (r.result === "failed" || r.result === "alarm-raised") ? `error: ${r.error.describe()}` : "",
   ].filter((s) => s !== "");
   return [head, table.trimEnd(), ...tail].join("\n") + "\n";
 }

@@ -4,6 +4,8 @@
 
 import type { Backend } from "../core/backend.js";
 import type { ClusterView } from "../core/model.js";
+import { raised } from "./results.js";
+import type { RaisedAlarm } from "./types.js";
 import type { Clock } from "./clock.js";
 import { observeCluster } from "./observe.js";
 
@@ -27,6 +29,11 @@ export class ClusterReader {
     const view = await observeCluster(this.backend, { nodes: this.nodes });
     this.last = { view, at: this.clock.now() };
     return view;
+  }
+
+  /** The alarms raised as last read, for the result. */
+  alarmsRaised(): RaisedAlarm[] {
+    return this.last.view.alarms.map(raised);
   }
 
   /** The last view if it is fresh enough to decide on, else a new reading. */

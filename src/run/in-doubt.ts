@@ -52,7 +52,7 @@ export function proofBudgetMs(ctx: Pick<RunContext, "opts" | "signal">): number 
 
 /**
  * Positive evidence that a member's defragment finished after its call did not
- * succeed: its DB shrank as planned, or a second defragment call returned. etcd runs
+ * succeed: etcd logged its end, its DB shrank as planned, or a second defragment call returned. etcd runs
  * one defragment at a time per member, so the second returns only after the first
  * ended (and does the work itself if the first never started, e.g. when the deadline
  * passed before the request reached etcd). The second call blocks the member again,
@@ -62,7 +62,7 @@ export function proofBudgetMs(ctx: Pick<RunContext, "opts" | "signal">): number 
 export async function waitFinished(
   ctx: RunContext,
   node: string,
-  before: Sizes,
+  { before, lastEnd }: { before: Sizes; lastEnd: number },
   callMs: number,
 ): Promise<{ status: MemberStatus; how: string } | undefined> {
   const { clock, reporter, opts } = ctx;
@@ -80,6 +80,18 @@ export async function waitFinished(
       clock,
       { timeoutMs: budget, intervalMs: opts.pollIntervalMs },
       async () => {
+        // An ended defragment that a failed log read hides is found by the size or the second call.
+        const logged = await ctx.backend.defragActivity(node).catch((err: unknown) => {
+          if (DefragError.from(err).kind === "internal") throw err;
+          return undefined;
+        });
+        const ended = logged?.finished.find((f) => f.end > lastEnd);
+        if (logged !== undefined && logged.inProgress === undefined && ended !== undefined) {
+          return {
+            status: await ctx.backend.status(node),
+            how: `etcd logged the end of the defragment (it took ${formatDuration(ended.tookMs)}), ${formatDuration(clock.now() - started)} after the call ended`,
+          };
+        }
         const status = await ctx.backend.status(node);
         if (expectShrink && status.dbSize <= shrunkTo) {
           return {

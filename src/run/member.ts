@@ -12,6 +12,7 @@ import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
 import type { LeaderMoves } from "./leader.js";
 import { planned, sizes } from "./results.js";
 import type { MemberResult, RunContext, RunStop } from "./types.js";
+import { lastFinishedEnd, unreadableStop, waitUntilQuiet } from "./quiet.js";
 import { pollUntil } from "./wait.js";
 
 export interface MemberOutcome {
@@ -36,7 +37,10 @@ export async function defragmentMember(
     stop,
   });
 
-  // Fresh numbers and gates just before this member.
+  // Nobody else is defragmenting any member (waiting while someone is), then fresh numbers
+  // and gates just before this member.
+  const quiet = await waitUntilQuiet(ctx, step.cluster.nodes, item.node);
+  if ("stop" in quiet) return notReached(quiet.stop);
   const view = await step.cluster.fresh();
   const failures = checkGates(view, step.gateOpts);
   if (failures.length > 0) {
@@ -49,6 +53,12 @@ export async function defragmentMember(
       refusals: failures,
     });
   }
+  if (quiet.activity.unreadable.length > 0) {
+    const stop = unreadableStop(quiet.activity.unreadable);
+    reporter.error(stop.error.describe());
+    return notReached(stop);
+  }
+  const lastEnd = lastFinishedEnd(quiet.activity.byNode.get(item.node));
   const fresh = view.nodes.find((n) => n.node === item.node);
   if (fresh === undefined || !fresh.ok || fresh.status.memberId !== item.memberId) {
     return notReached({
@@ -114,7 +124,7 @@ export async function defragmentMember(
       `${item.node}: the defragment call ended after ${formatDuration(clock.now() - started)} without success (${e.message}); etcd keeps defragmenting regardless, so waiting up to ${formatDuration(budgetMs)} for proof that it finished before touching any other member`,
       { node: item.node },
     );
-    const proof = await waitFinished(ctx, item.node, before, clock.now() - started);
+    const proof = await waitFinished(ctx, item.node, { before, lastEnd }, clock.now() - started);
     if (proof === undefined) {
       const error = new DefragError(
         "timeout",
@@ -159,9 +169,17 @@ export async function defragmentMember(
   }
   after = healthy.value;
   const reclaimed = before.dbSize - after.dbSize;
+  const blockedMs = await blockedTime(ctx, item.node, lastEnd);
   reporter.info(
-    `${item.node}: defragmented in ${formatDuration(durationMs)}: ${formatBytes(before.dbSize)} -> ${formatBytes(after.dbSize)} (reclaimed ${formatBytes(reclaimed)})`,
-    { node: item.node, durationMs, before: before.dbSize, after: after.dbSize, reclaimedBytes: reclaimed },
+    `${item.node}: defragmented in ${formatDuration(durationMs)}${blockedMs === undefined ? "" : ` (etcd blocked for ${formatDuration(blockedMs)})`}: ${formatBytes(before.dbSize)} -> ${formatBytes(after.dbSize)} (reclaimed ${formatBytes(reclaimed)})`,
+    {
+      node: item.node,
+      durationMs,
+      ...(blockedMs === undefined ? {} : { blockedMs }),
+      before: before.dbSize,
+      after: after.dbSize,
+      reclaimedBytes: reclaimed,
+    },
   );
   return {
     result: {
@@ -170,8 +188,29 @@ export async function defragmentMember(
       before,
       after: sizes(after),
       durationMs,
+      ...(blockedMs === undefined ? {} : { blockedMs }),
       notes,
       ...(leadershipMovedTo !== undefined ? { leadershipMovedTo } : {}),
     },
   };
+}
+
+/**
+ * How long etcd itself was blocked defragmenting this member: the durations it logged
+ * for the defragments that ended after `lastEnd` (two when a second call proved the
+ * first finished). Undefined, with a warning, when the log does not say.
+ */
+async function blockedTime(ctx: RunContext, node: string, lastEnd: number): Promise<number | undefined> {
+  try {
+    const ended = (await ctx.backend.defragActivity(node)).finished.filter((f) => f.end > lastEnd);
+    if (ended.length > 0) return ended.reduce((sum, f) => sum + f.tookMs, 0);
+    ctx.reporter.warn(
+      `${node}: etcd's log does not show the end of the defragment; its blocked time is unknown`,
+    );
+  } catch (err) {
+    const e = DefragError.from(err);
+    if (e.kind === "internal") throw e;
+    ctx.reporter.warn(`${node}: cannot read etcd's log for the blocked time: ${e.message}`);
+  }
+  return undefined;
 }

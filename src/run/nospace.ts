@@ -4,30 +4,28 @@
 
 import { DefragError } from "../core/errors.js";
 import type { MemberAlarm } from "../core/model.js";
-import { formatBytes, formatMemberId } from "../core/units.js";
+import { formatBytes } from "../core/units.js";
 import type { ClusterReader } from "./cluster.js";
-import type { RunContext, RunStop } from "./types.js";
+import { alarmText, raised } from "./results.js";
+import type { RaisedAlarm, RunContext, RunStop } from "./types.js";
 import { pollUntil } from "./wait.js";
 
 /** NOSPACE is disarmed only when every member is at most this share of the quota. */
 export const DISARM_MAX_QUOTA_USAGE = 0.8;
 
-export function alarmText(a: MemberAlarm): string {
-  return `${a.alarm} on ${formatMemberId(a.memberId)}`;
-}
-
 export async function recoverNospace(
   ctx: RunContext,
   cluster: ClusterReader,
-): Promise<{ disarmed: string[] } | { stop: RunStop }> {
+): Promise<{ disarmed: string[]; raised: RaisedAlarm[] } | { stop: RunStop }> {
   const { reporter, opts, clock } = ctx;
   const view = await cluster.fresh();
-  if (view.alarms.length === 0) return { disarmed: [] };
+  const raisedNow = view.alarms.map(raised);
+  if (view.alarms.length === 0) return { disarmed: [], raised: raisedNow };
   if (!view.alarms.every((a) => a.alarm === "NOSPACE")) {
     reporter.warn(
-      `alarms left as they are: ${view.alarms.map(alarmText).join(", ")} (only NOSPACE alone is ever disarmed)`,
+      `alarms left as they are: ${raisedNow.map(alarmText).join(", ")} (only NOSPACE alone is ever disarmed)`,
     );
-    return { disarmed: [] };
+    return { disarmed: [], raised: raisedNow };
   }
   const limit = opts.quotaBytes * DISARM_MAX_QUOTA_USAGE;
   const over = view.nodes.filter((n) => !n.ok || n.status.dbSize > limit);
@@ -35,7 +33,7 @@ export async function recoverNospace(
     reporter.warn(
       `NOSPACE stays armed: ${over.map((n) => (n.ok ? `${n.node} is at ${formatBytes(n.status.dbSize)} of a ${formatBytes(opts.quotaBytes)} quota` : `${n.node} did not answer`)).join(", ")}; free space or raise the quota first`,
     );
-    return { disarmed: [] };
+    return { disarmed: [], raised: raisedNow };
   }
   reporter.info(
     `every member is under ${(DISARM_MAX_QUOTA_USAGE * 100).toFixed(0)}% of the quota: disarming NOSPACE`,
@@ -48,12 +46,19 @@ export async function recoverNospace(
     reporter.error(`could not disarm NOSPACE: ${e.describe()}`);
     return { stop: { kind: "failed", error: e } };
   }
+  let left: MemberAlarm[] = [];
   const gone = await pollUntil(
     clock,
     { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
-    async () => ((await ctx.backend.alarms()).length === 0 ? true : undefined),
+    async () => {
+      left = await ctx.backend.alarms();
+      return left.length === 0 ? true : undefined;
+    },
   );
-  if (!("value" in gone)) reporter.warn("NOSPACE was disarmed but an alarm is still listed");
-  else reporter.info(`disarmed: ${disarmed.map(alarmText).join(", ")}`);
-  return { disarmed: disarmed.map(alarmText) };
+  if (!("value" in gone))
+    reporter.warn(
+      `NOSPACE was disarmed but alarms are still listed: ${left.map((a) => alarmText(raised(a))).join(", ")}`,
+    );
+  else reporter.info(`disarmed: ${disarmed.map((a) => alarmText(raised(a))).join(", ")}`);
+  return { disarmed: disarmed.map((a) => alarmText(raised(a))), raised: left.map(raised) };
 }

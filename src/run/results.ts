@@ -1,13 +1,29 @@
 // The one place that writes the run's per-member results, and the arithmetic on them.
 
 import type { GateFailure } from "../core/gates.js";
-import type { MemberStatus } from "../core/model.js";
+import type { MemberAlarm, MemberStatus } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
 import { formatMemberId } from "../core/units.js";
-import type { MemberAction, MemberResult, RunResult, RunResultKind, RunStop, Sizes } from "./types.js";
+import type {
+  MemberAction,
+  MemberResult,
+  RaisedAlarm,
+  RunResult,
+  RunResultKind,
+  RunStop,
+  Sizes,
+} from "./types.js";
 
 export function sizes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): Sizes {
   return { dbSize: s.dbSize, dbSizeInUse: s.dbSizeInUse };
+}
+
+export function raised(a: MemberAlarm): RaisedAlarm {
+  return { alarm: a.alarm, member: formatMemberId(a.memberId) };
+}
+
+export function alarmText(a: RaisedAlarm): string {
+  return `${a.alarm} on ${a.member}`;
 }
 
 /** What one member's defragment gave back: 0 unless it was defragmented with both sizes known. */
@@ -49,7 +65,12 @@ export class Results {
 
   finish(
     result: RunResultKind,
-    extra: { error?: RunStop["error"]; refusals?: GateFailure[]; alarmsDisarmed?: string[] } = {},
+    extra: {
+      error?: RunStop["error"];
+      refusals?: GateFailure[];
+      alarmsDisarmed?: string[];
+      alarmsRaised?: RaisedAlarm[];
+    } = {},
   ): RunResult {
     return {
       result,
@@ -57,6 +78,7 @@ export class Results {
       reclaimedBytes: this.members.reduce((sum, m) => sum + reclaimedBytes(m), 0),
       durationMs: this.now() - this.t0,
       alarmsDisarmed: extra.alarmsDisarmed ?? [],
+      alarmsRaised: extra.alarmsRaised ?? [],
       refusals: extra.refusals ?? [],
       startedAt: this.startedAt,
       ...(extra.error ? { error: extra.error } : {}),

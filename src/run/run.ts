@@ -15,7 +15,7 @@ import { defragmentMember } from "./member.js";
 import { recoverNospace } from "./nospace.js";
 import { observeCluster } from "./observe.js";
 import { preflight } from "./preflight.js";
-import { planned, Results, sizes } from "./results.js";
+import { alarmText, planned, Results, sizes } from "./results.js";
 import type { RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
 
 export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDeps): Promise<RunResult> {
@@ -46,7 +46,11 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
         ...(n.ok ? { before: sizes(n.status) } : {}),
       });
     }
-    return results.finish("refused", { refusals, error: refusal(refusals) });
+    return results.finish("refused", {
+      refusals,
+      error: refusal(refusals),
+      alarmsRaised: cluster.alarmsRaised(),
+    });
   }
 
   // 3. The plan.
@@ -54,7 +58,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   reportPlan(ctx, plan);
   if (opts.dryRun) {
     for (const p of plan) results.add(planned(p, p.defragment ? "would-defragment" : "skipped"));
-    return results.finish("dry-run");
+    return results.finish("dry-run", { alarmsRaised: cluster.alarmsRaised() });
   }
 
   // 4. The credential allows what the plan needs.
@@ -66,7 +70,11 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
       results.add(
         planned(p, "not-reached", "the run was refused: the credential does not allow what it needs"),
       );
-    return results.finish("refused", { refusals: denied, error: refusal(denied) });
+    return results.finish("refused", {
+      refusals: denied,
+      error: refusal(denied),
+      alarmsRaised: cluster.alarmsRaised(),
+    });
   }
 
   // 5. Each member in turn; after a stop, the rest are not reached.
@@ -101,12 +109,32 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     reporter.error(`run stopped: ${stop.error.describe()}`);
     // A gate that fails before anything was defragmented is a refusal; afterwards, a failure.
     const kind = stop.kind === "refused" && results.defragmented === 0 ? "refused" : "failed";
-    return results.finish(kind, { error: stop.error, refusals: stop.refusals ?? [] });
+    return results.finish(kind, {
+      error: stop.error,
+      refusals: stop.refusals ?? [],
+      alarmsRaised: cluster.alarmsRaised(),
+    });
   }
 
-  // 6. NOSPACE.
+  // 6. NOSPACE; an alarm still raised at the end is not a success (NOSPACE: etcd refuses writes).
   const nospace = await recoverNospace(ctx, cluster);
-  if ("stop" in nospace) return results.finish("failed", { error: nospace.stop.error });
+  if ("stop" in nospace)
+    return results.finish("failed", { error: nospace.stop.error, alarmsRaised: cluster.alarmsRaised() });
+  if (nospace.raised.length > 0) {
+    const error = new DefragError(
+      "etcd",
+      `${nospace.raised.map(alarmText).join(", ")} still raised at the end of the run${nospace.raised.some((a) => a.alarm === "NOSPACE") ? ": etcd refuses writes until NOSPACE is disarmed" : ""}`,
+      {
+        hint: "see the warnings above; free space or raise the quota, then run again (NOSPACE is disarmed when every member is under 80% of the quota)",
+      },
+    );
+    reporter.error(error.describe());
+    return results.finish("alarm-raised", {
+      error,
+      alarmsDisarmed: nospace.disarmed,
+      alarmsRaised: nospace.raised,
+    });
+  }
   return results.finish(results.defragmented === 0 ? "nothing-to-do" : "success", {
     alarmsDisarmed: nospace.disarmed,
   });

@@ -31,6 +31,12 @@ export interface RunOptions {
   heartbeatMs: number;
 }
 
+export interface RaisedAlarm {
+  alarm: string;
+  /** The member's id as etcd prints it (16 hex digits). */
+  member: string;
+}
+
 export interface Sizes {
   dbSize: number;
   dbSizeInUse: number;
@@ -49,12 +55,18 @@ export interface MemberResult {
   after?: Sizes;
   /** The defragment itself (from the call until the member was seen finished). */
   durationMs?: number;
+  /** How long etcd itself was blocked, from the durations it logged. */
+  blockedMs?: number;
   /** Name of the member that took over leadership before this one was defragmented. */
   leadershipMovedTo?: string;
   notes: string[];
 }
 
-export type RunResultKind = "success" | "nothing-to-do" | "dry-run" | "failed" | "refused";
+/**
+ * "alarm-raised": the run did its work but the cluster still has an alarm raised at the end
+ * (NOSPACE left armed: etcd refuses writes). Not a success: the CronJob fails and alerts fire.
+ */
+export type RunResultKind = "success" | "nothing-to-do" | "dry-run" | "failed" | "refused" | "alarm-raised";
 
 export interface RunResult {
   result: RunResultKind;
@@ -62,6 +74,8 @@ export interface RunResult {
   reclaimedBytes: number;
   durationMs: number;
   alarmsDisarmed: string[];
+  /** Alarms still raised when the run ended (as last read). */
+  alarmsRaised: RaisedAlarm[];
   refusals: GateFailure[];
   error?: DefragError;
   startedAt: Date;

@@ -4,14 +4,22 @@
 
 import type { Backend, Permission, Permissions } from "../core/backend.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
-import type { MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
+import { defragActivity } from "../core/etcd-log.js";
+import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
 import type { TalosClient } from "./client.js";
 import { ALLOWED_ROLES, roleNeeded, rolesAllow, type TalosMethod } from "./rbac.js";
 
 /** The calls the backend makes; the client in production, a fake in unit tests. */
 export type TalosCalls = Pick<
   TalosClient,
-  "memberList" | "status" | "alarms" | "defragment" | "forfeitLeadership" | "disarmAlarms" | "close"
+  | "memberList"
+  | "status"
+  | "alarms"
+  | "etcdLog"
+  | "defragment"
+  | "forfeitLeadership"
+  | "disarmAlarms"
+  | "close"
 >;
 
 export interface TalosBackendOptions {
@@ -20,6 +28,13 @@ export interface TalosBackendOptions {
   /** Explicit nodes, else none (they come from the member list). */
   nodes: readonly string[];
 }
+
+/**
+ * How much of etcd's log is read to find a defragment in progress: enough to reach back
+ * past the noise a busy member logs while blocked (slow-request warnings), small enough to
+ * read every member's before each member (~150 KB each).
+ */
+const ETCD_LOG_TAIL_LINES = 500;
 
 /** Talos addresses a control-plane node by the host of its etcd member's first peer URL. */
 export function peerHost(member: { peerUrls: readonly string[] }): string | undefined {
@@ -113,6 +128,12 @@ export class TalosBackend implements Backend {
     }
     const nodes = this.opts.nodes.length > 0 ? this.opts.nodes : this.memberNodes;
     return nodes.filter((n) => n !== except);
+  }
+
+  /** From the tail of the node's etcd service log (read with os:reader or more). */
+  async defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity> {
+    const text = await this.client.etcdLog(node, ETCD_LOG_TAIL_LINES, signal);
+    return defragActivity(text.split("\n"));
   }
 
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {

@@ -17,7 +17,7 @@ import {
   type EtcdMemberAlarm,
   type EtcdMemberStatus,
 } from "./gen/machine/machine_pb.js";
-import type { Metadata } from "./gen/common/common_pb.js";
+import { ContainerDriver, type Metadata } from "./gen/common/common_pb.js";
 import type { TalosMethod } from "./rbac.js";
 import { unpackMessages } from "./replies.js";
 import { grpcConnection, type EndpointConnection } from "./session.js";
@@ -144,6 +144,30 @@ export class TalosClient {
       false,
     );
     this.single("EtcdDefragment", node, reply.messages);
+  }
+
+  /**
+   * The last `tailLines` lines of the node's etcd service log (what `talosctl logs etcd
+   * --tail N` shows), as one text: the stream's chunks do not follow line breaks.
+   */
+  async etcdLog(node: string, tailLines: number, signal?: AbortSignal): Promise<string> {
+    return this.invoke("Logs", node, signal, async (c, o) => {
+      const chunks: Uint8Array[] = [];
+      const request = {
+        namespace: "system",
+        id: "etcd",
+        driver: ContainerDriver.CONTAINERD,
+        follow: false,
+        tailLines,
+      };
+      for await (const data of c.logs(request, o)) {
+        if (data.metadata !== undefined && data.metadata.error !== "") {
+          throw new DefragError("etcd", `the etcd log could not be read: ${data.metadata.error}`, { node });
+        }
+        chunks.push(data.bytes);
+      }
+      return Buffer.concat(chunks).toString("utf8");
+    });
   }
 
   /** Returns the name of the member that took over, or "" when the node was not the leader. */

@@ -7,7 +7,8 @@ export type TalosMethod =
   | "EtcdAlarmList"
   | "EtcdAlarmDisarm"
   | "EtcdDefragment"
-  | "EtcdForfeitLeadership";
+  | "EtcdForfeitLeadership"
+  | "Logs";
 
 export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
@@ -16,6 +17,7 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdAlarmDisarm: ["os:admin", "os:operator"],
   EtcdDefragment: ["os:admin", "os:operator"],
   EtcdForfeitLeadership: ["os:admin"],
+  Logs: ["os:admin", "os:operator", "os:reader"],
 };
 
 /** The least-privileged role that allows the call, for messages. */

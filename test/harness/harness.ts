@@ -102,6 +102,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         forwardCert,
         etcd: member?.client,
         etcdRunning: () => member?.state === "running",
+        ...(member ? { etcdLogFile: member.logFile } : {}),
         journal,
       });
       await server.up();

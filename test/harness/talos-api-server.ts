@@ -10,6 +10,7 @@ import {
   type Http2ServerRequest,
   type ServerHttp2Session,
 } from "node:http2";
+import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
 
@@ -18,6 +19,7 @@ import {
   fromBinary,
   toBinary,
   type DescMessage,
+  type DescMethodServerStreaming,
   type DescMethodUnary,
   type MessageShape,
 } from "@bufbuild/protobuf";
@@ -32,10 +34,15 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 
-import { EmptyResponseSchema, EmptySchema } from "../../src/talos/gen/common/common_pb.js";
+import { DataSchema, EmptyResponseSchema, EmptySchema } from "../../src/talos/gen/common/common_pb.js";
 import { EndpointSession } from "../../src/talos/session.js";
-import { EtcdMemberAlarm_AlarmType, MachineService } from "../../src/talos/gen/machine/machine_pb.js";
+import {
+  EtcdMemberAlarm_AlarmType,
+  MachineService,
+  type LogsRequestSchema,
+} from "../../src/talos/gen/machine/machine_pb.js";
 import { MachineService as HarnessOnlyService } from "./talospb/gen/machine/harness_pb.js";
 import type { CertAndKey } from "./certs.js";
 import { nodeKeyPem } from "./certs.js";
@@ -56,6 +63,7 @@ export const RBAC: Record<string, readonly string[]> = {
   EtcdAlarmDisarm: ["os:admin", "os:operator"],
   EtcdDefragment: ["os:admin", "os:operator"],
   EtcdForfeitLeadership: ["os:admin"],
+  Logs: ["os:admin", "os:operator", "os:reader"],
   ServiceList: ["os:admin", "os:operator", "os:reader"],
   Version: ["os:admin", "os:operator", "os:reader"],
 };
@@ -86,10 +94,16 @@ export interface TalosApiServerOptions {
   etcd: EtcdMemberClient | undefined;
   /** Whether the node's etcd process is running (for ServiceList). */
   etcdRunning?: () => boolean;
+  /** The node's etcd log (zap JSON lines), served by Logs as machined serves /var/log/etcd.log. */
+  etcdLogFile?: string;
   journal: Journal;
 }
 
 type AnyMethod = DescMethodUnary;
+type StreamMethod = DescMethodServerStreaming;
+
+/** machined sends a log in chunks of at most this many bytes, cutting lines anywhere. */
+const LOG_CHUNK_BYTES = 4096;
 
 export class TalosApiServer {
   readonly address: string;
@@ -202,13 +216,96 @@ export class TalosApiServer {
   // ---------------------------------------------------------------------------
 
   private implementation(
-    methods: Record<string, AnyMethod>,
-  ): Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> {
-    const impl: Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>> = {};
+    methods: Record<string, AnyMethod | StreamMethod>,
+  ): Record<string, (req: unknown, ctx: HandlerContext) => unknown> {
+    const impl: Record<string, (req: unknown, ctx: HandlerContext) => unknown> = {};
     for (const method of Object.values(methods)) {
-      impl[method.localName] = (req, ctx) => this.route(method, req as MessageShape<DescMessage>, ctx);
+      impl[method.localName] =
+        method.methodKind === "server_streaming"
+          ? (req, ctx) => this.routeStream(method, req as MessageShape<DescMessage>, ctx)
+          : (req, ctx) => this.route(method, req as MessageShape<DescMessage>, ctx);
     }
     return impl;
+  }
+
+  /**
+   * A server-streaming call (Logs): with `node`, apid proxies the stream one-to-one to that
+   * node; without, machined answers locally. (apid's one-to-many streaming is not needed.)
+   */
+  private async *routeStream(
+    method: StreamMethod,
+    req: MessageShape<DescMessage>,
+    ctx: HandlerContext,
+  ): AsyncGenerator {
+    const h = ctx.requestHeader;
+    const node = h.get("node");
+    const roles = this.callerRoles(ctx);
+    const forwarding = h.get("proxyfrom") === null && node !== null;
+    const target = forwarding ? splitHeader(node)[0] : undefined;
+    const entry = this.opts.journal.begin({
+      server: this.address,
+      target: target ?? null,
+      method: method.name,
+      via: forwarding ? "forward" : "local",
+      roles,
+    });
+    try {
+      if (target !== undefined) {
+        const stream = await this.forwarder(target).stream(
+          method,
+          ctx.signal,
+          ctx.timeoutMs(),
+          { proxyfrom: this.address, "talos-role": roles.join(",") },
+          createAsyncIterable([req]),
+        );
+        for await (const message of stream.message) yield message;
+      } else {
+        yield* this.serveLogs(req as MessageShape<typeof LogsRequestSchema>, roles);
+      }
+      finish(entry, "OK");
+    } catch (err) {
+      const e = ConnectError.from(err);
+      finish(entry, Code[e.code], e.rawMessage);
+      throw new ConnectError(e.rawMessage, e.code);
+    }
+  }
+
+  /** machined's Logs for the system namespace: the tail of the service's log file, in chunks. */
+  private async *serveLogs(
+    req: MessageShape<typeof LogsRequestSchema>,
+    roles: string[],
+  ): AsyncGenerator<MessageShape<typeof DataSchema>> {
+    const delay = this.latencyMs.get("Logs") ?? this.latencyMs.get("*") ?? 0;
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    const allowed = RBAC.Logs ?? [];
+    if (!roles.some((r) => allowed.includes(r)))
+      throw new ConnectError("not authorized", Code.PermissionDenied);
+    const failure = this.failures.get("Logs");
+    if (failure) {
+      this.failures.delete("Logs");
+      throw new ConnectError(failure.message, failure.code);
+    }
+    if (req.namespace !== "system" || req.id !== "etcd")
+      throw new ConnectError(
+        `the test server serves only the etcd service's log, not ${req.namespace}/${req.id}`,
+        Code.Unimplemented,
+      );
+    const file = this.opts.etcdLogFile;
+    if (file === undefined)
+      throw new ConnectError("open /var/log/etcd.log: no such file or directory", Code.Unknown);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch {
+      throw new ConnectError("open /var/log/etcd.log: no such file or directory", Code.Unknown);
+    }
+    const lines = text.split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    const tail = req.tailLines >= 0 ? lines.slice(Math.max(0, lines.length - req.tailLines)) : lines;
+    const bytes = Buffer.from(tail.map((l) => `${l}\n`).join(""), "utf8");
+    for (let i = 0; i < bytes.length; i += LOG_CHUNK_BYTES) {
+      yield create(DataSchema, { bytes: bytes.subarray(i, i + LOG_CHUNK_BYTES) });
+    }
   }
 
   private callerRoles(ctx: HandlerContext): string[] {

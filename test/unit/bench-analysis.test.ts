@@ -6,18 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 
-import { defragWindows, goDurationMs } from "../../bench/etcd-log.js";
+import { defragWindows } from "../../bench/etcd-log.js";
 import { maxOverlap, targets, type Row } from "../../bench/report.js";
 
 describe("bench: etcd's log", () => {
-  it("reads Go durations", () => {
-    assert.equal(goDurationMs("25.084034ms"), 25.084034);
-    assert.equal(goDurationMs("1.5s"), 1500);
-    assert.equal(goDurationMs("1m2.5s"), 62_500);
-    assert.equal(goDurationMs("850µs"), 0.85);
-    assert.throws(() => goDurationMs("soon"), /not a Go duration: soon/);
-  });
-
   it("finds each defragmentation's window in 3.6 and 3.4 logs, after a given time", () => {
     const dir = mkdtempSync(join(tmpdir(), "etcd-log-"));
     try {

@@ -36,6 +36,7 @@ describe("exit codes", () => {
       "nothing-to-do": 0,
       "dry-run": 0,
       failed: 1,
+      "alarm-raised": 1,
       refused: 3,
     };
     for (const [result, code] of Object.entries(codes))

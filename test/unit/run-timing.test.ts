@@ -104,7 +104,7 @@ describe("run timing", () => {
     assert.equal(slow.action, "defragmented");
     assert.match(
       slow.notes.join(" "),
-      /ended with "EtcdDefragment did not answer in time"; (its DB shrank|a second defragment call returned)/,
+      /ended with "EtcdDefragment did not answer in time"; etcd logged the end of the defragment \(it took 5m0s\)/,
     );
     assert.ok((slow.durationMs ?? 0) >= 300_000, "the duration covers the real defrag, not just the call");
     assert.ok(lines.some((l) => /etcd keeps defragmenting regardless/.test(l)));
@@ -121,6 +121,34 @@ describe("run timing", () => {
     );
     assert.ok(!lines.some((l) => /^heartbeat 10\.0\.0\.[13] /.test(l)), "5 s defrags need no heartbeat");
     assert.equal(sim.pendingTimers, 0, "no timer outlives the run");
+  });
+
+  it("when etcd's log cannot tell, the DB shrinking is proof that the member finished", async () => {
+    const sim = cluster([5_000, 300_000, 5_000]);
+    const origDefrag = sim.defragment.bind(sim);
+    sim.defragment = async (node, opts) => {
+      // The log of the member in doubt cannot be read until its DB has shrunk.
+      if (node === "10.0.0.2") sim.unreadableLogs.add(node);
+      await origDefrag(node, opts);
+    };
+    const origStatus = sim.status.bind(sim);
+    sim.status = async (node) => {
+      const s = await origStatus(node);
+      if (s.dbSize === s.dbSizeInUse) sim.unreadableLogs.delete(node);
+      return s;
+    };
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    assert.match(
+      result.members.find((m) => m.node === "10.0.0.2")?.notes.join(" ") ?? "",
+      /ended with "EtcdDefragment did not answer in time"; its DB shrank to 100\.0 MiB/,
+    );
   });
 
   it("without proof within --max-wait, fails and touches no other member", async () => {
@@ -290,5 +318,99 @@ describe("run timing", () => {
     assert.ok(!sim.calls.some((c) => c.startsWith("EtcdForfeitLeadership")));
     assert.equal(sim.windows.at(-1)?.[0], "10.0.0.1");
     assert.equal(lines.filter((l) => /needs role os:admin/.test(l)).length, 1, "said once");
+  });
+});
+
+describe("other defragments (another run, a person, etcd at start-up)", () => {
+  const deps = (sim: SimCluster, lines: string[]) => ({
+    clock: sim.clock,
+    signal: new AbortController().signal,
+    reporter: reporter(lines),
+  });
+
+  it("one in progress when the run starts: waits for it, then goes on; never two at once", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.startExternal("10.0.0.3", 40_000);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), deps(sim, lines));
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    assert.ok(
+      lines.some((l) =>
+        /a defragment is already in progress on 10\.0\.0\.3 \(a defragment call not made by this run, running for 0ms\); waiting up to 10m0s before starting 10\.0\.0\.2/.test(
+          l,
+        ),
+      ),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) =>
+        /still waiting for the defragment on 10\.0\.0\.3 to finish \(waited 30\.0s\)/.test(l),
+      ),
+    );
+    const first = sim.windows.find((w) => w[0] === "10.0.0.2");
+    assert.ok(first && first[1] >= 40_000, "the run's first defragment starts after the other one ended");
+  });
+
+  it("one that starts between two members (etcd's start-up defragment): the next member waits", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const origDefrag = sim.defragment.bind(sim);
+    sim.defragment = async (node, opts) => {
+      await origDefrag(node, opts);
+      if (node === "10.0.0.2") sim.startExternal("10.0.0.1", 20_000, "start-up");
+    };
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), deps(sim, lines));
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    assert.ok(lines.some((l) => /in progress on 10\.0\.0\.1 \(etcd's start-up defragment/.test(l)));
+  });
+
+  it("one that outlasts --max-wait: refused, nothing defragmented", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.startExternal("10.0.0.1", 3_600_000);
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options({ maxWaitMs: 120_000 }), deps(sim, lines));
+    assert.equal(result.result, "refused");
+    assert.deepEqual(
+      sim.windows.map((w) => w[0]),
+      ["10.0.0.1"],
+      "only the other defragment",
+    );
+    assert.match(
+      result.error?.message ?? "",
+      /a defragment not started by this run is still in progress on 10\.0\.0\.1 .* after waiting 2m0s; not starting 10\.0\.0\.2 while it is/,
+    );
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["quiet", "10.0.0.1"]],
+    );
+    assert.ok(result.members.every((m) => m.action === "not-reached"));
+  });
+
+  it("a log that cannot be read is a refusal, not a guess", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.unreadableLogs.add("10.0.0.3");
+    const lines: string[] = [];
+    const result = await runDefrag(sim, options(), deps(sim, lines));
+    assert.equal(result.result, "refused");
+    assert.equal(sim.windows.length, 0);
+    assert.match(
+      result.error?.message ?? "",
+      /^cannot read etcd's log on 10\.0\.0\.3 \(Logs was denied\): cannot tell whether a defragment is already running there, so no member is started$/,
+    );
+  });
+
+  it("reports how long etcd itself was blocked on each member", async () => {
+    const sim = cluster([4_000, 7_000, 9_000]);
+    const result = await runDefrag(sim, options(), deps(sim, []));
+    assert.deepEqual(
+      result.members.map((m) => [m.node, m.blockedMs]),
+      [
+        ["10.0.0.2", 7_000],
+        ["10.0.0.3", 9_000],
+        ["10.0.0.1", 4_000],
+      ],
+    );
   });
 });

@@ -4,7 +4,7 @@
 
 import type { Backend, Permission, Permissions } from "../../src/core/backend.js";
 import { DefragError } from "../../src/core/errors.js";
-import type { MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
+import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
 import type { Clock } from "../../src/run/clock.js";
 
 export interface SimMember {
@@ -147,6 +147,34 @@ export class SimCluster implements Backend {
     if (opts.signal?.aborted) throw new DefragError("aborted", "EtcdDefragment was cancelled", { node });
     if (end > deadline) throw new DefragError("timeout", "EtcdDefragment did not answer in time", { node });
     this.settle(m);
+  }
+
+  /** Someone else (a person, another run, etcd at start-up) defragments `node` from now on. */
+  startExternal(node: string, durationMs: number, by: "call" | "start-up" = "call"): void {
+    const start = Math.max(this.now, this.busyUntil.get(node) ?? 0);
+    this.busyUntil.set(node, start + durationMs);
+    this.pending.set(node, start + durationMs);
+    this.windows.push([node, start, start + durationMs]);
+    this.externalBy.set(node, by);
+  }
+
+  private readonly externalBy = new Map<string, "call" | "start-up">();
+  /** Nodes whose log cannot be read. */
+  unreadableLogs = new Set<string>();
+
+  /** etcd's log as the simulation knows it: every window on the node, finished or running. */
+  defragActivity(node: string): Promise<DefragActivity> {
+    this.calls.push(`Logs ${node}`);
+    if (this.unreadableLogs.has(node))
+      return Promise.reject(new DefragError("permission", "Logs was denied", { node }));
+    this.settle(this.member(node));
+    const mine = this.windows.filter((w) => w[0] === node);
+    const running = mine.find((w) => w[1] <= this.now && this.now < w[2]);
+    return Promise.resolve({
+      inProgress:
+        running === undefined ? undefined : { since: running[1], by: this.externalBy.get(node) ?? "call" },
+      finished: mine.filter((w) => w[2] <= this.now).map((w) => ({ end: w[2], tookMs: w[2] - w[1] })),
+    });
   }
 
   forfeitLeadership(node: string): Promise<string> {

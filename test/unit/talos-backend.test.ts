@@ -40,6 +40,11 @@ class FakeTalos implements TalosCalls {
     const failure = this.alarmFailures.get(node);
     return failure ? Promise.reject(failure) : Promise.resolve([...this.alarmList]);
   }
+  log = "";
+  etcdLog(node: string, tailLines: number) {
+    this.calls.push(`Logs ${node} tail ${tailLines}`);
+    return Promise.resolve(this.log);
+  }
   defragment(node: string) {
     this.calls.push(`EtcdDefragment ${node}`);
     return Promise.resolve();
@@ -137,6 +142,16 @@ describe("TalosBackend", () => {
     talos.alarmList = [{ memberId: 1n, alarm: "NOSPACE" }];
     assert.deepEqual(await backend.disarmNospace(), [{ memberId: 1n, alarm: "NOSPACE" }]);
     assert.equal(talos.calls.at(-1), "EtcdAlarmDisarm 10.0.0.1");
+  });
+
+  it("reads a defragment in progress from the tail of the node's etcd log, split into lines", async () => {
+    const talos = new FakeTalos();
+    talos.log =
+      '{"level":"info","ts":"2026-11-27T13:00:01.000000Z","msg":"starting defragment"}\n' +
+      '{"level":"info","ts":"2026-11-27T13:00:01.000100Z","msg":"defragmenting"}\n';
+    const activity = await new TalosBackend(talos, { roles: [], nodes: [] }).defragActivity("10.0.0.2");
+    assert.deepEqual(activity.inProgress, { since: Date.parse("2026-11-27T13:00:01Z"), by: "call" });
+    assert.deepEqual(talos.calls, ["Logs 10.0.0.2 tail 500"]);
   });
 
   it("turns the certificate's roles into permissions, with what is missing", async () => {

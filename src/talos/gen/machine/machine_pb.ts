@@ -10,7 +10,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Metadata } from "../common/common_pb.js";
+import type { ContainerDriver, DataSchema, Metadata } from "../common/common_pb.js";
 import { file_common_common } from "../common/common_pb.js";
 import type { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
@@ -20,7 +20,46 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file machine/machine.proto.
  */
 export const file_machine_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChVtYWNoaW5lL21hY2hpbmUucHJvdG8SB21hY2hpbmUiLAoVRXRjZE1lbWJlckxpc3RSZXF1ZXN0EhMKC3F1ZXJ5X2xvY2FsGAEgASgIImYKCkV0Y2RNZW1iZXISCgoCaWQYAiABKAQSEAoIaG9zdG5hbWUYAyABKAkSEQoJcGVlcl91cmxzGAQgAygJEhMKC2NsaWVudF91cmxzGAUgAygJEhIKCmlzX2xlYXJuZXIYBiABKAgibwoLRXRjZE1lbWJlcnMSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESFgoObGVnYWN5X21lbWJlcnMYAiADKAkSJAoHbWVtYmVycxgDIAMoCzITLm1hY2hpbmUuRXRjZE1lbWJlciJAChZFdGNkTWVtYmVyTGlzdFJlc3BvbnNlEiYKCG1lc3NhZ2VzGAEgAygLMhQubWFjaGluZS5FdGNkTWVtYmVycyL4AQoQRXRjZE1lbWJlclN0YXR1cxIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgJEg8KB2RiX3NpemUYAiABKAMSFgoOZGJfc2l6ZV9pbl91c2UYAyABKAMSDgoGbGVhZGVyGAQgASgEEhIKCnJhZnRfaW5kZXgYBSABKAQSEQoJcmFmdF90ZXJtGAYgASgEEhoKEnJhZnRfYXBwbGllZF9pbmRleBgHIAEoBBIOCgZlcnJvcnMYCCADKAkSEgoKaXNfbGVhcm5lchgJIAEoCBIRCgltZW1iZXJfaWQYCiABKAQSFwoPc3RvcmFnZV92ZXJzaW9uGAsgASgJImIKCkV0Y2RTdGF0dXMSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESMAoNbWVtYmVyX3N0YXR1cxgCIAEoCzIZLm1hY2hpbmUuRXRjZE1lbWJlclN0YXR1cyI7ChJFdGNkU3RhdHVzUmVzcG9uc2USJQoIbWVzc2FnZXMYASADKAsyEy5tYWNoaW5lLkV0Y2RTdGF0dXMiiAEKD0V0Y2RNZW1iZXJBbGFybRIRCgltZW1iZXJfaWQYASABKAQSMQoFYWxhcm0YAiABKA4yIi5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybS5BbGFybVR5cGUiLwoJQWxhcm1UeXBlEggKBE5PTkUQABILCgdOT1NQQUNFEAESCwoHQ09SUlVQVBACImAKCUV0Y2RBbGFybRIiCghtZXRhZGF0YRgBIAEoCzIQLmNvbW1vbi5NZXRhZGF0YRIvCg1tZW1iZXJfYWxhcm1zGAIgAygLMhgubWFjaGluZS5FdGNkTWVtYmVyQWxhcm0iPQoVRXRjZEFsYXJtTGlzdFJlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIubWFjaGluZS5FdGNkQWxhcm0iZgoPRXRjZEFsYXJtRGlzYXJtEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEi8KDW1lbWJlcl9hbGFybXMYAiADKAsyGC5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybSJFChdFdGNkQWxhcm1EaXNhcm1SZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLm1hY2hpbmUuRXRjZEFsYXJtRGlzYXJtIjQKDkV0Y2REZWZyYWdtZW50EiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhIkMKFkV0Y2REZWZyYWdtZW50UmVzcG9uc2USKQoIbWVzc2FnZXMYASADKAsyFy5tYWNoaW5lLkV0Y2REZWZyYWdtZW50Ih4KHEV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlcXVlc3QiSwoVRXRjZEZvcmZlaXRMZWFkZXJzaGlwEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEg4KBm1lbWJlchgCIAEoCSJRCh1FdGNkRm9yZmVpdExlYWRlcnNoaXBSZXNwb25zZRIwCghtZXNzYWdlcxgBIAMoCzIeLm1hY2hpbmUuRXRjZEZvcmZlaXRMZWFkZXJzaGlwMu8DCg5NYWNoaW5lU2VydmljZRJRCg5FdGNkTWVtYmVyTGlzdBIeLm1hY2hpbmUuRXRjZE1lbWJlckxpc3RSZXF1ZXN0Gh8ubWFjaGluZS5FdGNkTWVtYmVyTGlzdFJlc3BvbnNlEkEKCkV0Y2RTdGF0dXMSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGy5tYWNoaW5lLkV0Y2RTdGF0dXNSZXNwb25zZRJHCg1FdGNkQWxhcm1MaXN0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh4ubWFjaGluZS5FdGNkQWxhcm1MaXN0UmVzcG9uc2USSwoPRXRjZEFsYXJtRGlzYXJtEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAubWFjaGluZS5FdGNkQWxhcm1EaXNhcm1SZXNwb25zZRJJCg5FdGNkRGVmcmFnbWVudBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRofLm1hY2hpbmUuRXRjZERlZnJhZ21lbnRSZXNwb25zZRJmChVFdGNkRm9yZmVpdExlYWRlcnNoaXASJS5tYWNoaW5lLkV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlcXVlc3QaJi5tYWNoaW5lLkV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlc3BvbnNlYgZwcm90bzM", [file_common_common, file_google_protobuf_empty]);
+  fileDesc("ChVtYWNoaW5lL21hY2hpbmUucHJvdG8SB21hY2hpbmUieQoLTG9nc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEicKBmRyaXZlchgDIAEoDjIXLmNvbW1vbi5Db250YWluZXJEcml2ZXISDgoGZm9sbG93GAQgASgIEhIKCnRhaWxfbGluZXMYBSABKAUiLAoVRXRjZE1lbWJlckxpc3RSZXF1ZXN0EhMKC3F1ZXJ5X2xvY2FsGAEgASgIImYKCkV0Y2RNZW1iZXISCgoCaWQYAiABKAQSEAoIaG9zdG5hbWUYAyABKAkSEQoJcGVlcl91cmxzGAQgAygJEhMKC2NsaWVudF91cmxzGAUgAygJEhIKCmlzX2xlYXJuZXIYBiABKAgibwoLRXRjZE1lbWJlcnMSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESFgoObGVnYWN5X21lbWJlcnMYAiADKAkSJAoHbWVtYmVycxgDIAMoCzITLm1hY2hpbmUuRXRjZE1lbWJlciJAChZFdGNkTWVtYmVyTGlzdFJlc3BvbnNlEiYKCG1lc3NhZ2VzGAEgAygLMhQubWFjaGluZS5FdGNkTWVtYmVycyL4AQoQRXRjZE1lbWJlclN0YXR1cxIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgJEg8KB2RiX3NpemUYAiABKAMSFgoOZGJfc2l6ZV9pbl91c2UYAyABKAMSDgoGbGVhZGVyGAQgASgEEhIKCnJhZnRfaW5kZXgYBSABKAQSEQoJcmFmdF90ZXJtGAYgASgEEhoKEnJhZnRfYXBwbGllZF9pbmRleBgHIAEoBBIOCgZlcnJvcnMYCCADKAkSEgoKaXNfbGVhcm5lchgJIAEoCBIRCgltZW1iZXJfaWQYCiABKAQSFwoPc3RvcmFnZV92ZXJzaW9uGAsgASgJImIKCkV0Y2RTdGF0dXMSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESMAoNbWVtYmVyX3N0YXR1cxgCIAEoCzIZLm1hY2hpbmUuRXRjZE1lbWJlclN0YXR1cyI7ChJFdGNkU3RhdHVzUmVzcG9uc2USJQoIbWVzc2FnZXMYASADKAsyEy5tYWNoaW5lLkV0Y2RTdGF0dXMiiAEKD0V0Y2RNZW1iZXJBbGFybRIRCgltZW1iZXJfaWQYASABKAQSMQoFYWxhcm0YAiABKA4yIi5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybS5BbGFybVR5cGUiLwoJQWxhcm1UeXBlEggKBE5PTkUQABILCgdOT1NQQUNFEAESCwoHQ09SUlVQVBACImAKCUV0Y2RBbGFybRIiCghtZXRhZGF0YRgBIAEoCzIQLmNvbW1vbi5NZXRhZGF0YRIvCg1tZW1iZXJfYWxhcm1zGAIgAygLMhgubWFjaGluZS5FdGNkTWVtYmVyQWxhcm0iPQoVRXRjZEFsYXJtTGlzdFJlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIubWFjaGluZS5FdGNkQWxhcm0iZgoPRXRjZEFsYXJtRGlzYXJtEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEi8KDW1lbWJlcl9hbGFybXMYAiADKAsyGC5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybSJFChdFdGNkQWxhcm1EaXNhcm1SZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLm1hY2hpbmUuRXRjZEFsYXJtRGlzYXJtIjQKDkV0Y2REZWZyYWdtZW50EiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhIkMKFkV0Y2REZWZyYWdtZW50UmVzcG9uc2USKQoIbWVzc2FnZXMYASADKAsyFy5tYWNoaW5lLkV0Y2REZWZyYWdtZW50Ih4KHEV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlcXVlc3QiSwoVRXRjZEZvcmZlaXRMZWFkZXJzaGlwEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEg4KBm1lbWJlchgCIAEoCSJRCh1FdGNkRm9yZmVpdExlYWRlcnNoaXBSZXNwb25zZRIwCghtZXNzYWdlcxgBIAMoCzIeLm1hY2hpbmUuRXRjZEZvcmZlaXRMZWFkZXJzaGlwMp0ECg5NYWNoaW5lU2VydmljZRJRCg5FdGNkTWVtYmVyTGlzdBIeLm1hY2hpbmUuRXRjZE1lbWJlckxpc3RSZXF1ZXN0Gh8ubWFjaGluZS5FdGNkTWVtYmVyTGlzdFJlc3BvbnNlEkEKCkV0Y2RTdGF0dXMSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGy5tYWNoaW5lLkV0Y2RTdGF0dXNSZXNwb25zZRJHCg1FdGNkQWxhcm1MaXN0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh4ubWFjaGluZS5FdGNkQWxhcm1MaXN0UmVzcG9uc2USSwoPRXRjZEFsYXJtRGlzYXJtEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAubWFjaGluZS5FdGNkQWxhcm1EaXNhcm1SZXNwb25zZRJJCg5FdGNkRGVmcmFnbWVudBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRofLm1hY2hpbmUuRXRjZERlZnJhZ21lbnRSZXNwb25zZRJmChVFdGNkRm9yZmVpdExlYWRlcnNoaXASJS5tYWNoaW5lLkV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlcXVlc3QaJi5tYWNoaW5lLkV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlc3BvbnNlEiwKBExvZ3MSFC5tYWNoaW5lLkxvZ3NSZXF1ZXN0GgwuY29tbW9uLkRhdGEwAWIGcHJvdG8z", [file_common_common, file_google_protobuf_empty]);
+
+/**
+ * @generated from message machine.LogsRequest
+ */
+export type LogsRequest = Message<"machine.LogsRequest"> & {
+  /**
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * @generated from field: common.ContainerDriver driver = 3;
+   */
+  driver: ContainerDriver;
+
+  /**
+   * @generated from field: bool follow = 4;
+   */
+  follow: boolean;
+
+  /**
+   * The last N lines; negative: the whole log.
+   *
+   * @generated from field: int32 tail_lines = 5;
+   */
+  tailLines: number;
+};
+
+/**
+ * Describes the message machine.LogsRequest.
+ * Use `create(LogsRequestSchema)` to create a new message.
+ */
+export const LogsRequestSchema: GenMessage<LogsRequest> = /*@__PURE__*/
+  messageDesc(file_machine_machine, 0);
 
 /**
  * @generated from message machine.EtcdMemberListRequest
@@ -39,7 +78,7 @@ export type EtcdMemberListRequest = Message<"machine.EtcdMemberListRequest"> & {
  * Use `create(EtcdMemberListRequestSchema)` to create a new message.
  */
 export const EtcdMemberListRequestSchema: GenMessage<EtcdMemberListRequest> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 0);
+  messageDesc(file_machine_machine, 1);
 
 /**
  * Talos numbers this message from 2; there is no field 1.
@@ -78,7 +117,7 @@ export type EtcdMember = Message<"machine.EtcdMember"> & {
  * Use `create(EtcdMemberSchema)` to create a new message.
  */
 export const EtcdMemberSchema: GenMessage<EtcdMember> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 1);
+  messageDesc(file_machine_machine, 2);
 
 /**
  * @generated from message machine.EtcdMembers
@@ -105,7 +144,7 @@ export type EtcdMembers = Message<"machine.EtcdMembers"> & {
  * Use `create(EtcdMembersSchema)` to create a new message.
  */
 export const EtcdMembersSchema: GenMessage<EtcdMembers> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 2);
+  messageDesc(file_machine_machine, 3);
 
 /**
  * @generated from message machine.EtcdMemberListResponse
@@ -122,7 +161,7 @@ export type EtcdMemberListResponse = Message<"machine.EtcdMemberListResponse"> &
  * Use `create(EtcdMemberListResponseSchema)` to create a new message.
  */
 export const EtcdMemberListResponseSchema: GenMessage<EtcdMemberListResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 3);
+  messageDesc(file_machine_machine, 4);
 
 /**
  * @generated from message machine.EtcdMemberStatus
@@ -191,7 +230,7 @@ export type EtcdMemberStatus = Message<"machine.EtcdMemberStatus"> & {
  * Use `create(EtcdMemberStatusSchema)` to create a new message.
  */
 export const EtcdMemberStatusSchema: GenMessage<EtcdMemberStatus> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 4);
+  messageDesc(file_machine_machine, 5);
 
 /**
  * @generated from message machine.EtcdStatus
@@ -213,7 +252,7 @@ export type EtcdStatus = Message<"machine.EtcdStatus"> & {
  * Use `create(EtcdStatusSchema)` to create a new message.
  */
 export const EtcdStatusSchema: GenMessage<EtcdStatus> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 5);
+  messageDesc(file_machine_machine, 6);
 
 /**
  * @generated from message machine.EtcdStatusResponse
@@ -230,7 +269,7 @@ export type EtcdStatusResponse = Message<"machine.EtcdStatusResponse"> & {
  * Use `create(EtcdStatusResponseSchema)` to create a new message.
  */
 export const EtcdStatusResponseSchema: GenMessage<EtcdStatusResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 6);
+  messageDesc(file_machine_machine, 7);
 
 /**
  * @generated from message machine.EtcdMemberAlarm
@@ -252,7 +291,7 @@ export type EtcdMemberAlarm = Message<"machine.EtcdMemberAlarm"> & {
  * Use `create(EtcdMemberAlarmSchema)` to create a new message.
  */
 export const EtcdMemberAlarmSchema: GenMessage<EtcdMemberAlarm> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 7);
+  messageDesc(file_machine_machine, 8);
 
 /**
  * @generated from enum machine.EtcdMemberAlarm.AlarmType
@@ -278,7 +317,7 @@ export enum EtcdMemberAlarm_AlarmType {
  * Describes the enum machine.EtcdMemberAlarm.AlarmType.
  */
 export const EtcdMemberAlarm_AlarmTypeSchema: GenEnum<EtcdMemberAlarm_AlarmType> = /*@__PURE__*/
-  enumDesc(file_machine_machine, 7, 0);
+  enumDesc(file_machine_machine, 8, 0);
 
 /**
  * @generated from message machine.EtcdAlarm
@@ -300,7 +339,7 @@ export type EtcdAlarm = Message<"machine.EtcdAlarm"> & {
  * Use `create(EtcdAlarmSchema)` to create a new message.
  */
 export const EtcdAlarmSchema: GenMessage<EtcdAlarm> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 8);
+  messageDesc(file_machine_machine, 9);
 
 /**
  * @generated from message machine.EtcdAlarmListResponse
@@ -317,7 +356,7 @@ export type EtcdAlarmListResponse = Message<"machine.EtcdAlarmListResponse"> & {
  * Use `create(EtcdAlarmListResponseSchema)` to create a new message.
  */
 export const EtcdAlarmListResponseSchema: GenMessage<EtcdAlarmListResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 9);
+  messageDesc(file_machine_machine, 10);
 
 /**
  * @generated from message machine.EtcdAlarmDisarm
@@ -339,7 +378,7 @@ export type EtcdAlarmDisarm = Message<"machine.EtcdAlarmDisarm"> & {
  * Use `create(EtcdAlarmDisarmSchema)` to create a new message.
  */
 export const EtcdAlarmDisarmSchema: GenMessage<EtcdAlarmDisarm> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 10);
+  messageDesc(file_machine_machine, 11);
 
 /**
  * @generated from message machine.EtcdAlarmDisarmResponse
@@ -356,7 +395,7 @@ export type EtcdAlarmDisarmResponse = Message<"machine.EtcdAlarmDisarmResponse">
  * Use `create(EtcdAlarmDisarmResponseSchema)` to create a new message.
  */
 export const EtcdAlarmDisarmResponseSchema: GenMessage<EtcdAlarmDisarmResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 11);
+  messageDesc(file_machine_machine, 12);
 
 /**
  * @generated from message machine.EtcdDefragment
@@ -373,7 +412,7 @@ export type EtcdDefragment = Message<"machine.EtcdDefragment"> & {
  * Use `create(EtcdDefragmentSchema)` to create a new message.
  */
 export const EtcdDefragmentSchema: GenMessage<EtcdDefragment> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 12);
+  messageDesc(file_machine_machine, 13);
 
 /**
  * @generated from message machine.EtcdDefragmentResponse
@@ -390,7 +429,7 @@ export type EtcdDefragmentResponse = Message<"machine.EtcdDefragmentResponse"> &
  * Use `create(EtcdDefragmentResponseSchema)` to create a new message.
  */
 export const EtcdDefragmentResponseSchema: GenMessage<EtcdDefragmentResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 13);
+  messageDesc(file_machine_machine, 14);
 
 /**
  * @generated from message machine.EtcdForfeitLeadershipRequest
@@ -403,7 +442,7 @@ export type EtcdForfeitLeadershipRequest = Message<"machine.EtcdForfeitLeadershi
  * Use `create(EtcdForfeitLeadershipRequestSchema)` to create a new message.
  */
 export const EtcdForfeitLeadershipRequestSchema: GenMessage<EtcdForfeitLeadershipRequest> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 14);
+  messageDesc(file_machine_machine, 15);
 
 /**
  * @generated from message machine.EtcdForfeitLeadership
@@ -427,7 +466,7 @@ export type EtcdForfeitLeadership = Message<"machine.EtcdForfeitLeadership"> & {
  * Use `create(EtcdForfeitLeadershipSchema)` to create a new message.
  */
 export const EtcdForfeitLeadershipSchema: GenMessage<EtcdForfeitLeadership> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 15);
+  messageDesc(file_machine_machine, 16);
 
 /**
  * @generated from message machine.EtcdForfeitLeadershipResponse
@@ -444,7 +483,7 @@ export type EtcdForfeitLeadershipResponse = Message<"machine.EtcdForfeitLeadersh
  * Use `create(EtcdForfeitLeadershipResponseSchema)` to create a new message.
  */
 export const EtcdForfeitLeadershipResponseSchema: GenMessage<EtcdForfeitLeadershipResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 16);
+  messageDesc(file_machine_machine, 17);
 
 /**
  * @generated from service machine.MachineService
@@ -499,6 +538,16 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof EtcdForfeitLeadershipRequestSchema;
     output: typeof EtcdForfeitLeadershipResponseSchema;
+  },
+  /**
+   * A service's or container's log; for etcd: namespace "system", id "etcd" (what `talosctl logs etcd` asks).
+   *
+   * @generated from rpc machine.MachineService.Logs
+   */
+  logs: {
+    methodKind: "server_streaming";
+    input: typeof LogsRequestSchema;
+    output: typeof DataSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_machine_machine, 0);

@@ -1,0 +1,114 @@
+// What etcd's own log says about defragmentation on one member. etcd (3.4 with the
+// zap logger, 3.5, 3.6, 3.7) writes one JSON object a line. The markers:
+//   "starting defragment"          a Defragment call was accepted (any client: us, talosctl, etcdctl)
+//   "finished defragment" /
+//   "failed to defragment"         that call ended
+//   "defragmenting"                the backend started (also etcd's own start-up defragment)
+//   "finished defragmenting directory" (3.5+) / "defragmented" (3.4)
+//                                  the backend finished, with etcd's own duration in "took"
+//   "starting an etcd server"      the process (re)started: nothing before it is still running
+// Pure: lines in, activity out.
+
+import type { DefragActivity } from "./model.js";
+
+const UNIT_MS: Record<string, number> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 1e-3,
+  µs: 1e-3,
+  ns: 1e-6,
+};
+
+/** A Go time.Duration string ("1m2.5s", "25.08ms", "850µs") in milliseconds; undefined if it is not one. */
+export function goDurationMs(text: string): number | undefined {
+  let total = 0;
+  let rest = text;
+  if (rest === "") return undefined;
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/.exec(rest);
+    const unit = m?.[2];
+    const factor = unit === undefined ? undefined : UNIT_MS[unit];
+    if (m === null || factor === undefined) return undefined;
+    total += Number(m[1]) * factor;
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
+
+/** etcd's timestamp ("2026-11-27T13:15:13.123456Z", or with an offset) in ms since the epoch, to the µs. */
+export function etcdTimeMs(ts: string): number | undefined {
+  const ms = Date.parse(ts);
+  if (Number.isNaN(ms)) return undefined;
+  // Date.parse keeps milliseconds only; etcd writes microseconds.
+  const extra = /\.\d{3}(\d{1,3})/.exec(ts)?.[1];
+  return extra === undefined ? ms : ms + Number(extra.padEnd(3, "0")) / 1000;
+}
+
+interface Entry {
+  msg: string;
+  at: number | undefined;
+  took: string | undefined;
+}
+
+function parse(line: string): Entry | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const o = JSON.parse(line) as { msg?: unknown; ts?: unknown; took?: unknown };
+    if (typeof o.msg !== "string") return undefined;
+    return {
+      msg: o.msg,
+      at: typeof o.ts === "string" ? etcdTimeMs(o.ts) : undefined,
+      took: typeof o.took === "string" ? o.took : undefined,
+    };
+  } catch {
+    // A line cut by the tail window, or not etcd's: not evidence either way.
+    return undefined;
+  }
+}
+
+/** The defragmentation state of one member from the tail of its etcd log, oldest line first. */
+export function defragActivity(lines: readonly string[]): DefragActivity {
+  const calls: (number | undefined)[] = [];
+  let backend: { since: number | undefined } | undefined;
+  const finished: DefragActivity["finished"] = [];
+  for (const line of lines) {
+    const e = parse(line.trim());
+    if (e === undefined) continue;
+    switch (e.msg) {
+      case "starting an etcd server":
+        calls.length = 0;
+        backend = undefined;
+        break;
+      case "starting defragment":
+        calls.push(e.at);
+        break;
+      case "finished defragment":
+      case "failed to defragment":
+        // Its start may be before the tail window; the oldest open call is the one that ended.
+        calls.shift();
+        if (e.msg === "failed to defragment") backend = undefined;
+        break;
+      case "defragmenting":
+        backend = { since: e.at };
+        break;
+      case "finished defragmenting directory":
+      case "defragmented": {
+        backend = undefined;
+        const tookMs = e.took === undefined ? undefined : goDurationMs(e.took);
+        if (e.at !== undefined && tookMs !== undefined) finished.push({ end: e.at, tookMs });
+        break;
+      }
+    }
+  }
+  if (calls.length === 0 && backend === undefined) return { inProgress: undefined, finished };
+  const starts = [...calls, backend?.since].filter((t): t is number => t !== undefined);
+  return {
+    inProgress: {
+      since: starts.length > 0 ? Math.min(...starts) : undefined,
+      by: calls.length > 0 ? "call" : "start-up",
+    },
+    finished,
+  };
+}

@@ -1,0 +1,102 @@
+// Reading etcd's own log for defragmentation: in progress now (by anyone), and
+// finished ones with etcd's own duration. Lines as etcd 3.4 (zap), 3.5, 3.6 and 3.7 write them.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { defragActivity, etcdTimeMs, goDurationMs } from "../../src/core/etcd-log.js";
+
+const at = (s: number): string => `2026-11-27T13:00:${String(s).padStart(2, "0")}.000000Z`;
+const line = (s: number, msg: string, extra: Record<string, string> = {}): string =>
+  JSON.stringify({ level: "info", ts: at(s), caller: "x.go:1", msg, ...extra });
+const t = (s: number): number => Date.parse(at(s));
+
+const START = (s: number) => line(s, "starting defragment");
+const BACKEND = (s: number) => line(s, "defragmenting", { path: "/var/lib/etcd/member/snap/db" });
+const DONE_36 = (s: number, took: string) => line(s, "finished defragmenting directory", { took });
+const DONE_34 = (s: number, took: string) => line(s, "defragmented", { took });
+const END = (s: number) => line(s, "finished defragment");
+const NOISE = (s: number) => line(s, "apply request took too long", { took: "120ms" });
+
+describe("etcd's log: defragmentation", () => {
+  const cases: [
+    string,
+    string[],
+    { since: number | undefined; by: string } | undefined,
+    [number, number][],
+  ][] = [
+    ["nothing logged", [NOISE(1)], undefined, []],
+    [
+      "a call in progress (talosctl etcd defrag)",
+      [NOISE(1), START(2), BACKEND(2)],
+      { since: t(2), by: "call" },
+      [],
+    ],
+    ["a call accepted, waiting for the backend's locks", [START(5)], { since: t(5), by: "call" }, []],
+    [
+      "finished (3.5/3.6/3.7)",
+      [START(2), BACKEND(2), NOISE(3), DONE_36(6, "3.5s"), END(6)],
+      undefined,
+      [[t(6), 3500]],
+    ],
+    [
+      "finished (3.4 with zap)",
+      [START(2), BACKEND(2), DONE_34(4, "1.25s"), END(4)],
+      undefined,
+      [[t(4), 1250]],
+    ],
+    [
+      "a failed call ends it",
+      [START(2), BACKEND(2), line(3, "failed to defragment", { error: "x" })],
+      undefined,
+      [],
+    ],
+    [
+      "two calls queued: one finished, one still running",
+      [START(1), START(2), BACKEND(2), DONE_36(4, "2s"), END(4), BACKEND(4)],
+      { since: t(2), by: "call" },
+      [[t(4), 2000]],
+    ],
+    ["etcd's own start-up defragment", [BACKEND(9)], { since: t(9), by: "start-up" }, []],
+    [
+      "a restart ends whatever was running before it",
+      [START(1), BACKEND(1), line(7, "starting an etcd server"), NOISE(8)],
+      undefined,
+      [],
+    ],
+    [
+      "the start before the tail window: the end alone is not a call in progress",
+      [DONE_36(3, "800ms"), END(3), NOISE(4)],
+      undefined,
+      [[t(3), 800]],
+    ],
+    [
+      "a cut or foreign line is no evidence either way",
+      ['{"level":"info","ts":"2026-11-27T13:00:0', "plain text from somewhere", START(4)],
+      { since: t(4), by: "call" },
+      [],
+    ],
+  ];
+  for (const [name, lines, inProgress, finished] of cases) {
+    it(name, () => {
+      const a = defragActivity(lines);
+      assert.deepEqual(a.inProgress, inProgress);
+      assert.deepEqual(
+        a.finished.map((f) => [f.end, f.tookMs]),
+        finished,
+      );
+    });
+  }
+
+  it("reads Go durations and etcd's microsecond timestamps", () => {
+    assert.equal(goDurationMs("25.084034ms"), 25.084034);
+    assert.equal(goDurationMs("1.5s"), 1500);
+    assert.equal(goDurationMs("1m2.5s"), 62_500);
+    assert.equal(goDurationMs("850µs"), 0.85);
+    assert.equal(goDurationMs("soon"), undefined);
+    assert.equal(goDurationMs(""), undefined);
+    assert.equal(etcdTimeMs("2026-11-25T14:53:25.176408Z"), Date.parse("2026-11-25T14:53:25.176Z") + 0.408);
+    assert.equal(etcdTimeMs("2026-11-25T14:53:25.176+01:00"), Date.parse("2026-11-25T13:53:25.176Z"));
+    assert.equal(etcdTimeMs("yesterday"), undefined);
+  });
+});
