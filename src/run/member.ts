@@ -12,7 +12,7 @@ import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
 import type { LeaderMoves } from "./leader.js";
 import { planned, sizes } from "./results.js";
 import type { MemberResult, RunContext, RunStop } from "./types.js";
-import { lastFinishedEnd, unreadableStop, waitUntilQuiet } from "./quiet.js";
+import { lastFinishedEnd, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
 import { pollUntil } from "./wait.js";
 
 export interface MemberOutcome {
@@ -24,6 +24,8 @@ export interface MemberStep {
   cluster: ClusterReader;
   gateOpts: GateOptions;
   leader: LeaderMoves;
+  /** The last reading of every member's etcd log, reused for the next member while under a second old. */
+  quiet?: { activity: Activity; at: number };
 }
 
 export async function defragmentMember(
@@ -39,7 +41,8 @@ export async function defragmentMember(
 
   // Nobody else is defragmenting any member (waiting while someone is), then fresh numbers
   // and gates just before this member.
-  const quiet = await waitUntilQuiet(ctx, step.cluster.nodes, item.node);
+  const recent = step.quiet !== undefined && clock.now() - step.quiet.at < 1000 ? step.quiet : undefined;
+  const quiet = recent ?? (await waitUntilQuiet(ctx, step.cluster.nodes, item.node));
   if ("stop" in quiet) return notReached(quiet.stop);
   const view = await step.cluster.fresh();
   const failures = checkGates(view, step.gateOpts);

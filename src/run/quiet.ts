@@ -83,12 +83,12 @@ export async function waitUntilQuiet(
   ctx: RunContext,
   nodes: readonly string[],
   before: string,
-): Promise<{ activity: Activity } | { stop: RunStop }> {
+): Promise<{ activity: Activity; waited: boolean } | { stop: RunStop }> {
   const { clock, reporter, opts } = ctx;
   const started = clock.now();
   let activity = await readActivity(ctx, nodes);
   let busy = busyNodes(activity);
-  if (busy.length === 0) return { activity };
+  if (busy.length === 0) return { activity, waited: false };
 
   const describe = (): string =>
     busy
@@ -143,7 +143,7 @@ export async function waitUntilQuiet(
         reporter.info(
           `the other defragment finished after ${formatDuration(clock.now() - started)} of waiting`,
         );
-        return { activity };
+        return { activity, waited: true };
       }
     }
   } finally {

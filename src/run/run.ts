@@ -6,7 +6,7 @@
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
 import { checkGates, type GateFailure } from "../core/gates.js";
-import { isLeader } from "../core/model.js";
+import { isLeader, type NodeView } from "../core/model.js";
 import { makePlan, type PlanItem } from "../core/plan.js";
 import { formatMemberId } from "../core/units.js";
 import { ClusterReader } from "./cluster.js";
@@ -15,8 +15,9 @@ import { defragmentMember } from "./member.js";
 import { recoverNospace } from "./nospace.js";
 import { observeCluster } from "./observe.js";
 import { preflight } from "./preflight.js";
+import { busyNodes, readActivity, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
 import { alarmText, planned, Results, sizes } from "./results.js";
-import type { RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
+import type { MemberResult, RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
 
 export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDeps): Promise<RunResult> {
   const ctx: RunContext = { ...deps, backend, opts };
@@ -25,30 +26,37 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
 
   // 1. Read the cluster.
   reporter.info("reading the cluster");
-  const initial = await observeCluster(backend, { nodes: opts.nodes, signal: deps.signal });
-  for (const w of initial.warnings) reporter.warn(w);
-  const cluster = new ClusterReader(backend, deps.clock, initial);
+  const firstRead = await observeCluster(backend, { nodes: opts.nodes, signal: deps.signal });
+  for (const w of firstRead.warnings) reporter.warn(w);
+  const cluster = new ClusterReader(backend, deps.clock, firstRead);
   const gateOpts = { allowDowntime: opts.allowDowntime, maxAppliedLag: opts.maxAppliedLag };
 
-  // 2. The gates, on the first reading.
-  const refusals = checkGates(initial, gateOpts);
+  // 2. Nobody else is defragmenting any member (waiting while someone is; a dry run only
+  // says so), then the gates, on numbers read after any such wait.
+  const quiet = opts.dryRun
+    ? await dryRunQuiet(ctx, cluster.nodes)
+    : await waitUntilQuiet(ctx, cluster.nodes, "the first member");
+  if ("stop" in quiet) {
+    for (const n of firstRead.nodes)
+      results.add(notReachedNode(n, `not reached: ${quiet.stop.error.message}`));
+    return results.finish("refused", {
+      refusals: quiet.stop.refusals ?? [],
+      error: quiet.stop.error,
+      alarmsRaised: cluster.alarmsRaised(),
+    });
+  }
+  const initial = quiet.waited ? await cluster.read() : firstRead;
+  const unreadable =
+    quiet.activity.unreadable.length > 0 ? unreadableStop(quiet.activity.unreadable) : undefined;
+  const failedGates = checkGates(initial, gateOpts);
+  const refusals = [...failedGates, ...(unreadable?.refusals ?? [])];
   if (refusals.length > 0) {
     reportRefusals(ctx, refusals);
-    for (const n of initial.nodes) {
-      results.add({
-        node: n.node,
-        memberId: n.ok ? formatMemberId(n.status.memberId) : "",
-        name: n.name,
-        action: "not-reached",
-        reason: "the run was refused by a safety gate",
-        isLeader: n.ok && isLeader(n.status),
-        notes: [],
-        ...(n.ok ? { before: sizes(n.status) } : {}),
-      });
-    }
+    for (const n of initial.nodes) results.add(notReachedNode(n, "the run was refused by a safety gate"));
     return results.finish("refused", {
       refusals,
-      error: refusal(refusals),
+      // A log that cannot be read alone says so in its own words (what it means, what to do).
+      error: failedGates.length === 0 && unreadable ? unreadable.error : refusal(refusals),
       alarmsRaised: cluster.alarmsRaised(),
     });
   }
@@ -82,6 +90,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     cluster,
     gateOpts,
     leader: new LeaderMoves(ctx, cluster, gateOpts, permissions.moveLeadership),
+    quiet: { activity: quiet.activity, at: deps.clock.now() },
   };
   const lastTodo = plan.filter((p) => p.defragment).at(-1);
   let stop: RunStop | undefined;
@@ -138,6 +147,35 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   return results.finish(results.defragmented === 0 ? "nothing-to-do" : "success", {
     alarmsDisarmed: nospace.disarmed,
   });
+}
+
+function notReachedNode(n: NodeView, reason: string): MemberResult {
+  return {
+    node: n.node,
+    memberId: n.ok ? formatMemberId(n.status.memberId) : "",
+    name: n.name,
+    action: "not-reached",
+    reason,
+    isLeader: n.ok && isLeader(n.status),
+    notes: [],
+    ...(n.ok ? { before: sizes(n.status) } : {}),
+  };
+}
+
+/** A dry run waits for nobody: it says what a real run would wait for, and refuses what it would refuse. */
+async function dryRunQuiet(
+  ctx: RunContext,
+  nodes: readonly string[],
+): Promise<{ activity: Activity; waited: false }> {
+  const activity = await readActivity(ctx, nodes);
+  for (const b of busyNodes(activity))
+    ctx.reporter.warn(
+      `a defragment is in progress on ${b.node} (${b.by}): a real run would wait for it first`,
+      {
+        node: b.node,
+      },
+    );
+  return { activity, waited: false };
 }
 
 function refusal(refusals: GateFailure[]): DefragError {

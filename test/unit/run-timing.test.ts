@@ -337,7 +337,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     assertNoOverlap(sim.windows);
     assert.ok(
       lines.some((l) =>
-        /a defragment is already in progress on 10\.0\.0\.3 \(a defragment call not made by this run, running for 0ms\); waiting up to 10m0s before starting 10\.0\.0\.2/.test(
+        /a defragment is already in progress on 10\.0\.0\.3 \(a defragment call not made by this run, running for 0ms\); waiting up to 10m0s before starting the first member/.test(
           l,
         ),
       ),
@@ -379,7 +379,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     );
     assert.match(
       result.error?.message ?? "",
-      /a defragment not started by this run is still in progress on 10\.0\.0\.1 .* after waiting 2m0s; not starting 10\.0\.0\.2 while it is/,
+      /a defragment not started by this run is still in progress on 10\.0\.0\.1 .* after waiting 2m0s; not starting the first member while it is/,
     );
     assert.deepEqual(
       result.refusals.map((r) => [r.gate, r.node]),
