@@ -23,7 +23,7 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
 /** The least-privileged role that allows the call, for messages. */
 export function roleNeeded(method: TalosMethod): string {
   const allowed = ALLOWED_ROLES[method];
-  return allowed.includes("os:operator") ? "os:operator" : "os:admin";
+  return ["os:reader", "os:operator"].find((r) => allowed.includes(r)) ?? "os:admin";
 }
 
 export function rolesAllow(roles: readonly string[], method: TalosMethod): boolean {

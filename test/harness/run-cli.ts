@@ -35,7 +35,7 @@ function cleanEnv(extra: Record<string, string> | undefined): Record<string, str
 export function startCli(
   args: string[],
   opts: CliOptions = {},
-): { process: ChildProcess; done: Promise<CliResult> } {
+): { process: ChildProcess; done: Promise<CliResult>; stderr: () => string } {
   const [cmd, ...pre] = opts.command ?? [process.execPath, CLI];
   const child = spawn(cmd ?? process.execPath, [...pre, ...args], {
     env: cleanEnv(opts.env),
@@ -53,7 +53,7 @@ export function startCli(
       resolveDone({ code, signal, stdout, stderr });
     });
   });
-  return { process: child, done };
+  return { process: child, done, stderr: () => stderr };
 }
 
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {

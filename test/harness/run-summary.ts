@@ -21,12 +21,14 @@ export interface Summary {
     before: { dbSize: number; dbSizeInUse: number } | null;
     after: { dbSize: number; dbSizeInUse: number } | null;
     durationMs: number | null;
+    blockedMs: number | null;
     notes: string[];
     leadershipMovedTo?: string;
   }[];
   reclaimedBytes: number;
   durationMs: number;
   alarmsDisarmed: string[];
+  alarmsRaised: { alarm: string; member: string }[];
   refusals: { gate: string; message: string; node?: string }[];
   error?: string;
 }
