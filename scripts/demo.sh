@@ -8,5 +8,6 @@ if [ -z "${ETCD_BIN:-}" ]; then
   ETCD_BIN=$(bash scripts/etcd.sh "${ETCD_VERSION:-3.6}")
   export ETCD_BIN
 fi
-echo "[demo] $("$ETCD_BIN" --version | head -1)" >&2
+version=$("$ETCD_BIN" --version) || true
+echo "[demo] ${version%%$'\n'*}" >&2
 exec node --import tsx scripts/demo.ts

@@ -1,13 +1,17 @@
 // `npm run demo`: the main job on an embedded default. Starts a real 3-member
-// etcd cluster on 127.0.0.11-13 behind the Talos API test server (mutual TLS,
-// Ed25519, like apid), fragments it, and runs the real CLI: status, run, status.
+// etcd cluster on a free loopback block (127.A.B.11-13, ports 2379, 2380 and 50000
+// free on each, checked first, as the test harness picks them) behind the Talos API
+// test server (mutual TLS, Ed25519, like apid), fragments it, and runs the real CLI:
+// status, run, status. DEMO_ADDRESSES=a,b,c uses those three addresses instead,
+// after checking that their ports are free.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-import { startHarness } from "../test/harness/harness.js";
+import { pickLoopbackBlock, portsFree } from "../test/harness/etcd-cluster.js";
+import { startHarness, type Harness } from "../test/harness/harness.js";
 
 const root = resolve(import.meta.dirname, "..");
 const cli = join(root, "dist", "src", "main.js");
@@ -33,29 +37,81 @@ async function runCli(args: string[], env: Record<string, string>): Promise<numb
   return code;
 }
 
-const home = mkdtempSync(join(tmpdir(), "etcd-defrag-demo-"));
-banner("starting 3 etcd members on 127.0.0.11-13 behind a Talos API test server on port 50000");
-const harness = await startHarness({ members: 3, addresses: ["127.0.0.11", "127.0.0.12", "127.0.0.13"] });
+const PORTS = [2379, 2380, 50000];
+
+/** A failure the demo explains in one line, without a stack trace. */
+class DemoError extends Error {}
+
+/** Three loopback addresses whose ports are all free right now, or a DemoError saying why there are none. */
+async function addresses(): Promise<string[]> {
+  const given = process.env.DEMO_ADDRESSES?.trim();
+  if (given) {
+    const list = given.split(",").map((a) => a.trim());
+    if (list.length !== 3 || list.some((a) => !/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)))
+      throw new DemoError(`DEMO_ADDRESSES must be three loopback IPv4 addresses (127.x.y.z), got "${given}"`);
+    for (const address of list) {
+      for (const port of PORTS) {
+        if (!(await portsFree(address, [port])))
+          throw new DemoError(
+            `${address}:${port} is already in use (another etcd or Talos API?): ` +
+              "free it (see `ss -ltnp`) or run the demo without DEMO_ADDRESSES to pick a free block",
+          );
+      }
+    }
+    return list;
+  }
+  try {
+    return await pickLoopbackBlock(3, PORTS);
+  } catch {
+    throw new DemoError(
+      `no free loopback block: every 127.A.B.11-13 block tried had one of the ports ${PORTS.join(", ")} in use ` +
+        "(is something listening on 0.0.0.0 there? see `ss -ltnp`)",
+    );
+  }
+}
+
+async function demo(): Promise<number> {
+  const nodes = await addresses();
+  const home = mkdtempSync(join(tmpdir(), "etcd-defrag-demo-"));
+  let harness: Harness | undefined;
+  try {
+    banner(
+      `starting 3 etcd members on ${nodes.join(", ")} (ports 2379, 2380, free) behind a Talos API test server on port 50000`,
+    );
+    harness = await startHarness({ members: 3, addresses: nodes });
+    const talosconfig = await harness.writeTalosconfig({ roles: ["os:operator"], dir: home });
+    banner("fragmenting: writing ~128 MiB, deleting 75% of it, compacting");
+    const sizes = await harness.etcd.fragment({ targetDbBytes: 128 * MiB, liveFraction: 0.25 });
+    process.stdout.write(
+      sizes
+        .map(
+          (s, i) =>
+            `member ${i + 1}: db ${(s.dbSize / MiB).toFixed(1)} MiB, in use ${(s.dbSizeInUse / MiB).toFixed(1)} MiB`,
+        )
+        .join("\n") + "\n",
+    );
+    const env = { HOME: home, TALOSCONFIG: talosconfig };
+    banner("status before");
+    await runCli(["status"], env);
+    banner("run (os:operator: the leader is defragmented in place, last)");
+    const code = await runCli(["run", "--pause", "1s"], env);
+    banner("status after");
+    await runCli(["status"], env);
+    return code;
+  } finally {
+    await harness?.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
 try {
-  const talosconfig = await harness.writeTalosconfig({ roles: ["os:operator"], dir: home });
-  banner("fragmenting: writing ~128 MiB, deleting 75% of it, compacting");
-  const sizes = await harness.etcd.fragment({ targetDbBytes: 128 * MiB, liveFraction: 0.25 });
-  process.stdout.write(
-    sizes
-      .map(
-        (s, i) =>
-          `member ${i + 1}: db ${(s.dbSize / MiB).toFixed(1)} MiB, in use ${(s.dbSizeInUse / MiB).toFixed(1)} MiB`,
-      )
-      .join("\n") + "\n",
+  process.exitCode = await demo();
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(
+    err instanceof DemoError
+      ? `[demo] ${message}\n`
+      : `[demo] failed: ${message} (nothing is left running)\n`,
   );
-  const env = { HOME: home, TALOSCONFIG: talosconfig };
-  banner("status before");
-  await runCli(["status"], env);
-  banner("run (os:operator: the leader is defragmented in place, last)");
-  process.exitCode = await runCli(["run", "--pause", "1s"], env);
-  banner("status after");
-  await runCli(["status"], env);
-} finally {
-  await harness.close();
-  rmSync(home, { recursive: true, force: true });
+  process.exitCode = 1;
 }

@@ -8,13 +8,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The first line of `$1 --version`, or nothing. The output is captured before it is looked at:
+# `"$bin" --version | grep -q` under pipefail fails whenever grep exits at the match before etcd has
+# written the rest (etcd dies of SIGPIPE), which made a good cached binary look bad.
+version_of() {
+  local out
+  out=$("$1" --version 2>/dev/null) || true
+  printf '%s\n' "${out%%$'\n'*}"
+}
+
 want="${1:-3.6}"
 case "$want" in
   3.6) version=v3.6.16 ;;
   3.5) version=v3.5.21 ;;
   3.4|debian)
-    if ! command -v etcd >/dev/null 2>&1 || ! etcd --version 2>/dev/null | grep -q 'etcd Version: 3\.4\.'; then
-      if [ -x /usr/bin/etcd ] && /usr/bin/etcd --version 2>/dev/null | grep -q 'etcd Version: 3\.4\.'; then
+    if ! command -v etcd >/dev/null 2>&1 || [[ "$(version_of etcd)" != "etcd Version: 3.4."* ]]; then
+      if [ -x /usr/bin/etcd ] && [[ "$(version_of /usr/bin/etcd)" == "etcd Version: 3.4."* ]]; then
         echo /usr/bin/etcd; exit 0
       fi
       if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -33,7 +42,7 @@ esac
 
 dir=".cache/etcd/$version"
 bin="$dir/etcd"
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "etcd Version: ${version#v}"; then
+if [ -x "$bin" ] && [ "$(version_of "$bin")" = "etcd Version: ${version#v}" ]; then
   echo "$PWD/$bin"
   exit 0
 fi
@@ -64,5 +73,5 @@ printf 'module etcdbuild\n\ngo 1.23\n' >"$src/go.mod"
   go mod tidy >/dev/null 2>&1
   CGO_ENABLED=0 go build -trimpath -ldflags "-X go.etcd.io/etcd/api/v3/version.Version=${version#v}" -o ../etcd .
 )
-"$bin" --version | head -1 >&2
+version_of "$bin" >&2
 echo "$PWD/$bin"

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 
 import type { OptionSpec } from "../src/cli/option-types.js";
 import { OPTIONS } from "../src/cli/options.js";
-import { longFlag } from "../src/cli/parse-options.js";
+import { longFlag, shortFlag } from "../src/cli/parse-options.js";
 
 export const README = join(resolve(import.meta.dirname, ".."), "README.md");
 export const BEGIN =
@@ -20,7 +20,8 @@ function cell(text: string): string {
 }
 
 function flagCell(spec: OptionSpec): string {
-  const flag = longFlag(spec);
+  const short = shortFlag(spec);
+  const flag = short === undefined ? longFlag(spec) : `${short}, ${longFlag(spec)}`;
   if (spec.type.kind === "boolean") return `\`${flag}\``;
   const arg = spec.type.choices
     ? spec.type.choices.join("|")

@@ -12,7 +12,7 @@ import pkg from "../package.json" with { type: "json" };
 import type { CommandContext } from "./cli/context.js";
 import { EXIT, exitCodeFor, exitCodeForCommandLine } from "./cli/exit.js";
 import type { CommandName } from "./cli/option-types.js";
-import type { RunCliOptions, StatusOptions } from "./cli/options.js";
+import { ENVIRONMENT_HELP, type RunCliOptions, type StatusOptions } from "./cli/options.js";
 import { OptionsError, addOptions, parseOptions } from "./cli/parse-options.js";
 import type { Env } from "./config/config.js";
 import { runBadOptions, runCommand } from "./cli/run.js";
@@ -68,7 +68,10 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
     })
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    // talosctl's habit; prints what the version command prints.
+    .version(`talos-etcd-defrag ${pkg.version}`, "--version", "print the version")
+    .addHelpText("after", ENVIRONMENT_HELP);
 
   program
     .command("version")

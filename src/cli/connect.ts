@@ -16,6 +16,14 @@ export function loadConnection(ctx: CommandContext<ConnectionCliOptions>): Confi
   const { talosconfig, context, endpoints, nodes } = ctx.options;
   const config = loadConfig({ talosconfig, context, endpoints, nodes }, ctx.env, ctx.now());
   for (const warning of config.warnings) ctx.logger.warn(warning);
+  const contextNodes = config.contextNodes ?? [];
+  if (contextNodes.length > 0 && config.nodes.length === 0) {
+    // talosctl's default target for its own commands (`talosctl config node`), not this cluster's size.
+    ctx.logger.info(
+      `the context "${config.contextName}" lists nodes ${contextNodes.join(", ")}: not used; ` +
+        "the members come from the etcd member list (-n/--nodes or TALOS_NODES to choose nodes)",
+    );
+  }
   return config;
 }
 

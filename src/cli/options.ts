@@ -20,6 +20,14 @@ import {
 
 const ALL = ["status", "run"] as const;
 
+/** After the options in --help: the credentials that need no talosconfig file (config/config.ts reads them). */
+export const ENVIRONMENT_HELP = `
+Credentials without a talosconfig file (as a Kubernetes Secret provides them):
+  TALOS_CA, TALOS_CRT, TALOS_KEY   the CA, client certificate and key: base64 of the PEM, exactly as
+                                   in a talosconfig (raw PEM is accepted too); all three or none
+  TALOS_ENDPOINTS                  the Talos API endpoints they are used with (or --endpoints)
+When they are set no file is read; an explicit --talosconfig wins over them.`;
+
 const TABLE = [
   option({
     key: "talosconfig",
@@ -41,7 +49,7 @@ const TABLE = [
   }),
   option({
     key: "endpoints",
-    flag: "--endpoints <list>",
+    flag: "-e, --endpoints <list>",
     env: "TALOS_ENDPOINTS",
     defaultHelp: "the context's",
     help: "Talos API endpoints, comma separated (IPv4, IPv6, names, host:port)",
@@ -50,10 +58,10 @@ const TABLE = [
   }),
   option({
     key: "nodes",
-    flag: "--nodes <list>",
+    flag: "-n, --nodes <list>",
     env: "TALOS_NODES",
-    defaultHelp: "the context's, else discovered",
-    help: "control-plane nodes, comma separated; without them, the etcd member list's peer-URL hosts",
+    defaultHelp: "every member of the etcd member list",
+    help: "control-plane nodes to read, comma separated; without them, the etcd member list's peer-URL hosts (a context's nodes are not used)",
     commands: ALL,
     type: list,
   }),

@@ -7,11 +7,16 @@ import { Option, type Command } from "commander";
 import type { Env } from "../config/config.js";
 import { DefragError } from "../core/errors.js";
 import type { CommandName, OptionSpec } from "./option-types.js";
-import { optionsFor, type OptionsFor } from "./options.js";
+import { ENVIRONMENT_HELP, optionsFor, type OptionsFor } from "./options.js";
 
 /** "--call-timeout <duration>" -> "--call-timeout". */
 export function longFlag(spec: Pick<OptionSpec, "flag">): string {
-  return spec.flag.split(" ")[0] ?? spec.flag;
+  return spec.flag.split(/[\s,]+/).find((t) => t.startsWith("--")) ?? spec.flag;
+}
+
+/** The one-letter flag (talosctl's -n, -e), if the option has one. */
+export function shortFlag(spec: Pick<OptionSpec, "flag">): string | undefined {
+  return spec.flag.split(/[\s,]+/).find((t) => /^-[A-Za-z]$/.test(t));
 }
 
 /** The --help line: the help, then the environment variable and the default. */
@@ -31,7 +36,7 @@ export function addOptions(cmd: Command, command: CommandName): Command {
     if (spec.type.choices) opt.choices(spec.type.choices);
     cmd.addOption(opt);
   }
-  return cmd;
+  return cmd.addHelpText("after", ENVIRONMENT_HELP);
 }
 
 /** Every bad option at once; `partial` keeps the ones that were fine. */

@@ -20,8 +20,14 @@ export interface Config {
   source: string;
   contextName: string;
   endpoints: Endpoint[];
-  /** Explicit nodes; empty means discover them from the etcd member list. */
+  /** Explicit nodes (--nodes/TALOS_NODES only); empty means discover them from the etcd member list. */
   nodes: string[];
+  /**
+   * The context's `nodes:` (what `talosctl config node` writes), which are not used: for a cluster-wide
+   * tool the etcd member list says which members there are, and a context narrowed to one node for
+   * talosctl's sake must not hide the others. The command logs them.
+   */
+  contextNodes?: string[] | undefined;
   caPem: string;
   certPem: string;
   keyPem: string;
@@ -66,6 +72,7 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
         contextName: "environment",
         endpoints,
         nodes: nodesFrom(opts.nodes ?? [], "--nodes/TALOS_NODES"),
+        contextNodes: [],
       },
       creds,
     );
@@ -104,23 +111,21 @@ export function loadConfig(opts: ConnectionOptions, env: Env, now: Date = new Da
       "pass --endpoints or set TALOS_ENDPOINTS to the control-plane addresses, or add endpoints to the context (talosctl config endpoint ...)",
     );
   }
-  const nodes =
-    opts.nodes !== undefined && opts.nodes.length > 0
-      ? nodesFrom(opts.nodes, "--nodes/TALOS_NODES")
-      : (loaded.context.nodes ?? []).map((n, i) => parseNode(n, `${prefix}.nodes[${i}]`));
   return withCredentials(
     {
       source: `talosconfig ${path} (context ${loaded.contextName})`,
       contextName: loaded.contextName,
       endpoints,
-      nodes: dedupe(nodes),
+      nodes: nodesFrom(opts.nodes ?? [], "--nodes/TALOS_NODES"),
+      // Not parsed: they are only named in a log line, and a bad one must not stop the command.
+      contextNodes: dedupe(loaded.context.nodes ?? []),
     },
     creds,
   );
 }
 
 function withCredentials(
-  base: Pick<Config, "source" | "contextName" | "endpoints" | "nodes">,
+  base: Pick<Config, "source" | "contextName" | "endpoints" | "nodes" | "contextNodes">,
   creds: CheckedCredentials,
 ): Config {
   return {

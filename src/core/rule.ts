@@ -1,7 +1,7 @@
 // The defrag rule: a CEL expression over one member's own numbers, evaluated on
 // fresh status just before that member. Compiled and type-checked at start-up.
 
-import { Environment } from "@marcbachmann/cel-js";
+import { Environment, serialize, type ASTNode } from "@marcbachmann/cel-js";
 
 import { configError } from "./errors.js";
 import { fragmentation, freeBytes, isLeader, type MemberStatus } from "./model.js";
@@ -35,6 +35,9 @@ export interface Rule {
   source: string;
   evaluate(input: RuleInput): boolean;
 }
+
+/** The int variables: byte counts, whose ratio as ints is 0 or 1 (truncated), never a fraction. */
+const INT_VARIABLES = new Set(["dbSize", "dbSizeInUse", "dbSizeFree", "dbQuota"]);
 
 function environment(): Environment {
   return new Environment()
@@ -95,6 +98,20 @@ export function compileRule(source: string): Rule {
     throw configError(`--rule "${source}" is of type ${checked.type}, not bool`, HINT);
   }
   const program = env.parse(source);
+  program.check(); // types every node of program.ast
+  const division = findIntDivision(program.ast);
+  if (division !== undefined) {
+    const [left, right] = division.operands;
+    const corrected = correctIntDivisions(env, source);
+    const fix =
+      corrected === undefined
+        ? `: convert both sides, as in double(${serialize(left)}) / double(${serialize(right)})`
+        : `; write --rule '${corrected}'`;
+    throw configError(
+      `--rule "${source}" divides int by int in ${division.text}, which truncates (a ratio of two sizes is 0 or 1)${fix}`,
+      "dbSize, dbSizeInUse, dbSizeFree and dbQuota are ints; fragmentation and dbQuotaUsage are ratios as doubles",
+    );
+  }
   const evaluate = (input: RuleInput): boolean => {
     const value: unknown = program(ruleVariables(input));
     if (typeof value !== "boolean") {
@@ -115,6 +132,75 @@ export function compileRule(source: string): Rule {
     throw configError(`--rule "${source}" fails on sample values: ${firstLine(err)}`, HINT);
   }
   return { source, evaluate };
+}
+
+/** The operands of a binary node, or nothing for any other node. */
+function children(node: ASTNode): ASTNode[] {
+  const out: ASTNode[] = [];
+  const visit = (x: unknown): void => {
+    if (Array.isArray(x)) for (const y of x) visit(y);
+    else if (typeof x === "object" && x !== null && "op" in x) out.push(x as ASTNode);
+  };
+  visit(node.args);
+  return out;
+}
+
+function mentionsIntVariable(node: ASTNode): boolean {
+  if (node.op === "id" && typeof node.args === "string" && INT_VARIABLES.has(node.args)) return true;
+  return children(node).some(mentionsIntVariable);
+}
+
+/** After a successful check every node carries its type (cel-js keeps it as `checkedType`, named). */
+function typeOf(node: ASTNode): unknown {
+  return (node as { checkedType?: { name?: unknown } }).checkedType?.name;
+}
+
+/**
+ * The first division, outermost first, of an int by an int where both sides involve one of the int
+ * variables (`dbSizeInUse / dbSize`): a ratio of two sizes truncated to 0 or 1, so a mistake. Dividing
+ * by a constant (`dbSize / MiB`) or a literal is an intended truncation and allowed. On a checked AST.
+ */
+function findIntDivision(node: ASTNode): { text: string; operands: [ASTNode, ASTNode] } | undefined {
+  if (node.op === "/") {
+    const [left, right] = node.args;
+    if (
+      typeOf(left) === "int" &&
+      typeOf(right) === "int" &&
+      mentionsIntVariable(left) &&
+      mentionsIntVariable(right)
+    ) {
+      // serialize, not the source range: a parenthesized left side's range starts after its "(".
+      return { text: serialize(node), operands: [left, right] };
+    }
+  }
+  for (const child of children(node)) {
+    const found = findIntDivision(child);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The rule with each side of every int-by-int division wrapped in double(), or nothing if that fails. */
+function correctIntDivisions(env: Environment, source: string): string | undefined {
+  let text = source;
+  for (let round = 0; round < 10; round += 1) {
+    let program;
+    try {
+      program = env.parse(text);
+    } catch {
+      return undefined;
+    }
+    const checked = program.check();
+    if (!checked.valid || checked.type !== "bool") return undefined;
+    const found = findIntDivision(program.ast);
+    if (found === undefined) return text;
+    const [left, right] = found.operands;
+    // The right side first, so that the left side's offsets still hold.
+    for (const operand of [right, left]) {
+      text = `${text.slice(0, operand.start)}double(${text.slice(operand.start, operand.end)})${text.slice(operand.end)}`;
+    }
+  }
+  return undefined;
 }
 
 function firstLine(err: unknown): string {

@@ -2,11 +2,19 @@
 
 import { formatBytes, formatMemberId } from "../core/units.js";
 import { fragmentation, freeBytes, isLeader, type ClusterView, type NodeView } from "../core/model.js";
+import { membersNotRead } from "../run/observe.js";
 
 export function statusJson(view: ClusterView): object {
   return {
     members: view.nodes.map((n) => nodeJson(n)),
     alarms: view.alarms.map((a) => ({ memberId: formatMemberId(a.memberId), alarm: a.alarm })),
+    // Members of the member list without a row (e.g. not among --nodes): never fewer rows silently.
+    membersNotShown: membersNotRead(view).map((m) => ({
+      memberId: formatMemberId(m.id),
+      name: m.name,
+      ...(m.node !== undefined ? { node: m.node } : {}),
+      isLearner: m.isLearner,
+    })),
     warnings: view.warnings,
   };
 }

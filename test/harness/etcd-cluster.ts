@@ -404,7 +404,7 @@ export class EtcdCluster {
 }
 
 /** True when every given TCP port can be bound on the address right now. */
-async function portsFree(address: string, ports: number[]): Promise<boolean> {
+export async function portsFree(address: string, ports: number[]): Promise<boolean> {
   for (const port of ports) {
     const ok = await new Promise<boolean>((resolve) => {
       const server = createServer();

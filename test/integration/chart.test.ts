@@ -232,6 +232,21 @@ describe("Helm chart", () => {
     ]);
   });
 
+  it("externalSecret mode: the external-secrets API version is a value (v1beta1 for operators before v0.16.2)", () => {
+    const es = find(
+      render({
+        auth: {
+          mode: "externalSecret",
+          endpoints: ["10.0.0.11"],
+          externalSecret: { apiVersion: "external-secrets.io/v1beta1" },
+        },
+      }),
+      "ExternalSecret",
+    );
+    assert.equal(es.apiVersion, "external-secrets.io/v1beta1");
+    validate(es);
+  });
+
   it("the optional NetworkPolicy allows egress only to the Talos API and DNS", () => {
     const policy = find(render({ networkPolicy: { enabled: true } }), "NetworkPolicy");
     validate(policy);
@@ -278,6 +293,10 @@ describe("Helm chart", () => {
         /\/defrag\/moveLeader.*value must be one of 'auto', 'always', 'never'/,
       ],
       [{ cronjob: { failedJobsHistoryLimit: -1 } }, /\/cronjob\/failedJobsHistoryLimit.*minimum/],
+      [
+        { auth: { externalSecret: { apiVersion: "external-secrets.io/v2" } } },
+        /\/auth\/externalSecret\/apiVersion.*value must be one of 'external-secrets.io\/v1', 'external-secrets.io\/v1beta1'/,
+      ],
       [{ auth: { mode: "secret" } }, /auth\.endpoints is required with auth\.mode=secret/],
       [
         { metrics: { pushgatewayUrl: "pushgateway:9091" } },

@@ -225,6 +225,32 @@ describe("configuration errors: exit 2, no call", () => {
     assert.match(r.stderr, /TALOS_ETCD_DEFRAG_MOVE_LEADER "sometimes" is not one of auto, always, never/);
   });
 
+  it("a rule dividing two int sizes (always 0 or 1): exit 2 with the corrected rule, nothing called", async () => {
+    const path = talosconfig("good-for-rule", { endpoints, ...good });
+    const expected =
+      `--rule "dbSizeInUse / dbSize < 0.5" divides int by int in dbSizeInUse / dbSize, which truncates ` +
+      `(a ratio of two sizes is 0 or 1); write --rule 'double(dbSizeInUse) / double(dbSize) < 0.5' ` +
+      "(dbSize, dbSizeInUse, dbSizeFree and dbQuota are ints; fragmentation and dbQuotaUsage are ratios as doubles)";
+    for (const [args, env] of [
+      [["run", "--rule", "dbSizeInUse / dbSize < 0.5"], {}],
+      [["run", "--dry-run"], { TALOS_ETCD_DEFRAG_RULE: "dbSizeInUse / dbSize < 0.5" }],
+    ] as [string[], Record<string, string>][]) {
+      const before = h.journal.length;
+      const r = await runCli([...args, "--log-format", "json"], { env: { TALOSCONFIG: path, ...env } });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stdout, "");
+      const lines = r.stderr
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { level: string; msg: string });
+      assert.deepEqual(
+        lines.map((l) => [l.level, l.msg]),
+        [["error", expected]],
+      );
+      assert.equal(h.journal.length, before, "no call reached any Talos API server");
+    }
+  });
+
   it("a certificate that expires within 30 days: a warning, and the command works", async () => {
     const notAfter = new Date(Date.now() + 10 * DAY);
     const creds = await h.credentials(["os:operator"], { notAfter });

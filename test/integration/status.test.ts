@@ -128,22 +128,56 @@ describe("status", () => {
     assert.ok(h.journal.some((j) => j.via === "local" && j.roles.includes("os:reader")));
   });
 
-  it("takes explicit --nodes, and the context's nodes", async () => {
-    const r = await runCli(["status", "--output", "json", "--nodes", `${h.nodes[2]},${h.nodes[0]}`], {
-      env: { TALOSCONFIG: operatorConfig },
-    });
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(
-      parseStatus(r.stdout).map((x) => x.node),
-      [h.nodes[2], h.nodes[0]],
-    );
+  it("explicit -n/--nodes narrows the rows, and says which members of the member list are not shown", async () => {
+    for (const args of [
+      ["--nodes", `${h.nodes[2]},${h.nodes[0]}`],
+      ["-n", `${h.nodes[2]},${h.nodes[0]}`],
+    ]) {
+      const r = await runCli(["status", "--output", "json", ...args], {
+        env: { TALOSCONFIG: operatorConfig },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { members: StatusRow[]; membersNotShown: unknown[] };
+      assert.deepEqual(
+        out.members.map((x) => x.node),
+        [h.nodes[2], h.nodes[0]],
+      );
+      assert.deepEqual(out.membersNotShown, [
+        { memberId: ids.get("cp-2"), name: "cp-2", node: h.nodes[1], isLearner: false },
+      ]);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^\\S+ WARN +1 of the 3 etcd members not read: cp-2 \\(${h.nodes[1]!.replace(/\./g, "\\.")}\\); ` +
+            "they are not among --nodes/TALOS_NODES \\(leave it unset to read every member\\)$",
+          "m",
+        ),
+      );
+    }
+  });
+
+  it("a context's nodes (talosctl config node) do not narrow the cluster: every member, and a log line", async () => {
     const withNodes = await h.writeTalosconfig({ roles: ["os:operator"], dir, nodes: [h.nodes[1]!] });
-    const r2 = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: withNodes } });
-    assert.equal(r2.code, 0, r2.stderr);
-    assert.deepEqual(
-      parseStatus(r2.stdout).map((x) => x.node),
-      [h.nodes[1]],
+    const r = await runCli(["status", "--output", "json"], { env: { TALOSCONFIG: withNodes } });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { members: StatusRow[]; membersNotShown: unknown[] };
+    assert.deepEqual(out.members.map((x) => x.node).sort(), [...h.nodes].sort());
+    assert.deepEqual(out.membersNotShown, []);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^\\S+ INFO +the context "\\S+" lists nodes ${h.nodes[1]!.replace(/\./g, "\\.")}: not used; the members come ` +
+          "from the etcd member list \\(-n/--nodes or TALOS_NODES to choose nodes\\)$",
+        "m",
+      ),
     );
+    assert.doesNotMatch(r.stderr, /WARN/);
+    // And a dry run plans for every member instead of refusing for the ones it did not read.
+    const dry = await runCli(["run", "--dry-run", "--output", "json"], { env: { TALOSCONFIG: withNodes } });
+    assert.equal(dry.code, 0, dry.stderr);
+    const plan = JSON.parse(dry.stdout) as { result: string; members: unknown[] };
+    assert.equal(plan.result, "dry-run");
+    assert.equal(plan.members.length, 3);
   });
 
   it("a worker node in --nodes is a row with a clear error, exit 1", async () => {

@@ -177,7 +177,9 @@ describe("loadConfig", () => {
       assert.equal(current.contextName, "prod");
       assert.equal(current.source, `talosconfig ${path} (context prod)`);
       assert.deepEqual(current.endpoints, [{ host: "10.0.0.2", port: 50000, raw: "10.0.0.2" }]);
-      assert.deepEqual(current.nodes, ["10.0.0.2"]);
+      // The context's nodes (talosctl config node) are not used: the member list decides.
+      assert.deepEqual(current.nodes, []);
+      assert.deepEqual(current.contextNodes, ["10.0.0.2"]);
       const staging = load({ context: "staging" }, { TALOSCONFIG: path, HOME: home });
       assert.equal(staging.contextName, "staging");
       assert.deepEqual(staging.nodes, []);
@@ -191,7 +193,16 @@ describe("loadConfig", () => {
       assert.equal(load({}, { HOME: userHome }).contextName, "home");
     });
 
-    it("flags override the context's endpoints and nodes; empty lists do not", () => {
+    it("a context's nodes are only named, never parsed: one talosctl accepts and we would not does not fail", () => {
+      const path = talosconfig({
+        prod: { endpoints: ["10.0.0.2"], nodes: ["10.0.0.3:50000", "n2"], ...good },
+      });
+      const config = load({ talosconfig: path });
+      assert.deepEqual(config.nodes, []);
+      assert.deepEqual(config.contextNodes, ["10.0.0.3:50000", "n2"]);
+    });
+
+    it("flags override the context's endpoints; empty lists do not; the context's nodes are never used", () => {
       const path = talosconfig({
         prod: { endpoints: ["10.0.0.2", "10.0.0.3"], nodes: ["10.0.0.2"], ...good },
       });
@@ -209,7 +220,8 @@ describe("loadConfig", () => {
         unset.endpoints.map((e) => e.host),
         ["10.0.0.2", "10.0.0.3"],
       );
-      assert.deepEqual(unset.nodes, ["10.0.0.2"]);
+      assert.deepEqual(unset.nodes, []);
+      assert.deepEqual(unset.contextNodes, ["10.0.0.2"]);
       expectConfigError(
         () => load({ talosconfig: path, endpoints: ["a/b"] }),
         '--endpoints: "a/b" is not a host, host:port or URL',

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 
 import type { MemberAlarm } from "../../src/core/model.js";
 import { DefragError } from "../../src/core/errors.js";
-import { observeCluster } from "../../src/run/observe.js";
+import { membersNotRead, observeCluster } from "../../src/run/observe.js";
 import { MiB } from "../harness/units.js";
 import { SimCluster } from "./sim-backend.js";
 
@@ -54,6 +54,36 @@ describe("observeCluster", () => {
       view.nodes.map((n) => n.name),
       ["cp-3", "cp-1", "cp-2"],
     );
+  });
+
+  it("with fewer nodes than members: the others are named in a warning and by membersNotRead", async () => {
+    const sim = cluster();
+    const view = await observeCluster(sim, { nodes: ["10.0.0.2"] });
+    assert.deepEqual(
+      view.nodes.map((n) => n.node),
+      ["10.0.0.2"],
+    );
+    assert.deepEqual(
+      membersNotRead(view).map((m) => m.name),
+      ["cp-1", "cp-3"],
+    );
+    assert.deepEqual(view.warnings, [
+      "2 of the 3 etcd members not read: cp-1 (10.0.0.1), cp-3 (10.0.0.3); they are not among " +
+        "--nodes/TALOS_NODES (leave it unset to read every member)",
+    ]);
+  });
+
+  it("a node given by another name than its member's address still counts as that member (by member id)", async () => {
+    const sim = cluster();
+    const view = await observeCluster(sim, { nodes: ["10.0.0.1", "10.0.0.2", "10.0.0.3"] });
+    assert.deepEqual(membersNotRead(view), []);
+    assert.deepEqual(view.warnings, []);
+    // Same statuses, reached by names: the member ids match, so every member is read.
+    const renamed = {
+      ...view,
+      nodes: view.nodes.map((n, i) => ({ ...n, node: `cp-${String(i + 1)}.example` })),
+    };
+    assert.deepEqual(membersNotRead(renamed), []);
   });
 
   it("when no member can list the alarms, says so in a warning instead of reporting none silently", async () => {

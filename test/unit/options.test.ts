@@ -9,7 +9,7 @@ import { Command } from "commander";
 
 import type { CommandName } from "../../src/cli/option-types.js";
 import { OPTIONS, optionsFor, type OptionsFor } from "../../src/cli/options.js";
-import { OptionsError, addOptions, longFlag, parseOptions } from "../../src/cli/parse-options.js";
+import { OptionsError, addOptions, longFlag, parseOptions, shortFlag } from "../../src/cli/parse-options.js";
 import type { Env } from "../../src/config/config.js";
 import { DEFAULT_RULE } from "../../src/core/rule.js";
 import {
@@ -84,6 +84,21 @@ describe("option table", () => {
         logFormat: "json",
         output: "table",
       },
+    );
+  });
+
+  it("talosctl's -n and -e are --nodes and --endpoints, for both commands, over the environment", () => {
+    for (const command of ["status", "run"] as const) {
+      const o = parse(command, ["-n", "10.0.0.7,10.0.0.8", "-e", "10.0.0.1:50000"], STATUS_ENV);
+      assert.deepEqual(o.nodes, ["10.0.0.7", "10.0.0.8"]);
+      assert.deepEqual(o.endpoints, ["10.0.0.1:50000"]);
+    }
+    assert.deepEqual(
+      OPTIONS.filter((o) => shortFlag(o) !== undefined).map((o) => [shortFlag(o), longFlag(o)]),
+      [
+        ["-e", "--endpoints"],
+        ["-n", "--nodes"],
+      ],
     );
   });
 

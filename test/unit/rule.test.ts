@@ -69,4 +69,64 @@ describe("defrag rule", () => {
       );
     }
   });
+
+  it("an int divided by an int, both involving size variables, is exit 2 with the corrected rule", () => {
+    const HINT =
+      "dbSize, dbSizeInUse, dbSizeFree and dbQuota are ints; fragmentation and dbQuotaUsage are ratios as doubles";
+    const cases: [string, string][] = [
+      [
+        "dbSizeInUse / dbSize < 0.5",
+        `--rule "dbSizeInUse / dbSize < 0.5" divides int by int in dbSizeInUse / dbSize, which truncates (a ratio of two sizes is 0 or 1); write --rule 'double(dbSizeInUse) / double(dbSize) < 0.5'`,
+      ],
+      [
+        "(dbSize - dbSizeInUse) / dbSize > 0",
+        `--rule "(dbSize - dbSizeInUse) / dbSize > 0" divides int by int in (dbSize - dbSizeInUse) / dbSize, which truncates (a ratio of two sizes is 0 or 1); write --rule '(double(dbSize - dbSizeInUse)) / double(dbSize) > 0'`,
+      ],
+      [
+        "isLeader || dbSize / dbQuota >= 1 || dbSizeFree / dbSize > 0",
+        `--rule "isLeader || dbSize / dbQuota >= 1 || dbSizeFree / dbSize > 0" divides int by int in dbSize / dbQuota, which truncates (a ratio of two sizes is 0 or 1); write --rule 'isLeader || double(dbSize) / double(dbQuota) >= 1 || double(dbSizeFree) / double(dbSize) > 0'`,
+      ],
+      [
+        // Wrapping in double() afterwards does not help: the division has already truncated.
+        "double(dbSizeFree / dbSize) > 0.3",
+        `--rule "double(dbSizeFree / dbSize) > 0.3" divides int by int in dbSizeFree / dbSize, which truncates (a ratio of two sizes is 0 or 1); write --rule 'double(double(dbSizeFree) / double(dbSize)) > 0.3'`,
+      ],
+      [
+        // The correction would divide a double by an int, which CEL rejects: say how instead.
+        "dbSizeFree / dbSize / 2 > 0",
+        `--rule "dbSizeFree / dbSize / 2 > 0" divides int by int in dbSizeFree / dbSize, which truncates (a ratio of two sizes is 0 or 1): convert both sides, as in double(dbSizeFree) / double(dbSize)`,
+      ],
+    ];
+    for (const [source, message] of cases) {
+      assert.throws(
+        () => compileRule(source),
+        (err: unknown) => {
+          assert.ok(err instanceof DefragError);
+          assert.equal(err.kind, "config");
+          assert.equal(err.message, message);
+          assert.equal(err.hint, HINT);
+          return true;
+        },
+        source,
+      );
+      const corrected = /write --rule '(.*)'$/.exec(message)?.[1];
+      if (corrected !== undefined) {
+        const rule = compileRule(corrected);
+        assert.equal(rule.evaluate(input({ dbSize: 100 * MiB, dbSizeInUse: 30 * MiB })), true, corrected);
+      }
+    }
+  });
+
+  it("int divisions that are meant: by a constant or a literal, and the default rule", () => {
+    for (const source of [
+      DEFAULT_RULE,
+      "dbSize / MiB >= 100",
+      "dbSizeFree / 2 > dbSizeInUse",
+      "dbQuota / GiB >= 2",
+      "fragmentation >= 0.5",
+      "double(dbSizeInUse) / double(dbSize) < 0.5",
+    ]) {
+      assert.doesNotThrow(() => compileRule(source), source);
+    }
+  });
 });
