@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs pinned helm and kustomize with `go install` into .cache/bin (ignored by git),
+# Installs pinned helm, kustomize and actionlint (the workflows' linter) with `go install` into .cache/bin (ignored by git),
 # reusing them when present. Prints nothing but errors; the binaries' directory on success.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HELM_VERSION=v3.19.0
 KUSTOMIZE_VERSION=v5.7.1
+ACTIONLINT_VERSION=v1.7.12
 
 bin="$PWD/.cache/bin"
 mkdir -p "$bin"
@@ -23,4 +24,5 @@ install() {
 
 install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+install actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
 echo "$bin"
