@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # helm, kustomize and actionlint (go install, pinned, reused from .cache/bin).
 bash scripts/k8s-tools.sh >/dev/null
+# The npm package's dependencies in the npm cache, for its offline install test.
+bash scripts/npm-package-cache.sh
 # Node 24, the image's runtime, for the tests that run the bundle as the image does (.cache/node).
 bash scripts/node24.sh >/dev/null
 # A real Pushgateway and promtool, etcdctl for the benchmark's smoke run, and an OCI registry
