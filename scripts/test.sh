@@ -7,22 +7,31 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-# helm and kustomize for the chart tests (go install, pinned, reused from .cache/bin).
+# helm, kustomize and actionlint (go install, pinned, reused from .cache/bin).
 bash scripts/k8s-tools.sh >/dev/null
-# A real Pushgateway and promtool, and etcdctl for the benchmark's smoke run (Debian packages).
-if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-pushgateway ] || ! command -v etcdctl >/dev/null 2>&1; then
+# The npm package's dependencies in the npm cache, for its offline install test.
+bash scripts/npm-package-cache.sh
+# Node 24, the image's runtime, for the tests that run the bundle as the image does (.cache/node).
+bash scripts/node24.sh >/dev/null
+# A real Pushgateway and promtool, etcdctl for the benchmark's smoke run, and an OCI registry
+# (distribution) for the chart's push and pull (Debian packages).
+if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-pushgateway ] || ! command -v etcdctl >/dev/null 2>&1 ||
+  [ ! -x /usr/bin/docker-registry ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing prometheus-pushgateway, prometheus (promtool) and etcd-client (etcdctl)" >&2
+    echo "[test] installing prometheus-pushgateway, prometheus (promtool), etcd-client (etcdctl) and docker-registry" >&2
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      prometheus-pushgateway prometheus etcd-client >/dev/null
+      prometheus-pushgateway prometheus etcd-client docker-registry >/dev/null
   else
-    echo "needed: apt-get install prometheus-pushgateway prometheus etcd-client" >&2
+    echo "needed: apt-get install prometheus-pushgateway prometheus etcd-client docker-registry" >&2
     exit 1
   fi
 fi
 echo "[test] lint and format check" >&2
 npm run --silent lint
+# The GitHub workflows cannot run here: they are linted (actionlint), not run.
+echo "[test] lint the GitHub workflows (actionlint)" >&2
+npm run --silent lint:workflows
 
 run_tests() {
   node --test --test-concurrency=2 --import tsx "$@"

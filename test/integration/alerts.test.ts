@@ -75,12 +75,14 @@ describe("alert rules (promtool test rules)", () => {
     return { code: r.status, out: r.stdout + r.stderr };
   }
 
-  it("has the four alerts, each with a runbook pointer", () => {
+  it("has the six alerts, each with a runbook pointer", () => {
     assert.deepEqual(
       rules.map((r) => r.alert),
       [
         "EtcdDefragRunFailed",
         "EtcdDefragNoRecentSuccess",
+        "EtcdDefragMetricsAbsent",
+        "EtcdDefragNotRunRecently",
         "EtcdDatabaseHighlyFragmented",
         "EtcdDatabaseNearQuota",
       ],
@@ -153,6 +155,105 @@ describe("alert rules (promtool test rules)", () => {
               {
                 exp_labels: { severity: "warning", cluster: "prod" },
                 exp_annotations: annotations("EtcdDefragNoRecentSuccess", {
+                  "$labels.cluster": "prod",
+                  "$value | humanizeDuration": "9d 0h 0m 0s",
+                }),
+              },
+            ],
+          },
+        ],
+      },
+    ]);
+    assert.equal(r.code, 0, r.out);
+  });
+
+  it("EtcdDefragMetricsAbsent fires when no run ever pushed metrics, for longer than 8 days", () => {
+    const r = promtool([
+      {
+        // Nothing from etcd-defrag at all (an image that cannot be pulled, a job that never started).
+        interval: "1h",
+        input_series: [{ series: 'up{job="pushgateway"}', values: "1x240" }],
+        alert_rule_test: [
+          { eval_time: "7d", alertname: "EtcdDefragMetricsAbsent", exp_alerts: [] },
+          {
+            eval_time: "9d",
+            alertname: "EtcdDefragMetricsAbsent",
+            exp_alerts: [
+              {
+                exp_labels: { severity: "warning", job: "etcd-defrag" },
+                exp_annotations: annotations("EtcdDefragMetricsAbsent", {}),
+              },
+            ],
+          },
+        ],
+      },
+      {
+        // A run pushed: quiet.
+        interval: "1h",
+        input_series: [
+          {
+            series: 'etcd_defrag_last_run_timestamp_seconds{job="etcd-defrag",cluster="prod"}',
+            values: "0x240",
+          },
+        ],
+        alert_rule_test: [{ eval_time: "9d", alertname: "EtcdDefragMetricsAbsent", exp_alerts: [] }],
+      },
+    ]);
+    assert.equal(r.code, 0, r.out);
+  });
+
+  it("with metrics.clusterName, EtcdDefragMetricsAbsent watches that cluster's series", () => {
+    const rendered = spawnSync(
+      join(REPO_ROOT, ".cache", "bin", "helm"),
+      [
+        "template",
+        "etcd-defrag",
+        join(REPO_ROOT, "charts", "etcd-defrag"),
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "metrics.clusterName=prod",
+        "-s",
+        "templates/prometheusrule.yaml",
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(rendered.status, 0, rendered.stderr);
+    const object = parse(rendered.stdout) as { spec: { groups: { rules: Rule[] }[] } };
+    const absent = object.spec.groups
+      .flatMap((g) => g.rules)
+      .find((x) => x.alert === "EtcdDefragMetricsAbsent");
+    assert.equal(
+      absent?.expr,
+      'absent(etcd_defrag_last_run_timestamp_seconds{job="etcd-defrag", cluster="prod"})',
+    );
+  });
+
+  it("EtcdDefragNotRunRecently fires when the last run is older than 8 days, whatever its result", () => {
+    const r = promtool([
+      {
+        interval: "1h",
+        input_series: [
+          // Ran at time 0 (and failed: no success metric at all), never again.
+          {
+            series: 'etcd_defrag_last_run_timestamp_seconds{job="etcd-defrag",cluster="prod"}',
+            values: "0x240",
+          },
+          // Ran a day ago.
+          {
+            series: 'etcd_defrag_last_run_timestamp_seconds{job="etcd-defrag",cluster="lab"}',
+            values: "691200x240",
+          },
+        ],
+        alert_rule_test: [
+          { eval_time: "7d", alertname: "EtcdDefragNotRunRecently", exp_alerts: [] },
+          {
+            eval_time: "9d",
+            alertname: "EtcdDefragNotRunRecently",
+            exp_alerts: [
+              {
+                exp_labels: { severity: "warning", cluster: "prod" },
+                exp_annotations: annotations("EtcdDefragNotRunRecently", {
                   "$labels.cluster": "prod",
                   "$value | humanizeDuration": "9d 0h 0m 0s",
                 }),

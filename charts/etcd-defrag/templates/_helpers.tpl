@@ -24,14 +24,143 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.auth.secret.name | default "etcd-defrag-talosconfig" -}}
 {{- end }}
 
-{{/* A Prometheus duration ("8d", "36h", "90m") in seconds. */}}
+{{/* A Prometheus duration ("8d", "36h", "90m") in seconds: (list DURATION "its.value.name"). */}}
 {{- define "etcd-defrag.seconds" -}}
-{{- $d := . | toString -}}
+{{- $d := index . 0 | toString -}}
+{{- $name := index . 1 -}}
 {{- $n := regexFind "^[0-9]+" $d | int64 -}}
 {{- $unit := regexReplaceAll "^[0-9]+" $d "" -}}
 {{- $factor := dict "s" 1 "m" 60 "h" 3600 "d" 86400 "w" 604800 -}}
 {{- if not (hasKey $factor $unit) -}}
-{{- fail (printf "prometheusRule.noSuccessFor %q: use one number and one unit of s, m, h, d or w" $d) -}}
+{{- fail (printf "%s %q: use one number and one unit of s, m, h, d or w" $name $d) -}}
 {{- end -}}
 {{- mul $n (get $factor $unit) -}}
+{{- end }}
+
+{{/* A Go duration of the CLI ("90s", "15m", "1h30m", "500ms") in seconds, as a float. */}}
+{{- define "etcd-defrag.durationSeconds" -}}
+{{- $factor := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" (toString .) -1 -}}
+{{- $unit := regexFind "(ms|s|m|h)$" . -}}
+{{- $total = addf $total (mulf (trimSuffix $unit . | float64) (get $factor $unit)) -}}
+{{- end -}}
+{{- $total -}}
+{{- end }}
+
+{{/* The run's worst case in seconds; fails rendering when cronjob.activeDeadlineSeconds cannot hold it. */}}
+{{- define "etcd-defrag.checkDeadline" -}}
+{{- $d := .Values.defrag -}}
+{{- $members := max (int $d.maxMembers) (len $d.nodes) -}}
+{{- $perMember := 0.0 -}}
+{{- range $key := list "timeout" "maxWait" "healthTimeout" "pause" -}}
+{{- $perMember = addf $perMember (include "etcd-defrag.durationSeconds" (get $d $key) | float64) -}}
+{{- end -}}
+{{- $worst := addf (mulf $members $perMember) (mulf 10 (include "etcd-defrag.durationSeconds" $d.callTimeout | float64)) | ceil | int64 -}}
+{{- if lt (int64 .Values.cronjob.activeDeadlineSeconds) $worst -}}
+{{- fail (printf "cronjob.activeDeadlineSeconds (%d s) is shorter than the worst case of a run, %d s: %d members (defrag.maxMembers, or defrag.nodes) x (defrag.timeout %s + defrag.maxWait %s + defrag.healthTimeout %s + defrag.pause %s) + 10 x defrag.callTimeout %s. Raise cronjob.activeDeadlineSeconds or lower those values" (int64 .Values.cronjob.activeDeadlineSeconds) $worst $members $d.timeout $d.maxWait $d.healthTimeout $d.pause $d.callTimeout) -}}
+{{- end -}}
+{{- end }}
+
+{{/* defrag.quotaBytes as the CLI reads it: an integer as digits (not 2.147483648e+09), a string as is. */}}
+{{- define "etcd-defrag.quotaBytes" -}}
+{{- $q := .Values.defrag.quotaBytes -}}
+{{- if kindIs "string" $q -}}
+{{- $q -}}
+{{- else -}}
+{{- $q | int64 -}}
+{{- end -}}
+{{- end }}
+
+{{- define "etcd-defrag.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end }}
+
+{{/* The container's environment: the run's options from values, and the credentials; the metrics unless .noMetrics. */}}
+{{- define "etcd-defrag.env" -}}
+- name: TALOS_ETCD_DEFRAG_OUTPUT
+  value: {{ .Values.output | quote }}
+- name: TALOS_ETCD_DEFRAG_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+{{- with .Values.defrag }}
+{{- if .rule }}
+- name: TALOS_ETCD_DEFRAG_RULE
+  value: {{ .rule | quote }}
+{{- end }}
+- name: TALOS_ETCD_DEFRAG_QUOTA_BYTES
+  value: {{ include "etcd-defrag.quotaBytes" $ | quote }}
+- name: TALOS_ETCD_DEFRAG_TIMEOUT
+  value: {{ .timeout | quote }}
+- name: TALOS_ETCD_DEFRAG_MAX_WAIT
+  value: {{ .maxWait | quote }}
+- name: TALOS_ETCD_DEFRAG_MOVE_LEADER
+  value: {{ .moveLeader | quote }}
+- name: TALOS_ETCD_DEFRAG_ALLOW_DOWNTIME
+  value: {{ .allowDowntime | quote }}
+- name: TALOS_ETCD_DEFRAG_PAUSE
+  value: {{ .pause | quote }}
+- name: TALOS_ETCD_DEFRAG_HEALTH_TIMEOUT
+  value: {{ .healthTimeout | quote }}
+- name: TALOS_ETCD_DEFRAG_SHUTDOWN_GRACE
+  value: {{ .shutdownGrace | quote }}
+- name: TALOS_ETCD_DEFRAG_CALL_TIMEOUT
+  value: {{ .callTimeout | quote }}
+- name: TALOS_ETCD_DEFRAG_HEARTBEAT
+  value: {{ .heartbeat | quote }}
+- name: TALOS_ETCD_DEFRAG_DRY_RUN
+  value: {{ .dryRun | quote }}
+{{- if .nodes }}
+- name: TALOS_NODES
+  value: {{ join "," .nodes | quote }}
+{{- end }}
+{{- end }}
+{{- if not .noMetrics }}
+{{- with .Values.metrics.pushgatewayUrl }}
+- name: TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.metrics.clusterName }}
+- name: TALOS_ETCD_DEFRAG_CLUSTER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if eq .Values.auth.mode "serviceAccount" }}
+- name: TALOSCONFIG
+  value: /var/run/secrets/talos.dev/config
+{{- else }}
+- name: TALOS_ENDPOINTS
+  value: {{ join "," .Values.auth.endpoints | quote }}
+{{- range $key := list "TALOS_CA" "TALOS_CRT" "TALOS_KEY" }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "etcd-defrag.secretName" $ }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* A container of the verification Job: the CronJob's image, environment and restrictions, no metrics. */}}
+{{- define "etcd-defrag.verifyContainer" -}}
+image: {{ include "etcd-defrag.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+env:
+  {{- /* A dry run's metrics would replace the last real run's in the Pushgateway. */}}
+  {{- include "etcd-defrag.env" (merge (dict "noMetrics" true) .) | nindent 2 }}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities:
+    drop: ["ALL"]
+resources:
+  {{- toYaml .Values.resources | nindent 2 }}
+{{- if eq .Values.auth.mode "serviceAccount" }}
+volumeMounts:
+  - name: talos-secrets
+    mountPath: /var/run/secrets/talos.dev
+    readOnly: true
+{{- end }}
 {{- end }}
