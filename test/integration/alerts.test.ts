@@ -75,11 +75,12 @@ describe("alert rules (promtool test rules)", () => {
     return { code: r.status, out: r.stdout + r.stderr };
   }
 
-  it("has the six alerts, each with a runbook pointer", () => {
+  it("has the seven alerts, each with a runbook pointer", () => {
     assert.deepEqual(
       rules.map((r) => r.alert),
       [
         "EtcdDefragRunFailed",
+        "EtcdAlarmRaisedAfterDefrag",
         "EtcdDefragNoRecentSuccess",
         "EtcdDefragMetricsAbsent",
         "EtcdDefragNotRunRecently",
@@ -121,6 +122,52 @@ describe("alert rules (promtool test rules)", () => {
               {
                 exp_labels: { severity: "warning", cluster: "prod" },
                 exp_annotations: annotations("EtcdDefragRunFailed", { "$labels.cluster": "prod" }),
+              },
+            ],
+          },
+        ],
+      },
+    ]);
+    assert.equal(r.code, 0, r.out);
+  });
+
+  it("a run that left an alarm raised: EtcdDefragRunFailed and the critical EtcdAlarmRaisedAfterDefrag fire", () => {
+    const r = promtool([
+      {
+        interval: "1m",
+        input_series: [
+          {
+            series: 'etcd_defrag_run_result{job="etcd-defrag",cluster="prod",result="alarm-raised"}',
+            values: "0 1 1",
+          },
+          {
+            series:
+              'etcd_defrag_alarm_raised{job="etcd-defrag",cluster="prod",alarm="NOSPACE",member="0000000000000003"}',
+            values: "_ 1 1",
+          },
+        ],
+        alert_rule_test: [
+          { eval_time: "0m", alertname: "EtcdAlarmRaisedAfterDefrag", exp_alerts: [] },
+          {
+            eval_time: "2m",
+            alertname: "EtcdDefragRunFailed",
+            exp_alerts: [
+              {
+                exp_labels: { severity: "warning", cluster: "prod" },
+                exp_annotations: annotations("EtcdDefragRunFailed", { "$labels.cluster": "prod" }),
+              },
+            ],
+          },
+          {
+            eval_time: "2m",
+            alertname: "EtcdAlarmRaisedAfterDefrag",
+            exp_alerts: [
+              {
+                exp_labels: { severity: "critical", cluster: "prod", alarm: "NOSPACE" },
+                exp_annotations: annotations("EtcdAlarmRaisedAfterDefrag", {
+                  "$labels.cluster": "prod",
+                  "$labels.alarm": "NOSPACE",
+                }),
               },
             ],
           },

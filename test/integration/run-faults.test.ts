@@ -199,6 +199,35 @@ describe("run: NOSPACE recovery", () => {
     assert.ok(s.alarmsDisarmed.length >= 1 && s.alarmsDisarmed.every((a) => a.startsWith("NOSPACE")));
     assert.deepEqual(await h.etcd.members[0]!.client.alarmList(), []);
   });
+
+  it("NOSPACE with the data live: defragmented, still armed, so result alarm-raised and exit 1, not success", async () => {
+    await h.etcd.raiseNospace();
+    const env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }) };
+    const since = nextSeq(h);
+    const r = await runCli(
+      ["run", "--output", "json", "--quota-bytes", "48MiB", "--pause", "0s", "--rule", "true"],
+      {
+        env,
+      },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    const s = summary(r.stdout);
+    assert.equal(s.result, "alarm-raised");
+    assert.equal(defrags(h.journal, since).length, 3, "every member was defragmented");
+    assert.ok(s.members.every((m) => m.action === "defragmented"));
+    assert.deepEqual(s.alarmsDisarmed, []);
+    assert.ok(
+      s.alarmsRaised.length >= 1 &&
+        s.alarmsRaised.every((a) => a.alarm === "NOSPACE" && /^[0-9a-f]{16}$/.test(a.member)),
+    );
+    assert.match(
+      s.error ?? "",
+      /NOSPACE on [0-9a-f]{16}.* still raised at the end of the run: etcd refuses writes until NOSPACE is disarmed/,
+    );
+    assert.match(r.stderr, /NOSPACE stays armed: .* of a 48\.0 MiB quota/);
+    assert.equal(h.journal.filter((j) => j.seq >= since && j.method === "EtcdAlarmDisarm").length, 0);
+    assert.ok((await h.etcd.members[0]!.client.alarmList()).some((a) => a.alarm === "NOSPACE"));
+  });
 });
 
 describe("run: learners and a single member", () => {
