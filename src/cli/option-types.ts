@@ -69,12 +69,13 @@ export const text: OptionType<string | undefined> = {
   parse: (value) => (value === "" ? undefined : value),
 };
 
-/** Comma or space separated; an empty list counts as unset. Items are checked where they are used. */
+/** Comma separated; an empty entry is an error. Items are checked where they are used. */
 export const list: OptionType<readonly string[] | undefined> = {
   kind: "list",
-  parse: (value) => {
-    const items = splitList(value);
-    return items.length === 0 ? undefined : items;
+  parse: (value, source) => {
+    const items = splitList(value, source);
+    if (items.length === 0) throw configError(`${source} "${value}" lists nothing`, "leave it unset instead");
+    return items;
   },
 };
 

@@ -71,10 +71,18 @@ export function parseNode(raw: string, field: string): string {
   return text;
 }
 
-export function splitList(value: string | undefined): string[] {
-  if (value === undefined) return [];
-  return value
-    .split(/[,\s]+/)
-    .map((s) => s.trim())
-    .filter((s) => s !== "");
+/**
+ * A comma-separated list, as talosctl takes it; spaces around items are dropped. An empty
+ * item (",,", a trailing comma) is an error, not something to skip: `field` names the input.
+ */
+export function splitList(value: string | undefined, field = "the list"): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  const items = value.split(",").map((s) => s.trim());
+  if (items.some((s) => s === "")) {
+    throw configError(
+      `${field} "${value}" has an empty entry`,
+      "separate the addresses with single commas, e.g. 10.0.0.1,10.0.0.2",
+    );
+  }
+  return items;
 }

@@ -130,7 +130,9 @@ export function checkCredentials(
   if (usages.length !== 1 || usages[0] !== CLIENT_AUTH_OID) {
     const named = usages.map((oid) => EKU_NAMES[oid] ?? oid).join(", ") || "none";
     throw configError(
-      `the client certificate in ${fields.crt} is missing the clientAuth usage (extended key usage: ${named})`,
+      usages.includes(CLIENT_AUTH_OID)
+        ? `the client certificate in ${fields.crt} has extended key usages ${named}: it must be exactly clientAuth`
+        : `the client certificate in ${fields.crt} is missing the clientAuth usage (extended key usage: ${named})`,
       "Talos's apid accepts only client certificates whose extended key usage is exactly clientAuth; use one issued by talosctl or Talos",
     );
   }

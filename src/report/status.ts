@@ -6,7 +6,7 @@ import { membersNotRead } from "../run/observe.js";
 
 export function statusJson(view: ClusterView): object {
   return {
-    members: view.nodes.map((n) => nodeJson(n)),
+    members: view.nodes.map((n) => nodeJson(view, n)),
     alarms: view.alarms.map((a) => ({ memberId: formatMemberId(a.memberId), alarm: a.alarm })),
     // Members of the member list without a row (e.g. not among --nodes): never fewer rows silently.
     membersNotShown: membersNotRead(view).map((m) => ({
@@ -19,8 +19,23 @@ export function statusJson(view: ClusterView): object {
   };
 }
 
-function nodeJson(n: NodeView): object {
-  if (!n.ok) return { node: n.node, name: n.name, error: n.error.describe(), errorKind: n.error.kind };
+/** A member that did not answer is still in the member list: its id from there. */
+function listedId(view: ClusterView, node: string): string | undefined {
+  const m = view.members?.find((x) => x.node === node);
+  return m === undefined ? undefined : formatMemberId(m.id);
+}
+
+function nodeJson(view: ClusterView, n: NodeView): object {
+  if (!n.ok) {
+    const memberId = listedId(view, n.node);
+    return {
+      node: n.node,
+      ...(memberId === undefined ? {} : { memberId }),
+      name: n.name,
+      error: n.error.describe(),
+      errorKind: n.error.kind,
+    };
+  }
   const s = n.status;
   return {
     node: n.node,
@@ -62,7 +77,7 @@ const HEADERS = [
 
 export function statusTable(view: ClusterView): string {
   const rows = view.nodes.map((n): string[] => {
-    if (!n.ok) return [n.node, "-", n.name || "-", "error:", n.error.describe()];
+    if (!n.ok) return [n.node, listedId(view, n.node) ?? "-", n.name || "-", "error:", n.error.describe()];
     const s = n.status;
     return [
       n.node,

@@ -69,7 +69,8 @@ function streamFailure(err: unknown, certSuspect: boolean): TransportFailure | u
   if (!(err instanceof ConnectError) || err.metadata.has("grpc-status")) return undefined;
   if (err.code === Code.Unavailable || err.code === Code.Internal)
     return certSuspect ? "client-rejected" : "unreachable";
-  if (err.code === Code.Canceled && certSuspect) return "client-rejected";
+  // Not our cancellation (the client reports that itself) nor a status from apid: the stream was reset.
+  if (err.code === Code.Canceled) return certSuspect ? "client-rejected" : "unreachable";
   return undefined;
 }
 
@@ -160,6 +161,22 @@ export function callError(
 ): DefragError {
   if (err instanceof DefragError) return err;
   const failure = transportFailure(err, certSuspect);
+  if (failure === "unreachable") {
+    // The connection was open and the request sent: it broke (or was reset) during the call.
+    return new DefragError(
+      "unreachable",
+      `${method} via ${endpoint}: the connection broke during the call (${causeText(err)})`,
+      {
+        node,
+        endpoint,
+        hint:
+          method === "EtcdDefragment"
+            ? "etcd goes on defragmenting when the connection breaks: the member is in doubt until it is seen finished"
+            : "check that the endpoint is a running control-plane node and port 50000 is open",
+        cause: err,
+      },
+    );
+  }
   if (failure !== undefined) {
     const e = endpointError(endpoint, err, certSuspect);
     return new DefragError(e.kind, `${method} via ${endpoint}: ${e.message}`, {

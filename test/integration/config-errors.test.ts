@@ -212,6 +212,10 @@ describe("configuration errors: exit 2, no call", () => {
       [["--quota-bytes", "lots"], /--quota-bytes "lots" is not a size/],
       [["--timeout", "soon"], /--timeout "soon" is not a positive duration/],
       [["--move-leader", "sometimes"], /argument 'sometimes' is invalid/],
+      // Lists are comma separated: an empty entry is bad input, and so is a node with spaces.
+      [["--nodes", "not an ip,,"], /--nodes "not an ip,," has an empty entry/],
+      [["--nodes", ",,"], /--nodes ",," has an empty entry/],
+      [["--nodes", "not an ip"], /--nodes\/TALOS_NODES: "not an ip" is not a node address/],
     ];
     for (const [args, message] of cases) {
       const before = h.journal.length;

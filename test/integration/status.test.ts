@@ -223,6 +223,8 @@ describe("status", () => {
       assert.ok(Date.now() - started < 20_000, "bounded by the call deadline");
       const row = parseStatus(r.stdout).find((x) => x.node === h.nodes[1]);
       assert.match(row?.error ?? "", /EtcdStatus did not answer in time/);
+      // The member list still names it: its id is shown, not "-".
+      assert.match(row?.memberId ?? "", /^[0-9a-f]{16}$/);
     } finally {
       h.etcd.resume(1);
       await h.etcd.waitHealthy();
@@ -243,6 +245,25 @@ describe("status", () => {
       assert.match(r.stderr, new RegExp(`cannot reach endpoint ${h.nodes[0]!.replace(/\./g, "\\.")}`));
     } finally {
       await first.up();
+    }
+  });
+});
+
+describe("status and run on five members", () => {
+  it("no listener leak warning (one AbortSignal across every call), every member shown", async () => {
+    const h = await startHarness({ members: 5 });
+    const dir = mkdtempSync(join(tmpdir(), "status5-test-"));
+    try {
+      const env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }) };
+      const status = await runCli(["status", "--output", "json"], { env });
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(parseStatus(status.stdout).length, 5);
+      const dry = await runCli(["run", "--dry-run", "--output", "json", "--rule", "true"], { env });
+      assert.equal(dry.code, 0, dry.stderr);
+      for (const r of [status, dry]) assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
+    } finally {
+      await h.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

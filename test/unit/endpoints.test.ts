@@ -45,7 +45,9 @@ describe("endpoints", () => {
   });
 
   it("splits comma or space separated lists", () => {
-    assert.deepEqual(splitList("a, b,,c d"), ["a", "b", "c", "d"]);
+    assert.deepEqual(splitList("a, b ,c"), ["a", "b", "c"]);
     assert.deepEqual(splitList(undefined), []);
+    assert.throws(() => splitList("a,,b", "--nodes"), /^DefragError: --nodes "a,,b" has an empty entry$/);
+    assert.throws(() => splitList(",,", "--nodes"), /--nodes ",," has an empty entry/);
   });
 });

@@ -204,14 +204,24 @@ describe("option table", () => {
   });
 
   it("sizes, lists, choices and URLs", () => {
-    const o = parse("run", ["--quota-bytes", "4GB", "--endpoints", "a, b  c,"], {
+    const o = parse("run", ["--quota-bytes", "4GB", "--endpoints", "a, b ,c"], {
       TALOS_ETCD_DEFRAG_MOVE_LEADER: "never",
       TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL: "https://pg.example:9091",
-      TALOS_NODES: " , ",
+      TALOS_NODES: "",
     });
     assert.equal(o.quotaBytes, 4_000_000_000);
     assert.deepEqual(o.endpoints, ["a", "b", "c"]);
-    assert.equal(o.nodes, undefined, "an empty list counts as unset");
+    assert.equal(o.nodes, undefined, "an empty variable counts as unset");
+    // Lists are comma separated, as talosctl takes them: an empty entry or a blank list is bad input.
+    assert.equal(
+      parseError("run", ["--nodes", "not an ip,,"]).message,
+      '--nodes "not an ip,," has an empty entry',
+    );
+    assert.equal(
+      parseError("run", [], { TALOS_NODES: " , " }).message,
+      'TALOS_NODES " , " has an empty entry',
+    );
+    assert.equal(parseError("run", ["--endpoints", " "]).message, '--endpoints " " lists nothing');
     assert.equal(o.moveLeader, "never");
     assert.equal(o.pushgatewayUrl, "https://pg.example:9091");
     assert.equal(parse("run", ["--pushgateway-url", ""]).pushgatewayUrl, undefined);
