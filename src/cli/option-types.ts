@@ -8,7 +8,8 @@ import { parseBytes, parseDuration } from "../core/units.js";
 
 export type CommandName = "status" | "run";
 
-export type OptionKind = "string" | "list" | "duration" | "size" | "boolean" | "choice" | "url" | "rule";
+export type OptionKind =
+  "string" | "list" | "duration" | "size" | "ratio" | "boolean" | "choice" | "url" | "rule";
 
 /** How the text of a flag or environment variable becomes a value. */
 export interface OptionType<T> {
@@ -109,6 +110,19 @@ export const size: OptionType<number> = {
       );
     }
     return bytes;
+  },
+};
+
+/** A share from 0 to 1, as a decimal ("0.8") or a percentage ("80%"). */
+export const ratio: OptionType<number> = {
+  kind: "ratio",
+  parse: (value, source) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$/.exec(value);
+    const n = m === null ? Number.NaN : Number(m[1]) / (m[2] === "%" ? 100 : 1);
+    if (!(n >= 0 && n <= 1)) {
+      throw configError(`${source} "${value}" is not a share from 0 to 1`, "use e.g. 0.8 or 80%");
+    }
+    return n;
   },
 };
 

@@ -10,6 +10,7 @@ import {
   duration,
   list,
   option,
+  ratio,
   rule,
   size,
   text,
@@ -128,6 +129,15 @@ const TABLE = [
     help: "etcd's --quota-backend-bytes on the cluster (Talos leaves etcd's 2 GiB default); e.g. 4GiB or 4294967296",
     commands: ["run"],
     type: size,
+  }),
+  option({
+    key: "nospaceDisarmBelow",
+    flag: "--nospace-disarm-below <ratio>",
+    env: "TALOS_ETCD_DEFRAG_NOSPACE_DISARM_BELOW",
+    default: "0.8",
+    help: "after the members, disarm NOSPACE only when it is the only alarm and every member is below this share of the quota; 0 never disarms",
+    commands: ["run"],
+    type: ratio,
   }),
   option({
     key: "timeoutMs",

@@ -22,6 +22,7 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
   return {
     rule: o.rule,
     quotaBytes: o.quotaBytes,
+    nospaceDisarmBelow: o.nospaceDisarmBelow,
     timeoutMs: o.timeoutMs,
     maxWaitMs: o.maxWaitMs,
     moveLeader: o.moveLeader,

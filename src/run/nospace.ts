@@ -10,9 +10,6 @@ import { alarmText, raised } from "./results.js";
 import type { RaisedAlarm, RunContext, RunStop } from "./types.js";
 import { pollUntil } from "./wait.js";
 
-/** NOSPACE is disarmed only when every member is at most this share of the quota. */
-export const DISARM_MAX_QUOTA_USAGE = 0.8;
-
 export async function recoverNospace(
   ctx: RunContext,
   cluster: ClusterReader,
@@ -27,7 +24,11 @@ export async function recoverNospace(
     );
     return { disarmed: [], raised: raisedNow };
   }
-  const limit = opts.quotaBytes * DISARM_MAX_QUOTA_USAGE;
+  if (opts.nospaceDisarmBelow <= 0 && view.alarms.length > 0) {
+    reporter.warn("NOSPACE stays armed: disarming is off (--nospace-disarm-below 0)");
+    return { disarmed: [], raised: raisedNow };
+  }
+  const limit = opts.quotaBytes * opts.nospaceDisarmBelow;
   const over = view.nodes.filter((n) => !n.ok || n.status.dbSize > limit);
   if (over.length > 0) {
     reporter.warn(
@@ -35,9 +36,7 @@ export async function recoverNospace(
     );
     return { disarmed: [], raised: raisedNow };
   }
-  reporter.info(
-    `every member is under ${(DISARM_MAX_QUOTA_USAGE * 100).toFixed(0)}% of the quota: disarming NOSPACE`,
-  );
+  reporter.info(`every member is under ${percent(opts.nospaceDisarmBelow)} of the quota: disarming NOSPACE`);
   let disarmed: MemberAlarm[];
   try {
     disarmed = await ctx.backend.disarmNospace();
@@ -61,4 +60,8 @@ export async function recoverNospace(
     );
   else reporter.info(`disarmed: ${disarmed.map((a) => alarmText(raised(a))).join(", ")}`);
   return { disarmed: disarmed.map((a) => alarmText(raised(a))), raised: left.map(raised) };
+}
+
+export function percent(share: number): string {
+  return `${Number((share * 100).toFixed(1))}%`;
 }

@@ -12,7 +12,7 @@ import { formatMemberId } from "../core/units.js";
 import { ClusterReader } from "./cluster.js";
 import { LeaderMoves } from "./leader.js";
 import { defragmentMember } from "./member.js";
-import { recoverNospace } from "./nospace.js";
+import { percent, recoverNospace } from "./nospace.js";
 import { observeCluster } from "./observe.js";
 import { preflight } from "./preflight.js";
 import { busyNodes, readActivity, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
@@ -134,7 +134,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
       "etcd",
       `${nospace.raised.map(alarmText).join(", ")} still raised at the end of the run${nospace.raised.some((a) => a.alarm === "NOSPACE") ? ": etcd refuses writes until NOSPACE is disarmed" : ""}`,
       {
-        hint: "see the warnings above; free space or raise the quota, then run again (NOSPACE is disarmed when every member is under 80% of the quota)",
+        hint: `see the warnings above; free space or raise the quota, then run again (NOSPACE is disarmed when every member is under ${percent(opts.nospaceDisarmBelow)} of the quota)`,
       },
     );
     reporter.error(error.describe());

@@ -11,6 +11,8 @@ export type MoveLeader = "auto" | "always" | "never";
 export interface RunOptions {
   rule: Rule;
   quotaBytes: number;
+  /** NOSPACE is disarmed only when every member is below this share of the quota; 0: never. */
+  nospaceDisarmBelow: number;
   /** The longest one member's defragment call may take. */
   timeoutMs: number;
   moveLeader: MoveLeader;

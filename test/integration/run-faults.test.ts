@@ -200,12 +200,24 @@ describe("run: NOSPACE recovery", () => {
     assert.deepEqual(await h.etcd.members[0]!.client.alarmList(), []);
   });
 
-  it("NOSPACE with the data live: defragmented, still armed, so result alarm-raised and exit 1, not success", async () => {
+  it("NOSPACE with the data live (over --nospace-disarm-below of the quota): defragmented, still armed, so result alarm-raised and exit 1, not success", async () => {
     await h.etcd.raiseNospace();
     const env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }) };
     const since = nextSeq(h);
     const r = await runCli(
-      ["run", "--output", "json", "--quota-bytes", "48MiB", "--pause", "0s", "--rule", "true"],
+      [
+        "run",
+        "--output",
+        "json",
+        "--quota-bytes",
+        "48MiB",
+        "--nospace-disarm-below",
+        "70%",
+        "--pause",
+        "0s",
+        "--rule",
+        "true",
+      ],
       {
         env,
       },
@@ -224,7 +236,7 @@ describe("run: NOSPACE recovery", () => {
       s.error ?? "",
       /NOSPACE on [0-9a-f]{16}.* still raised at the end of the run: etcd refuses writes until NOSPACE is disarmed/,
     );
-    assert.match(r.stderr, /NOSPACE stays armed: .* of a 48\.0 MiB quota/);
+    assert.match(r.stderr, /NOSPACE stays armed: .* is at \d+\.\d MiB of a 48\.0 MiB quota/);
     assert.equal(h.journal.filter((j) => j.seq >= since && j.method === "EtcdAlarmDisarm").length, 0);
     assert.ok((await h.etcd.members[0]!.client.alarmList()).some((a) => a.alarm === "NOSPACE"));
   });

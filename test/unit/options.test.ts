@@ -222,6 +222,13 @@ describe("option table", () => {
       'TALOS_NODES " , " has an empty entry',
     );
     assert.equal(parseError("run", ["--endpoints", " "]).message, '--endpoints " " lists nothing');
+    assert.equal(parse("run", []).nospaceDisarmBelow, 0.8);
+    assert.equal(parse("run", ["--nospace-disarm-below", "70%"]).nospaceDisarmBelow, 0.7);
+    assert.equal(parse("run", ["--nospace-disarm-below", "0"]).nospaceDisarmBelow, 0);
+    assert.equal(
+      parseError("run", ["--nospace-disarm-below", "1.5"]).message,
+      '--nospace-disarm-below "1.5" is not a share from 0 to 1',
+    );
     assert.equal(o.moveLeader, "never");
     assert.equal(o.pushgatewayUrl, "https://pg.example:9091");
     assert.equal(parse("run", ["--pushgateway-url", ""]).pushgatewayUrl, undefined);

@@ -16,6 +16,7 @@ function options(over: Partial<RunOptions> = {}): RunOptions {
   return {
     rule: compileRule("true"),
     quotaBytes: 2 * 1024 * MiB,
+    nospaceDisarmBelow: 0.8,
     timeoutMs: 60_000,
     moveLeader: "never",
     allowDowntime: false,
@@ -412,5 +413,52 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
         ["10.0.0.1", 4_000],
       ],
     );
+  });
+});
+
+describe("NOSPACE at the end", () => {
+  const nospace = (): SimCluster => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.alarms_ = [{ memberId: 2n, alarm: "NOSPACE" }];
+    return sim;
+  };
+  const run = (sim: SimCluster, over: Partial<RunOptions>, lines: string[]) =>
+    runDefrag(sim, options({ quotaBytes: 400 * MiB, ...over }), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+
+  it("disarmed when every member is below the share of the quota (100 MiB of 400 MiB < 80%)", async () => {
+    const sim = nospace();
+    const lines: string[] = [];
+    const result = await run(sim, {}, lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assert.deepEqual(result.alarmsDisarmed, ["NOSPACE on 0000000000000002"]);
+    assert.deepEqual(result.alarmsRaised, []);
+    assert.ok(lines.includes("every member is under 80% of the quota: disarming NOSPACE"));
+  });
+
+  it("left armed above the share: result alarm-raised, the alarm in the result", async () => {
+    const sim = nospace();
+    const lines: string[] = [];
+    const result = await run(sim, { nospaceDisarmBelow: 0.2 }, lines);
+    assert.equal(result.result, "alarm-raised");
+    assert.deepEqual(result.alarmsRaised, [{ alarm: "NOSPACE", member: "0000000000000002" }]);
+    assert.ok(!sim.calls.includes("EtcdAlarmDisarm"));
+    assert.match(
+      result.error?.message ?? "",
+      /^NOSPACE on 0000000000000002 still raised at the end of the run: etcd refuses writes/,
+    );
+    assert.match(result.error?.hint ?? "", /every member is under 20% of the quota/);
+  });
+
+  it("0 switches disarming off", async () => {
+    const sim = nospace();
+    const lines: string[] = [];
+    const result = await run(sim, { nospaceDisarmBelow: 0 }, lines);
+    assert.equal(result.result, "alarm-raised");
+    assert.ok(!sim.calls.includes("EtcdAlarmDisarm"));
+    assert.ok(lines.includes("NOSPACE stays armed: disarming is off (--nospace-disarm-below 0)"));
   });
 });
