@@ -21,8 +21,9 @@ import { after, before, describe, it } from "node:test";
 import { ExternalSecret } from "@kubernetes-models/external-secrets/external-secrets.io/v1beta1/ExternalSecret";
 import { HelmRelease } from "@kubernetes-models/flux-cd/helm.toolkit.fluxcd.io/v2beta2/HelmRelease";
 import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.fluxcd.io/v1/Kustomization";
-import { HelmRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/HelmRepository";
+import { OCIRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/OCIRepository";
 import { CronJob } from "kubernetes-models/batch/v1/CronJob";
+import { Job } from "kubernetes-models/batch/v1/Job";
 import { parse, parseAllDocuments, stringify } from "yaml";
 
 import { Pki } from "../harness/certs.js";
@@ -34,7 +35,7 @@ const BIN = join(REPO_ROOT, ".cache", "bin");
 interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string };
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
   spec: Record<string, unknown>;
 }
 
@@ -70,22 +71,38 @@ function blocks(): { files: Map<string, string>; commands: string[] } {
   return { files, commands };
 }
 
+/** Validates with the library's schema; for an API version newer than the library, as chart.test.ts does. */
 function validate(o: K8sObject): void {
   switch (o.kind) {
     case "ExternalSecret":
+      // external-secrets.io/v1 has the same ExternalSecret schema as v1beta1, the library's newest.
       new ExternalSecret({ ...o, apiVersion: "external-secrets.io/v1beta1" } as never).validate();
       return;
-    case "HelmRelease":
-      new HelmRelease({ ...o, apiVersion: "helm.toolkit.fluxcd.io/v2beta2" } as never).validate();
+    case "HelmRelease": {
+      // helm.toolkit.fluxcd.io/v2 is v2beta2 plus chartRef (which the library's schema predates): the rest
+      // validates with v2beta2, chartRef is checked here.
+      const { chartRef, ...rest } = o.spec as { chartRef?: unknown };
+      const spec: Record<string, unknown> = rest;
+      if (chartRef !== undefined) {
+        assert.deepEqual(Object.keys(chartRef as object).sort(), ["kind", "name"]);
+        assert.ok(["OCIRepository", "HelmChart"].includes((chartRef as { kind: string }).kind));
+        spec.chart = { spec: { chart: "placeholder", sourceRef: { kind: "HelmRepository", name: "x" } } };
+      }
+      new HelmRelease({ ...o, spec, apiVersion: "helm.toolkit.fluxcd.io/v2beta2" } as never).validate();
       return;
-    case "HelmRepository":
-      new HelmRepository({ ...o, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as never).validate();
+    }
+    case "OCIRepository":
+      // source.toolkit.fluxcd.io/v1 (Flux 2.6) promoted v1beta2 unchanged, the library's newest.
+      new OCIRepository({ ...o, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as never).validate();
       return;
     case "Kustomization":
       new Kustomization(o as never).validate();
       return;
     case "CronJob":
       new CronJob(o as never).validate();
+      return;
+    case "Job":
+      new Job(o as never).validate();
       return;
     default:
       assert.fail(`unexpected ${o.apiVersion} ${o.kind}`);
@@ -100,7 +117,7 @@ describe("docs/migrate.md", () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), "migrate-"));
     // The user's folder: their ExternalSecret (the one in deploy/flux is the same object), and the files
-    // the guide gives, next to our HelmRepository.
+    // the guide gives, next to our OCIRepository.
     const app = join(dir, "app");
     mkdirSync(app);
     copyFileSync(
@@ -108,8 +125,8 @@ describe("docs/migrate.md", () => {
       join(app, "externalsecret.yaml"),
     );
     copyFileSync(
-      join(REPO_ROOT, "deploy", "flux", "app", "helmrepository.yaml"),
-      join(app, "helmrepository.yaml"),
+      join(REPO_ROOT, "deploy", "flux", "app", "ocirepository.yaml"),
+      join(app, "ocirepository.yaml"),
     );
     for (const [name, body] of blocks().files) writeFileSync(join(dir, name), body);
     const built = spawnSync(tool("kustomize"), ["build", app], { encoding: "utf8" });
@@ -144,30 +161,48 @@ describe("docs/migrate.md", () => {
   });
 
   it("the Flux files build and validate; one ExternalSecret (theirs) and no second owner of the Secret", () => {
-    assert.deepEqual(objects.map((o) => o.kind).sort(), ["ExternalSecret", "HelmRelease", "HelmRepository"]);
+    assert.deepEqual(objects.map((o) => o.kind).sort(), ["ExternalSecret", "HelmRelease", "OCIRepository"]);
     for (const o of objects) validate(o);
     for (const o of rendered) validate(o);
     assert.deepEqual(
       rendered.map((o) => o.kind),
-      ["CronJob"],
-      "auth.mode secret renders no ExternalSecret and no Talos ServiceAccount",
+      ["CronJob", "Job"],
+      "auth.mode secret renders no ExternalSecret and no Talos ServiceAccount (the Job is the verification hook)",
     );
+    const verify = rendered.find((o) => o.kind === "Job")!;
+    assert.equal(verify.metadata.annotations?.["helm.sh/hook"], "post-install,post-upgrade");
     const release = objects.find((o) => o.kind === "HelmRelease")!;
-    const repo = objects.find((o) => o.kind === "HelmRepository")!;
-    const chart = (release.spec.chart as { spec: { sourceRef: { kind: string; name: string } } }).spec;
-    assert.deepEqual(chart.sourceRef, { kind: "HelmRepository", name: repo.metadata.name });
+    const source = objects.find((o) => o.kind === "OCIRepository")!;
+    // The same source and release API versions as deploy/flux/app, the chart through chartRef to it.
+    assert.equal(source.apiVersion, "source.toolkit.fluxcd.io/v1");
+    assert.equal(release.apiVersion, "helm.toolkit.fluxcd.io/v2");
+    assert.equal(release.spec.chart, undefined, "chartRef, not chart.spec.sourceRef");
+    assert.deepEqual(release.spec.chartRef, { kind: "OCIRepository", name: source.metadata.name });
   });
 
   it("the rendered CronJob reads the Secret the ExternalSecret fills, and the first run is a dry run", () => {
     const es = objects.find((o) => o.kind === "ExternalSecret")!;
     const target = (es.spec.target as { name: string; creationPolicy: string }).name;
-    const cronJob = rendered[0]!;
+    const cronJob = rendered.find((o) => o.kind === "CronJob")!;
     const pod = (
       cronJob.spec.jobTemplate as { spec: { template: { spec: { containers: { env: Env[] }[] } } } }
     ).spec.template.spec;
     const env = pod.containers[0]!.env;
     for (const key of ["TALOS_CA", "TALOS_CRT", "TALOS_KEY"]) {
       assert.deepEqual(env.find((e) => e.name === key)?.valueFrom, { secretKeyRef: { name: target, key } });
+    }
+    // The verification Job (status and run --dry-run at install) reads the same Secret.
+    const verify = (
+      rendered.find((o) => o.kind === "Job")!.spec as {
+        template: { spec: { initContainers: { env: Env[] }[]; containers: { env: Env[] }[] } };
+      }
+    ).template.spec;
+    for (const c of [...verify.initContainers, ...verify.containers]) {
+      for (const key of ["TALOS_CA", "TALOS_CRT", "TALOS_KEY"]) {
+        assert.deepEqual(c.env.find((e) => e.name === key)?.valueFrom, {
+          secretKeyRef: { name: target, key },
+        });
+      }
     }
     const secretKeys = (es.spec.data as { secretKey: string }[]).map((d) => d.secretKey).sort();
     assert.deepEqual(secretKeys, ["TALOS_CA", "TALOS_CRT", "TALOS_KEY"]);
@@ -178,7 +213,7 @@ describe("docs/migrate.md", () => {
 
   it("its kubectl commands name the CronJob, namespace and Secret the chart renders", () => {
     const { commands } = blocks();
-    const cronJob = rendered[0]!;
+    const cronJob = rendered.find((o) => o.kind === "CronJob")!;
     const jobs = commands.filter((c) => c.includes("create job"));
     assert.equal(jobs.length, 2);
     for (const c of jobs) {
