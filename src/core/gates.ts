@@ -12,7 +12,9 @@ export type GateName =
   | "corrupt"
   | "quorum"
   /** The credential does not allow what the plan needs. */
-  | "permission";
+  | "permission"
+  /** Another run of this tool holds the guard (the Kubernetes Lease). */
+  | "another-run";
 
 export interface GateFailure {
   gate: GateName;
