@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # helm and kustomize for the chart tests (go install, pinned, reused from .cache/bin).
 bash scripts/k8s-tools.sh >/dev/null
+# A real kube-apiserver for the lease and chart tests (built once, about 5 minutes, into .cache/).
+KUBE_APISERVER_BIN=${KUBE_APISERVER_BIN:-$(bash scripts/kube-apiserver.sh)}
+export KUBE_APISERVER_BIN
 # A real Pushgateway and promtool, and etcdctl for the benchmark's smoke run (Debian packages).
 if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-pushgateway ] || ! command -v etcdctl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

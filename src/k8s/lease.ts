@@ -23,6 +23,9 @@ import { judge, observe, takenSpec, type LeaseRecord, type Observation } from ".
 /** Where Kubernetes mounts a pod's service-account token, CA and namespace. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/** Our clock and the API server's may differ this much before renewTime is written on the server's. */
+const CLOCK_SKEW_TOLERANCE_MS = 2000;
+
 export interface LeaseGuardOptions {
   kubeConfig: KubeConfig;
   namespace: string;
@@ -186,7 +189,11 @@ class LeaseGuard implements RunGuard {
       });
       const date = r.headers.date ?? r.headers.Date;
       const serverMs = date === undefined ? undefined : Date.parse(date);
-      if (serverMs !== undefined && !Number.isNaN(serverMs)) this.offsetMs = serverMs - this.opts.clock.now();
+      if (serverMs !== undefined && !Number.isNaN(serverMs)) {
+        // The Date header is truncated to the second: only a skew beyond that is worth correcting.
+        const skew = serverMs - this.opts.clock.now();
+        this.offsetMs = Math.abs(skew) > CLOCK_SKEW_TOLERANCE_MS ? skew : 0;
+      }
       return {
         record: toRecord(r.data),
         serverMs: serverMs === undefined || Number.isNaN(serverMs) ? undefined : serverMs,
