@@ -22,6 +22,13 @@ export interface KubeUser {
   groups?: string[];
 }
 
+/** Any Kubernetes object, as rendered YAML parses. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
 export interface KubeApiServerOptions {
   /** Users with a static token each; "admin" (system:masters) is always there. */
   users?: KubeUser[];
@@ -194,15 +201,50 @@ export class KubeApiServer {
 
   /** A plain GET as the admin, for readiness and checks. */
   get(path: string, user = "admin"): Promise<{ status: number; body: string }> {
+    return this.send("GET", path, user);
+  }
+
+  /**
+   * Server-side apply of one object as it is (strict field validation: an unknown field is an
+   * error), as the admin; `dryRun` validates and admits without storing. The object goes out
+   * byte for byte: the client's typed serializer would drop fields its models do not know.
+   */
+  async apply(o: KubeObject, opts: { dryRun?: boolean } = {}): Promise<{ status: number; body: string }> {
+    const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
+    const lower = o.kind.toLowerCase();
+    const plural = lower.endsWith("y") ? `${lower.slice(0, -1)}ies` : `${lower}s`;
+    const base = group === "" ? `/api/${version ?? ""}` : `/apis/${group}/${version ?? ""}`;
+    const ns = o.metadata.namespace === undefined ? "" : `/namespaces/${o.metadata.namespace}`;
+    const query = `fieldManager=harness&force=true&fieldValidation=Strict${opts.dryRun ? "&dryRun=All" : ""}`;
+    return this.send(
+      "PATCH",
+      `${base}${ns}/${plural}/${o.metadata.name}?${query}`,
+      "admin",
+      JSON.stringify(o),
+      "application/apply-patch+yaml",
+    );
+  }
+
+  private send(
+    method: string,
+    path: string,
+    user: string,
+    body?: string,
+    contentType?: string,
+  ): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
+          method,
           host: this.address,
           port: this.port,
           path,
           ca: this.caPem,
-          headers: { authorization: `Bearer ${this.token(user)}` },
-          timeout: 5000,
+          headers: {
+            authorization: `Bearer ${this.token(user)}`,
+            ...(contentType === undefined ? {} : { "content-type": contentType }),
+          },
+          timeout: 10_000,
         },
         (res) => {
           let body = "";
@@ -214,7 +256,7 @@ export class KubeApiServer {
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
       req.on("error", reject);
-      req.end();
+      req.end(body);
     });
   }
 

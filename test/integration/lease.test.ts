@@ -4,7 +4,7 @@
 // processes of the built CLI started together never defragment at the same time.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -254,6 +254,28 @@ describe("the Lease against a real kube-apiserver", () => {
       "someone-else",
       "release leaves another's lease alone",
     );
+  });
+
+  it("in a pod: the service account's token, CA and KUBERNETES_SERVICE_HOST/PORT, as Kubernetes mounts them", async () => {
+    const saDir = mkdtempSync(join(dir, "serviceaccount-"));
+    const env = { KUBERNETES_SERVICE_HOST: kas.address, KUBERNETES_SERVICE_PORT: String(kas.port) };
+    assert.throws(
+      () => loadKubeConfig({ kubeconfig: undefined, env, serviceAccountDir: saDir }),
+      /--lease in a pod needs its service-account token/,
+    );
+    writeFileSync(join(saDir, "token"), kas.token("admin"));
+    writeFileSync(join(saDir, "ca.crt"), kas.caPem);
+    writeFileSync(join(saDir, "namespace"), NS);
+    const held = await createLeaseGuard({
+      kubeConfig: loadKubeConfig({ kubeconfig: undefined, env, serviceAccountDir: saDir }),
+      namespace: NS,
+      name: "in-pod",
+      identity: "pod-run",
+      durationSeconds: 30,
+      clock: systemClock,
+    }).acquire(noWait);
+    assert.equal((await read("in-pod")).spec.holderIdentity, "pod-run");
+    await held.release();
   });
 
   it("the least RBAC is enough: get/update on the one lease (resourceNames) and create", async () => {
