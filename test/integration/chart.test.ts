@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -573,12 +574,14 @@ describe("the rendered CronJob, run as Kubernetes would run it", () => {
   before(async () => {
     h = await startHarness({ members: 3 });
     dir = mkdtempSync(join(tmpdir(), "cronjob-e2e-"));
-    // The image's /app: the bundled file alone, no node_modules anywhere near it.
+    // The image's /app: the bundle (its entry point and chunks) alone, no node_modules anywhere near it.
     app = join(dir, "app");
-    mkdirSync(app);
-    const bundle = join(REPO_ROOT, "dist", "bundle", "talos-etcd-defrag.mjs");
-    assert.ok(existsSync(bundle), "npm run bundle has been run (scripts/setup.sh does)");
-    copyFileSync(bundle, join(app, "talos-etcd-defrag.mjs"));
+    const bundle = join(REPO_ROOT, "dist", "bundle");
+    assert.ok(
+      existsSync(join(bundle, "talos-etcd-defrag.mjs")),
+      "npm run bundle has been run (scripts/setup.sh does)",
+    );
+    cpSync(bundle, app, { recursive: true });
   });
 
   after(async () => {
