@@ -117,6 +117,7 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
         });
         throw e;
       }
+      ctx.logger.error(`refused: ${e.describe()}`, { kind: e.kind });
       return report(ctx, cluster, refusedByGuard(e, startedAt, ctx.now()));
     }
   }
