@@ -409,7 +409,10 @@ describe("the Lease against a real kube-apiserver", () => {
           /another run holds the lease kube-system\/etcd-defrag: "the-other-run" since /,
         );
         assert.equal(h.journal.length, since, "no Talos API call at all");
-        assert.match(r.stderr, /refused: another run holds the lease kube-system\/etcd-defrag: "the-other-run"/);
+        assert.match(
+          r.stderr,
+          /refused: another run holds the lease kube-system\/etcd-defrag: "the-other-run"/,
+        );
       } finally {
         await holder.release();
       }
