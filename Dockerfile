@@ -16,7 +16,8 @@ LABEL org.opencontainers.image.title="talos-etcd-defrag" \
       org.opencontainers.image.description="Safe, automated etcd defragmentation for Talos Linux control planes, through the Talos API" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /src/dist/bundle/talos-etcd-defrag.mjs /app/talos-etcd-defrag.mjs
+# The entry point and the chunks it loads only when needed (the Kubernetes client for --lease, metrics).
+COPY --from=build /src/dist/bundle/ /app/
 USER 65532:65532
 # --use-openssl-ca: the tool trusts only the Talos CA it is given, and without this flag Node
 # parses its ~140 bundled public root certificates at the first TLS connection (~20 ms per run).

@@ -13,6 +13,9 @@ bash scripts/k8s-tools.sh >/dev/null
 bash scripts/npm-package-cache.sh
 # Node 24, the image's runtime, for the tests that run the bundle as the image does (.cache/node).
 bash scripts/node24.sh >/dev/null
+# A real kube-apiserver for the lease and chart tests (built once, about 5 minutes, into .cache/).
+KUBE_APISERVER_BIN=${KUBE_APISERVER_BIN:-$(bash scripts/kube-apiserver.sh)}
+export KUBE_APISERVER_BIN
 # A real Pushgateway and promtool, etcdctl for the benchmark's smoke run, and an OCI registry
 # (distribution) for the chart's push and pull (Debian packages).
 if ! command -v promtool >/dev/null 2>&1 || [ ! -x /usr/bin/prometheus-pushgateway ] || ! command -v etcdctl >/dev/null 2>&1 ||

@@ -9,7 +9,7 @@ import { parseBytes, parseDuration } from "../core/units.js";
 export type CommandName = "status" | "run";
 
 export type OptionKind =
-  "string" | "list" | "duration" | "size" | "ratio" | "boolean" | "choice" | "url" | "rule";
+  "string" | "list" | "duration" | "size" | "ratio" | "boolean" | "choice" | "url" | "rule" | "lease";
 
 /** How the text of a flag or environment variable becomes a value. */
 export interface OptionType<T> {
@@ -176,5 +176,38 @@ export function url(example: string): OptionType<string | undefined> {
 
 /** A CEL rule, compiled and type-checked now so that a bad one is a usage error before any call. */
 export const rule: OptionType<Rule> = { kind: "rule", parse: (value) => compileRule(value) };
+
+/** A Kubernetes Lease named NAMESPACE/NAME. */
+export interface LeaseName {
+  namespace: string;
+  name: string;
+}
+
+/** RFC 1123 label: what a namespace name must be. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** RFC 1123 subdomain: what a Lease's name must be. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** NAMESPACE/NAME, each checked the way the API server would; empty counts as unset. */
+export const leaseName: OptionType<LeaseName | undefined> = {
+  kind: "lease",
+  parse: (value, source) => {
+    if (value === "") return undefined;
+    const bad = (why: string): never => {
+      throw configError(`${source} "${value}" ${why}`, "use NAMESPACE/NAME, e.g. kube-system/etcd-defrag");
+    };
+    const parts = value.split("/");
+    if (parts.length !== 2) return bad("is not NAMESPACE/NAME");
+    const [namespace = "", name = ""] = parts;
+    if (namespace === "" || name === "") return bad("has an empty namespace or name");
+    if (namespace.length > 63 || !DNS_LABEL.test(namespace))
+      return bad(`has an invalid namespace "${namespace}" (lower-case letters, digits and '-', at most 63)`);
+    if (name.length > 253 || !DNS_SUBDOMAIN.test(name))
+      return bad(
+        `has an invalid lease name "${name}" (lower-case letters, digits, '-' and '.', at most 253)`,
+      );
+    return { namespace, name };
+  },
+};
 
 // ---- The table

@@ -9,11 +9,13 @@ import { createReporter } from "../report/reporter.js";
 import { summaryJson, summaryText } from "../report/summary.js";
 import { systemClock } from "../run/clock.js";
 import { runDefrag } from "../run/run.js";
+import type { HeldGuard } from "../run/guard.js";
 import type { RunOptions, RunResult } from "../run/types.js";
 import type { RunMetrics } from "../report/metrics.js";
 import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
 import { exitCodeFor, exitCodeForRun } from "./exit.js";
+import { acquireGuard, guardFor, releaseGuard } from "./lease.js";
 import type { RunCliOptions } from "./options.js";
 
 /** The options were checked when parsed; here they meet what the configuration told. */
@@ -83,12 +85,14 @@ export async function runBadOptions(
 export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<number> {
   const target = ctx.options;
   let cluster = ctx.options.clusterName ?? "default";
-  let prepared: { config: Config; options: RunOptions };
+  let prepared: { config: Config; options: RunOptions; guard: Awaited<ReturnType<typeof guardFor>> };
   try {
     const config = loadConnection(ctx);
     cluster =
       ctx.options.clusterName ?? (config.contextName === "environment" ? "default" : config.contextName);
-    prepared = { config, options: runOptions(ctx, config.nodes) };
+    const options = runOptions(ctx, config.nodes);
+    // A dry run changes nothing, so it does not need (or wait for) the guard against concurrent runs.
+    prepared = { config, options, guard: options.dryRun ? undefined : await guardFor(ctx, systemClock) };
   } catch (err) {
     const e = DefragError.from(err);
     await publish(ctx.logger, target, cluster, {
@@ -98,6 +102,26 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
     });
     throw e;
   }
+  // Before reading the cluster: another run holding the lease means this one touches nothing.
+  const startedAt = ctx.now();
+  let held: HeldGuard | undefined;
+  if (prepared.guard !== undefined) {
+    try {
+      held = await acquireGuard(ctx, prepared.guard);
+    } catch (err) {
+      const e = DefragError.from(err);
+      if (e.kind !== "refused") {
+        await publish(ctx.logger, target, cluster, {
+          result: "error",
+          exitCode: exitCodeFor(e.kind),
+          finishedAt: ctx.now(),
+        });
+        throw e;
+      }
+      ctx.logger.error(`refused: ${e.describe()}`, { kind: e.kind });
+      return report(ctx, cluster, refusedByGuard(e, startedAt, ctx.now()));
+    }
+  }
   const backend = connect(ctx, prepared.config);
   const reporter = createReporter(ctx.logger, { live: ctx.liveProgress ? ctx.stderr : undefined });
   try {
@@ -105,7 +129,8 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
     try {
       result = await runDefrag(backend, prepared.options, {
         clock: systemClock,
-        signal: ctx.signal,
+        // Stop requested, or the guard lost: start nothing new.
+        signal: held === undefined ? ctx.signal : AbortSignal.any([ctx.signal, held.lost]),
         reporter,
       });
     } catch (err) {
@@ -117,17 +142,44 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
       });
       throw e;
     }
-    if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
-    else ctx.stdout.write(summaryText(result));
-    const exitCode = exitCodeForRun(result.result);
-    await publish(ctx.logger, target, cluster, {
-      result: result.result,
-      exitCode,
-      finishedAt: ctx.now(),
-      run: result,
-    });
-    return exitCode;
+    if (held?.lost.aborted === true) ctx.logger.error(DefragError.from(held.lost.reason).describe());
+    return await report(ctx, cluster, result);
   } finally {
     backend.close();
+    if (held !== undefined && prepared.guard !== undefined)
+      await releaseGuard(ctx, prepared.guard.what, held);
   }
+}
+
+/** The summary on stdout and the metrics of a run that ran (or was refused). */
+async function report(
+  ctx: CommandContext<RunCliOptions>,
+  cluster: string,
+  result: RunResult,
+): Promise<number> {
+  if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
+  else ctx.stdout.write(summaryText(result));
+  const exitCode = exitCodeForRun(result.result);
+  await publish(ctx.logger, ctx.options, cluster, {
+    result: result.result,
+    exitCode,
+    finishedAt: ctx.now(),
+    run: result,
+  });
+  return exitCode;
+}
+
+/** Another run holds the guard: refused before anything was read or touched. */
+function refusedByGuard(error: DefragError, startedAt: Date, now: Date): RunResult {
+  return {
+    result: "refused",
+    members: [],
+    reclaimedBytes: 0,
+    durationMs: now.getTime() - startedAt.getTime(),
+    alarmsDisarmed: [],
+    alarmsRaised: [],
+    refusals: [{ gate: "another-run", message: error.describe() }],
+    error,
+    startedAt,
+  };
 }

@@ -14,7 +14,9 @@ export type GateName =
   /** The credential does not allow what the plan needs. */
   | "permission"
   /** A defragment not started by this run is in progress, or cannot be ruled out. */
-  | "quiet";
+  | "quiet"
+  /** Another run of this tool holds the guard (the Kubernetes Lease). */
+  | "another-run";
 
 export interface GateFailure {
   gate: GateName;

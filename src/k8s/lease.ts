@@ -1,0 +1,435 @@
+// The run's guard as a Kubernetes Lease (coordination.k8s.io/v1), with the maintained
+// client (@kubernetes/client-node), leader-election style: create it if absent (409: someone
+// else won, read again), take it over only when it is released or expired, always with the
+// resourceVersion read (so two takers cannot both win), renew it every third of its duration,
+// release it on exit. Loaded with `await import()` only when a lease is configured.
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+import {
+  ApiException,
+  CoordinationV1Api,
+  KubeConfig,
+  V1MicroTime,
+  type V1Lease,
+} from "@kubernetes/client-node";
+
+import { configError, DefragError } from "../core/errors.js";
+import type { Clock } from "../run/clock.js";
+import type { HeldGuard, RunGuard } from "../run/guard.js";
+import { judge, observe, takenSpec, type LeaseRecord, type Observation } from "./lease-record.js";
+
+/** Where Kubernetes mounts a pod's service-account token, CA and namespace. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** Our clock and the API server's may differ this much before renewTime is written on the server's. */
+const CLOCK_SKEW_TOLERANCE_MS = 2000;
+
+export interface LeaseGuardOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  name: string;
+  /** Who we are in holderIdentity: unique per run. */
+  identity: string;
+  durationSeconds: number;
+  clock: Clock;
+  /** Monotonic milliseconds (performance.now), for "unchanged while we watched". */
+  monotonic?: () => number;
+  /** How often a waiting run reads the lease again; default a third of the duration, at most 2 s. */
+  pollMs?: number;
+  /** Told when a renewal fails (the lease is lost only when they keep failing). */
+  onRenewError?: (err: DefragError) => void;
+}
+
+/** The kubeconfig: an explicit file (or KUBECONFIG list), the pod's service account, or ~/.kube/config. */
+export function loadKubeConfig(opts: {
+  kubeconfig: string | undefined;
+  env: Readonly<Record<string, string | undefined>>;
+  serviceAccountDir?: string;
+}): KubeConfig {
+  const kc = new KubeConfig();
+  const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+  const files = (opts.kubeconfig ?? "").split(":").filter((f) => f !== "");
+  try {
+    if (files.length > 0) {
+      const [first, ...rest] = files;
+      for (const f of files) {
+        if (!existsSync(f))
+          throw configError(`kubeconfig ${f} does not exist`, "check --kubeconfig / KUBECONFIG");
+      }
+      kc.loadFromFile(first ?? "");
+      for (const f of rest) {
+        const more = new KubeConfig();
+        more.loadFromFile(f);
+        kc.mergeConfig(more);
+      }
+    } else if (opts.env.KUBERNETES_SERVICE_HOST && opts.env.KUBERNETES_SERVICE_PORT) {
+      const token = join(saDir, "token");
+      if (!existsSync(token)) {
+        throw configError(
+          `--lease in a pod needs its service-account token at ${token}, and there is none`,
+          "mount one (the chart does when lease.enabled is true) or pass --kubeconfig",
+        );
+      }
+      const host = opts.env.KUBERNETES_SERVICE_HOST;
+      const server = `https://${host.includes(":") ? `[${host}]` : host}:${opts.env.KUBERNETES_SERVICE_PORT}`;
+      kc.loadFromClusterAndUser(
+        { name: "inCluster", server, caFile: join(saDir, "ca.crt"), skipTLSVerify: false },
+        { name: "inClusterUser", authProvider: { name: "tokenFile", config: { tokenFile: token } } },
+      );
+    } else {
+      const home = opts.env.HOME;
+      const path = home === undefined ? undefined : join(home, ".kube", "config");
+      if (path === undefined || !existsSync(path)) {
+        throw configError(
+          "--lease needs a Kubernetes API server: no --kubeconfig, no KUBECONFIG, not in a pod, no ~/.kube/config",
+          "pass --kubeconfig PATH",
+        );
+      }
+      kc.loadFromFile(path);
+    }
+  } catch (err) {
+    if (err instanceof DefragError) throw err;
+    throw configError(
+      `cannot load the kubeconfig: ${(err as Error).message}`,
+      "check --kubeconfig / KUBECONFIG",
+    );
+  }
+  if (kc.getCurrentCluster() === null) {
+    throw configError("the kubeconfig has no current cluster", "set its current-context");
+  }
+  return kc;
+}
+
+export function createLeaseGuard(opts: LeaseGuardOptions): RunGuard {
+  return new LeaseGuard(opts);
+}
+
+interface Read {
+  record: LeaseRecord | undefined;
+  /** The API server's clock from the response's Date header, when there is one. */
+  serverMs: number | undefined;
+}
+
+class LeaseGuard implements RunGuard {
+  private readonly api: CoordinationV1Api;
+  private readonly monotonic: () => number;
+  private readonly pollMs: number;
+  /** The API server's clock minus ours, from the last Date header (renewTime is written on its clock). */
+  private offsetMs = 0;
+
+  constructor(private readonly opts: LeaseGuardOptions) {
+    this.api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.monotonic = opts.monotonic ?? (() => performance.now());
+    this.pollMs = opts.pollMs ?? Math.min(2000, (opts.durationSeconds * 1000) / 3);
+  }
+
+  get what(): string {
+    return `lease ${this.opts.namespace}/${this.opts.name}`;
+  }
+
+  async acquire(a: {
+    waitMs: number;
+    signal: AbortSignal;
+    onWait: (holder: string, waitedMs: number) => void;
+  }): Promise<HeldGuard> {
+    const started = this.monotonic();
+    let observed: Observation | undefined;
+    for (;;) {
+      if (a.signal.aborted) throw abortError(a.signal, `while waiting for the ${this.what}`);
+      const { record, serverMs } = await this.read("get");
+      if (record === undefined) {
+        const created = await this.write(undefined);
+        if (created !== undefined) return new HeldLease(this);
+        continue; // Someone else created it first: read it.
+      }
+      observed = observe(observed, record, this.monotonic());
+      const verdict = judge(
+        record,
+        this.opts.identity,
+        { serverMs, monotonicMs: this.monotonic() },
+        observed,
+      );
+      if (verdict.kind === "free") {
+        const taken = await this.write(record);
+        if (taken !== undefined) return new HeldLease(this);
+        continue; // It changed under us (renewed, or taken by another): read it again.
+      }
+      const waited = this.monotonic() - started;
+      if (waited >= a.waitMs) {
+        const since = verdict.since === undefined ? "" : ` since ${verdict.since.toISOString()}`;
+        throw new DefragError(
+          "refused",
+          `another run holds the ${this.what}: "${verdict.holder}"${since} (its lease expires in ${Math.ceil(verdict.expiresInMs / 1000)}s unless renewed); nothing was done`,
+          {
+            hint:
+              a.waitMs > 0
+                ? `waited ${Math.round(waited / 1000)}s (--lease-wait); let that run finish, or raise --lease-wait`
+                : "let that run finish, or set --lease-wait to wait for it",
+          },
+        );
+      }
+      a.onWait(verdict.holder, waited);
+      const pause = Math.max(50, Math.min(this.pollMs, a.waitMs - waited, verdict.expiresInMs + 100));
+      try {
+        await this.opts.clock.sleep(pause, a.signal);
+      } catch {
+        throw abortError(a.signal, `while waiting for the ${this.what}`);
+      }
+    }
+  }
+
+  /** The lease as it is now (undefined when absent). */
+  private async read(verb: string): Promise<Read> {
+    try {
+      const r = await this.api.readNamespacedLeaseWithHttpInfo({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+      });
+      const date = r.headers.date ?? r.headers.Date;
+      const serverMs = date === undefined ? undefined : Date.parse(date);
+      if (serverMs !== undefined && !Number.isNaN(serverMs)) {
+        // The Date header is truncated to the second: only a skew beyond that is worth correcting.
+        const skew = serverMs - this.opts.clock.now();
+        this.offsetMs = Math.abs(skew) > CLOCK_SKEW_TOLERANCE_MS ? skew : 0;
+      }
+      return {
+        record: toRecord(r.data),
+        serverMs: serverMs === undefined || Number.isNaN(serverMs) ? undefined : serverMs,
+      };
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return { record: undefined, serverMs: undefined };
+      throw this.mapError(err, verb);
+    }
+  }
+
+  /**
+   * Takes (or renews) the lease: creates it when `current` is undefined, else replaces it with
+   * `current`'s resourceVersion. Undefined when someone else got there first (409).
+   */
+  private async write(current: LeaseRecord | undefined): Promise<LeaseRecord | undefined> {
+    const now = new Date(this.opts.clock.now() + this.offsetMs);
+    const spec = takenSpec(current, this.opts.identity, this.opts.durationSeconds, now);
+    const body: V1Lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        ...(current === undefined ? {} : { resourceVersion: current.resourceVersion }),
+      },
+      spec: {
+        holderIdentity: spec.holder,
+        leaseDurationSeconds: spec.durationSeconds,
+        acquireTime: new V1MicroTime(spec.acquireTime.getTime()),
+        renewTime: new V1MicroTime(spec.renewTime.getTime()),
+        leaseTransitions: spec.transitions,
+      },
+    };
+    const verb = current === undefined ? "create" : "update";
+    try {
+      const written =
+        current === undefined
+          ? await this.api.createNamespacedLease({ namespace: this.opts.namespace, body })
+          : await this.api.replaceNamespacedLease({
+              name: this.opts.name,
+              namespace: this.opts.namespace,
+              body,
+            });
+      return toRecord(written);
+    } catch (err) {
+      if (err instanceof ApiException && (err.code === 409 || (verb === "update" && err.code === 404)))
+        return undefined;
+      throw this.mapError(err, verb);
+    }
+  }
+
+  /** For HeldLease: renew (read, check it is still ours, write). "lost" when someone else holds it now. */
+  async renew(): Promise<"renewed" | "lost"> {
+    // A conflict means it changed between our read and our write: read it again.
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const { record } = await this.read("get");
+      if (record === undefined || record.holder !== this.opts.identity) return "lost";
+      if ((await this.write(record)) !== undefined) return "renewed";
+    }
+    throw new DefragError("unreachable", `the ${this.what} kept changing while it was being renewed`);
+  }
+
+  /** For HeldLease: clear the holder (and shorten the duration), only if it is still ours. */
+  async release(): Promise<void> {
+    const { record } = await this.read("get");
+    if (record === undefined || record.holder !== this.opts.identity) return;
+    const body: V1Lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        resourceVersion: record.resourceVersion,
+      },
+      spec: {
+        leaseDurationSeconds: 1,
+        renewTime: new V1MicroTime(this.opts.clock.now() + this.offsetMs),
+        leaseTransitions: record.transitions,
+      },
+    };
+    try {
+      await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body });
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 409) return; // Changed: no longer ours to clear.
+      throw this.mapError(err, "update");
+    }
+  }
+
+  get durationMs(): number {
+    return this.opts.durationSeconds * 1000;
+  }
+
+  get clock(): Clock {
+    return this.opts.clock;
+  }
+
+  get now(): () => number {
+    return this.monotonic;
+  }
+
+  reportRenewError(err: DefragError): void {
+    this.opts.onRenewError?.(err);
+  }
+
+  private mapError(err: unknown, verb: string): DefragError {
+    const server = this.opts.kubeConfig.getCurrentCluster()?.server ?? "the API server";
+    const resource = `leases.coordination.k8s.io "${this.opts.name}" in namespace "${this.opts.namespace}"`;
+    if (err instanceof ApiException) {
+      const code = err.code;
+      const message = statusMessage(err.body);
+      if (code === 403) {
+        return configError(
+          `the Kubernetes API server refused to ${verb} ${resource} (403 Forbidden${message ? `: ${message}` : ""})`,
+          `grant get, create and update on leases (apiGroup coordination.k8s.io) in namespace ${this.opts.namespace}, e.g. a Role with resourceNames [${this.opts.name}] for get/update plus create (the chart's lease.enabled does this)`,
+        );
+      }
+      if (code === 401) {
+        return configError(
+          `the Kubernetes API server ${server} did not accept the credentials (401 Unauthorized)`,
+          "check the kubeconfig's user, or the pod's service-account token",
+        );
+      }
+      if (code === 404 && verb === "create") {
+        return configError(
+          `cannot create ${resource}: ${message ?? "404 Not Found"}`,
+          `check that namespace ${this.opts.namespace} exists (--lease NAMESPACE/NAME)`,
+        );
+      }
+      return new DefragError(
+        "unreachable",
+        `the Kubernetes API server ${server} answered ${code} to ${verb} ${resource}${message ? `: ${message}` : ""}`,
+        { endpoint: server, cause: err },
+      );
+    }
+    const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+    const detail = e.cause?.message ?? e.message;
+    return new DefragError(
+      "unreachable",
+      `cannot reach the Kubernetes API server ${server} to ${verb} the ${this.what}: ${detail}`,
+      { endpoint: server, cause: err, hint: "check --kubeconfig / KUBECONFIG and that the API server is up" },
+    );
+  }
+}
+
+class HeldLease implements HeldGuard {
+  private readonly controller = new AbortController();
+  private readonly stopTimer: () => void;
+  private lastRenewed: number;
+  private inFlight: Promise<void> | undefined;
+  private released = false;
+
+  constructor(private readonly guard: LeaseGuard) {
+    this.lastRenewed = guard.now();
+    this.stopTimer = guard.clock.every(guard.durationMs / 3, () => {
+      this.inFlight ??= this.renew().finally(() => {
+        this.inFlight = undefined;
+      });
+    });
+  }
+
+  get lost(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  private async renew(): Promise<void> {
+    if (this.released || this.controller.signal.aborted) return;
+    try {
+      const r = await this.guard.renew();
+      if (r === "lost") {
+        this.lose(`another run took the ${this.guard.what}`);
+        return;
+      }
+      this.lastRenewed = this.guard.now();
+    } catch (err) {
+      const e = DefragError.from(err);
+      this.guard.reportRenewError(e);
+      // Lost two thirds into the lease, before anyone else may take it over: the run starts nothing new.
+      if (this.guard.now() - this.lastRenewed >= (this.guard.durationMs * 2) / 3) {
+        this.lose(
+          `could not renew the ${this.guard.what} for ${Math.round((this.guard.now() - this.lastRenewed) / 1000)}s: ${e.message}`,
+        );
+      }
+    }
+  }
+
+  private lose(why: string): void {
+    this.stopTimer();
+    this.controller.abort(new DefragError("aborted", `lost the guard against concurrent runs: ${why}`));
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.stopTimer();
+    await this.inFlight;
+    if (this.controller.signal.aborted) return;
+    await this.guard.release();
+  }
+}
+
+function toRecord(lease: V1Lease): LeaseRecord {
+  const spec = lease.spec;
+  return {
+    holder: spec?.holderIdentity,
+    durationSeconds: spec?.leaseDurationSeconds,
+    acquireTime: toDate(spec?.acquireTime),
+    renewTime: toDate(spec?.renewTime),
+    transitions: spec?.leaseTransitions ?? 0,
+    resourceVersion: lease.metadata?.resourceVersion ?? "",
+  };
+}
+
+/** The client declares MicroTime as a Date but hands back the JSON string. */
+function toDate(value: unknown): Date | undefined {
+  if (value instanceof Date) return value;
+  if (typeof value !== "string" || value === "") return undefined;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+function statusMessage(body: unknown): string | undefined {
+  let b = body;
+  if (typeof b === "string") {
+    try {
+      b = JSON.parse(b) as unknown;
+    } catch {
+      return b === "" ? undefined : (b as string);
+    }
+  }
+  if (typeof b === "object" && b !== null && "message" in b && typeof b.message === "string")
+    return b.message;
+  return undefined;
+}
+
+function abortError(signal: AbortSignal, when: string): DefragError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof DefragError) return reason;
+  return new DefragError("aborted", `stopped ${when}`);
+}
