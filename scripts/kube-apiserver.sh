@@ -12,7 +12,8 @@ version=v1.34.2
 staging=v0.34.2
 dir=".cache/kube-apiserver/$version"
 bin="$dir/kube-apiserver"
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "Kubernetes $version"; then
+# The version is captured first: `| grep -q` under pipefail can fail by SIGPIPE and rebuild for nothing.
+if [ -x "$bin" ] && [[ "$("$bin" --version 2>/dev/null || true)" == *"Kubernetes $version"* ]]; then
   echo "$PWD/$bin"
   exit 0
 fi

@@ -36,12 +36,19 @@ npm run --silent lint
 echo "[test] lint the GitHub workflows (actionlint)" >&2
 npm run --silent lint:workflows
 
+# The first line of `etcd --version`, read whole first (a `| head` under pipefail can fail by SIGPIPE).
+etcd_version() {
+  local out
+  out=$("$ETCD_BIN" --version)
+  printf '%s\n' "${out%%$'\n'*}"
+}
+
 run_tests() {
   node --test --test-concurrency=2 --import tsx "$@"
 }
 
 if [ -n "${ETCD_BIN:-}" ]; then
-  echo "[test] etcd under test: $("$ETCD_BIN" --version | head -1) ($ETCD_BIN)" >&2
+  echo "[test] etcd under test: $(etcd_version) ($ETCD_BIN)" >&2
   run_tests test/unit/*.test.ts test/integration/*.test.ts
   exit 0
 fi
@@ -49,13 +56,13 @@ fi
 main="${ETCD_VERSION:-3.6}"
 ETCD_BIN=$(bash scripts/etcd.sh "$main")
 export ETCD_BIN
-echo "[test] etcd under test: $("$ETCD_BIN" --version | head -1)" >&2
+echo "[test] etcd under test: $(etcd_version)" >&2
 run_tests test/unit/*.test.ts test/integration/*.test.ts
 
 for version in 3.6 3.5 3.4; do
   [ "$version" = "$main" ] && continue
   ETCD_BIN=$(bash scripts/etcd.sh "$version")
   export ETCD_BIN
-  echo "[test] run scenarios on $("$ETCD_BIN" --version | head -1)" >&2
+  echo "[test] run scenarios on $(etcd_version)" >&2
   run_tests test/integration/run.test.ts test/integration/run-faults.test.ts
 done
