@@ -24,6 +24,9 @@ import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.flux
 import { OCIRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/OCIRepository";
 import { CronJob } from "kubernetes-models/batch/v1/CronJob";
 import { Job } from "kubernetes-models/batch/v1/Job";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { parse, parseAllDocuments, stringify } from "yaml";
 
 import { Pki } from "../harness/certs.js";
@@ -104,6 +107,15 @@ function validate(o: K8sObject): void {
     case "Job":
       new Job(o as never).validate();
       return;
+    case "ServiceAccount":
+      new ServiceAccount(o as never).validate();
+      return;
+    case "Role":
+      new Role(o as never).validate();
+      return;
+    case "RoleBinding":
+      new RoleBinding(o as never).validate();
+      return;
     default:
       assert.fail(`unexpected ${o.apiVersion} ${o.kind}`);
   }
@@ -165,9 +177,15 @@ describe("docs/migrate.md", () => {
     for (const o of objects) validate(o);
     for (const o of rendered) validate(o);
     assert.deepEqual(
-      rendered.map((o) => o.kind),
-      ["CronJob", "Job"],
-      "auth.mode secret renders no ExternalSecret and no Talos ServiceAccount (the Job is the verification hook)",
+      rendered.map((o) => `${o.apiVersion} ${o.kind}`),
+      [
+        "v1 ServiceAccount",
+        "rbac.authorization.k8s.io/v1 Role",
+        "rbac.authorization.k8s.io/v1 RoleBinding",
+        "batch/v1 CronJob",
+        "batch/v1 Job",
+      ],
+      "auth.mode secret renders no ExternalSecret and no Talos ServiceAccount (the Kubernetes ServiceAccount, Role and RoleBinding are for the run's Lease; the Job is the verification hook)",
     );
     const verify = rendered.find((o) => o.kind === "Job")!;
     assert.equal(verify.metadata.annotations?.["helm.sh/hook"], "post-install,post-upgrade");
