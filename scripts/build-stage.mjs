@@ -6,9 +6,9 @@
 //   node scripts/build-stage.mjs [--keep]
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 
 const root = resolve(import.meta.dirname, "..");
 
@@ -58,12 +58,27 @@ export function replay({ keep = false } = {}) {
         throw new Error(`${op} in the build stage is not replayed`);
       }
     }
-    const bundle = join(workdir, "dist", "bundle", "talos-etcd-defrag.mjs");
-    const sha256 = createHash("sha256").update(readFileSync(bundle)).digest("hex");
-    return { stageRoot, bundle, sha256 };
+    const bundle = join(workdir, "dist", "bundle");
+    return { stageRoot, bundle, sha256: treeSha256(bundle) };
   } finally {
     if (!keep) rmSync(stageRoot, { recursive: true, force: true });
   }
+}
+
+/** One digest of a directory: every file's relative path and bytes, in sorted order (the entry point and its chunks). */
+export function treeSha256(dir) {
+  const files = [];
+  const walk = (d) => {
+    for (const name of readdirSync(d).sort()) {
+      const path = join(d, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else files.push(path);
+    }
+  };
+  walk(dir);
+  const hash = createHash("sha256");
+  for (const f of files) hash.update(`${relative(dir, f)}\0`).update(readFileSync(f));
+  return hash.digest("hex");
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {

@@ -3,11 +3,11 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 
+import { treeSha256 } from "../../scripts/build-stage.mjs";
 import { REPO_ROOT } from "../harness/run-cli.js";
 
 describe("the Dockerfile's build stage", () => {
@@ -17,7 +17,7 @@ describe("the Dockerfile's build stage", () => {
     const stage = dockerfile.slice(start, dockerfile.indexOf("\nFROM ", start));
     assert.match(stage, /^RUN npm ci .*--ignore-scripts/m);
     assert.match(stage, /^RUN node scripts\/bundle\.mjs$/m);
-    assert.match(dockerfile, /^COPY --from=build \/src\/dist\/bundle\/talos-etcd-defrag\.mjs /m);
+    assert.match(dockerfile, /^COPY --from=build \/src\/dist\/bundle\/ \/app\/$/m);
   });
 
   it("replayed, it produces the same bundle as npm run bundle", () => {
@@ -27,9 +27,7 @@ describe("the Dockerfile's build stage", () => {
     });
     assert.equal(r.status, 0, r.stderr);
     const replayed = r.stdout.trim().split(/\s+/)[0];
-    const local = createHash("sha256")
-      .update(readFileSync(join(REPO_ROOT, "dist", "bundle", "talos-etcd-defrag.mjs")))
-      .digest("hex");
+    const local = treeSha256(join(REPO_ROOT, "dist", "bundle"));
     assert.equal(replayed, local, "the image's bundle differs from dist/bundle (npm run bundle first)");
   });
 });
