@@ -100,12 +100,13 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     } else if (stop !== undefined) {
       results.add(planned(item, "not-reached", `not reached: ${stop.error.message}`));
     } else if (deps.signal.aborted) {
-      reporter.warn(`stop requested: ${item.node} and any member after it are not started`);
+      const why = stopReason(deps.signal);
+      reporter.warn(`stop requested (${why}): ${item.node} and any member after it are not started`);
       stop = {
         kind: "failed",
-        error: new DefragError("aborted", `stopped by a signal before ${item.node}`, { node: item.node }),
+        error: new DefragError("aborted", `stopped before ${item.node}: ${why}`, { node: item.node }),
       };
-      results.add(planned(item, "not-reached", `not reached: stopped by a signal`));
+      results.add(planned(item, "not-reached", `not reached: stopped (${why})`));
     } else {
       const outcome = await defragmentMember(ctx, step, item);
       results.add(outcome.result);
@@ -176,6 +177,12 @@ async function dryRunQuiet(
       },
     );
   return { activity, waited: false };
+}
+
+/** Why the run was asked to stop: a signal, or the guard against concurrent runs lost. */
+function stopReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error && reason.message !== "" ? reason.message : "a stop request";
 }
 
 function refusal(refusals: GateFailure[]): DefragError {
