@@ -52,9 +52,10 @@ export interface PodSpec {
   hostNetwork?: boolean;
   imagePullSecrets?: { name: string }[];
   securityContext: { runAsNonRoot: boolean; runAsUser: number; seccompProfile: { type: string } };
+  serviceAccountName?: string;
   initContainers?: Container[];
   containers: Container[];
-  volumes?: { name: string; secret?: { secretName: string }; hostPath?: unknown }[];
+  volumes?: { name: string; secret?: { secretName: string }; projected?: unknown; hostPath?: unknown }[];
 }
 
 export function tool(name: string): string {

@@ -205,20 +205,33 @@ export class KubeApiServer {
   }
 
   /**
-   * Server-side apply of one object as it is (strict field validation: an unknown field is an
-   * error), as the admin; `dryRun` validates and admits without storing. The object goes out
-   * byte for byte: the client's typed serializer would drop fields its models do not know.
+   * Deletes one object as the admin, dependents in the background (no orphan finalizer, which only the
+   * garbage collector of a kube-controller-manager, absent here, would remove): gone at once.
    */
-  async apply(o: KubeObject, opts: { dryRun?: boolean } = {}): Promise<{ status: number; body: string }> {
+  delete(o: KubeObject): Promise<{ status: number; body: string }> {
+    return this.send("DELETE", `${this.objectPath(o)}?propagationPolicy=Background`, "admin");
+  }
+
+  /** The object's REST path: /api(s)/GROUP/VERSION[/namespaces/NS]/PLURAL/NAME. */
+  objectPath(o: KubeObject): string {
     const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
     const lower = o.kind.toLowerCase();
     const plural = lower.endsWith("y") ? `${lower.slice(0, -1)}ies` : `${lower}s`;
     const base = group === "" ? `/api/${version ?? ""}` : `/apis/${group}/${version ?? ""}`;
     const ns = o.metadata.namespace === undefined ? "" : `/namespaces/${o.metadata.namespace}`;
+    return `${base}${ns}/${plural}/${o.metadata.name}`;
+  }
+
+  /**
+   * Server-side apply of one object as it is (strict field validation: an unknown field is an
+   * error), as the admin; `dryRun` validates and admits without storing. The object goes out
+   * byte for byte: the client's typed serializer would drop fields its models do not know.
+   */
+  async apply(o: KubeObject, opts: { dryRun?: boolean } = {}): Promise<{ status: number; body: string }> {
     const query = `fieldManager=harness&force=true&fieldValidation=Strict${opts.dryRun ? "&dryRun=All" : ""}`;
     return this.send(
       "PATCH",
-      `${base}${ns}/${plural}/${o.metadata.name}?${query}`,
+      `${this.objectPath(o)}?${query}`,
       "admin",
       JSON.stringify(o),
       "application/apply-patch+yaml",

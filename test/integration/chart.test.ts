@@ -1,6 +1,9 @@
 // The Helm chart and the Flux example: rendered with the real helm and kustomize,
-// validated offline against the Kubernetes and CRD schemas, and the rendered
-// CronJob's container run exactly as Kubernetes would run it, against the harness.
+// validated offline against the Kubernetes and CRD schemas, applied server-side to a real
+// kube-apiserver (with minimal CRDs for the custom kinds), and the rendered CronJob's and
+// verification Job's containers run exactly as the image would run them, against the harness,
+// the CronJob's holding its Lease with the token of the chart's ServiceAccount and only the RBAC
+// the chart grants.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -14,6 +17,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -25,10 +29,17 @@ import { HelmRelease } from "@kubernetes-models/flux-cd/helm.toolkit.fluxcd.io/v
 import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.fluxcd.io/v1/Kustomization";
 import { OCIRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/OCIRepository";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { CronJob } from "kubernetes-models/batch/v1/CronJob";
 import { Job } from "kubernetes-models/batch/v1/Job";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
+import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
+import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { parse, parseAllDocuments } from "yaml";
+
+import { createLeaseGuard, loadKubeConfig } from "../../src/k8s/lease.js";
+import { systemClock } from "../../src/run/clock.js";
 
 import {
   CHART,
@@ -42,10 +53,47 @@ import {
   tryRender,
   type K8sObject,
 } from "../harness/chart.js";
+import { MINIMAL_CRDS } from "../harness/crds.js";
 import { startHarness, type Harness } from "../harness/harness.js";
+import { KubeApiServer } from "../harness/kube-apiserver.js";
 import { REPO_ROOT, runCli } from "../harness/run-cli.js";
 import { TEST_RULE, parseSummary } from "../harness/run-summary.js";
 import { MiB } from "../harness/units.js";
+import { waitFor } from "../harness/wait.js";
+
+/** The object of this kind and API version (both ServiceAccounts are named etcd-defrag). */
+function findVersion(objects: K8sObject[], kind: string, apiVersion: string): K8sObject {
+  const o = objects.find((x) => x.kind === kind && x.apiVersion === apiVersion);
+  assert.ok(o, `${apiVersion} ${kind} rendered`);
+  return o;
+}
+
+/** The Talos ServiceAccount (talos.dev/v1alpha1), not the Kubernetes one of the lease. */
+const talosServiceAccount = (objects: K8sObject[]): K8sObject =>
+  findVersion(objects, "ServiceAccount", "talos.dev/v1alpha1");
+
+/** The projected volume that stands in for automountServiceAccountToken, for the lease only. */
+const KUBE_API_ACCESS = {
+  name: "kube-api-access",
+  projected: {
+    defaultMode: 0o444, // 292
+    sources: [
+      { serviceAccountToken: { path: "token", expirationSeconds: 3607 } },
+      { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+      {
+        downwardAPI: {
+          items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }],
+        },
+      },
+    ],
+  },
+};
+const KUBE_API_ACCESS_MOUNT = {
+  name: "kube-api-access",
+  mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
+  readOnly: true,
+};
+const LEASE_ENV = /^TALOS_ETCD_DEFRAG_LEASE/;
 
 /** Validates with the library's schema; for an API version newer than the library, with its newest one. */
 function validate(o: K8sObject): void {
@@ -87,9 +135,19 @@ function validate(o: K8sObject): void {
       new Kustomization(o as never).validate();
       return;
     case "ServiceAccount":
+      if (o.apiVersion === "v1") {
+        new ServiceAccount(o).validate();
+        return;
+      }
       // talos.dev/v1alpha1 has no published schema: its fields are asserted directly.
       assert.equal(o.apiVersion, "talos.dev/v1alpha1");
       assert.deepEqual(Object.keys(o.spec), ["roles"]);
+      return;
+    case "Role":
+      new Role(o).validate();
+      return;
+    case "RoleBinding":
+      new RoleBinding(o as never).validate();
       return;
     default:
       assert.fail(`no schema check for ${o.apiVersion} ${o.kind}`);
@@ -114,7 +172,14 @@ describe("Helm chart", () => {
   it("serviceAccount mode (default): the weekly, locked-down CronJob and a Talos ServiceAccount with os:operator", () => {
     const objects = render();
     for (const o of objects) validate(o);
-    assert.deepEqual(objects.map((o) => o.kind).sort(), ["CronJob", "Job", "ServiceAccount"]);
+    assert.deepEqual(objects.map((o) => `${o.apiVersion} ${o.kind}`).sort(), [
+      "batch/v1 CronJob",
+      "batch/v1 Job",
+      "rbac.authorization.k8s.io/v1 Role",
+      "rbac.authorization.k8s.io/v1 RoleBinding",
+      "talos.dev/v1alpha1 ServiceAccount",
+      "v1 ServiceAccount",
+    ]);
     const cronJob = find(objects, "CronJob");
     assert.equal(cronJob.metadata.name, "etcd-defrag");
     assert.equal(cronJob.metadata.namespace, "kube-system");
@@ -138,20 +203,24 @@ describe("Helm chart", () => {
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.deepEqual(c.securityContext.capabilities.drop, ["ALL"]);
     assert.ok(!(pod.volumes ?? []).some((v) => v.hostPath !== undefined), "no hostPath");
-    assert.deepEqual(pod.volumes, [{ name: "talos-secrets", secret: { secretName: "etcd-defrag" } }]);
+    assert.deepEqual(pod.volumes, [
+      { name: "talos-secrets", secret: { secretName: "etcd-defrag" } },
+      KUBE_API_ACCESS,
+    ]);
     assert.deepEqual(c.volumeMounts, [
       { name: "talos-secrets", mountPath: "/var/run/secrets/talos.dev", readOnly: true },
+      KUBE_API_ACCESS_MOUNT,
     ]);
     assert.equal(c.env.find((e) => e.name === "TALOSCONFIG")?.value, "/var/run/secrets/talos.dev/config");
     assert.ok(!c.env.some((e) => e.valueFrom !== undefined), "no Secret keys in this mode");
-    const sa = find(objects, "ServiceAccount");
+    const sa = talosServiceAccount(objects);
     assert.equal(sa.metadata.name, "etcd-defrag");
     assert.deepEqual(sa.spec.roles, ["os:operator"]);
   });
 
   it("os:admin is granted only when leader moves are allowed and not disabled", () => {
     const roles = (values: Record<string, unknown>): unknown =>
-      find(render(values), "ServiceAccount").spec.roles;
+      talosServiceAccount(render(values)).spec.roles;
     assert.deepEqual(roles({ auth: { serviceAccount: { allowLeaderMove: true } } }), [
       "os:operator",
       "os:admin",
@@ -163,7 +232,10 @@ describe("Helm chart", () => {
   });
 
   it("secret mode: TALOS_CA/CRT/KEY from the Secret, endpoints from values", () => {
-    const objects = render({ auth: { mode: "secret", endpoints: ["10.0.0.11", "10.0.0.12"] } });
+    const objects = render({
+      auth: { mode: "secret", endpoints: ["10.0.0.11", "10.0.0.12"] },
+      lease: { enabled: false },
+    });
     for (const o of objects) validate(o);
     assert.deepEqual(
       objects.map((o) => o.kind),
@@ -208,8 +280,19 @@ describe("Helm chart", () => {
     validate(es);
   });
 
-  it("the optional NetworkPolicy allows egress only to the Talos API and DNS", () => {
-    const policy = find(render({ networkPolicy: { enabled: true } }), "NetworkPolicy");
+  it("the optional NetworkPolicy allows egress only to the Talos API, DNS, and with the lease the Kubernetes API", () => {
+    const withLease = find(render({ networkPolicy: { enabled: true } }), "NetworkPolicy");
+    validate(withLease);
+    assert.deepEqual((withLease.spec.egress as unknown[]).at(-1), {
+      ports: [
+        { protocol: "TCP", port: 443 },
+        { protocol: "TCP", port: 6443 },
+      ],
+    });
+    const policy = find(
+      render({ networkPolicy: { enabled: true }, lease: { enabled: false } }),
+      "NetworkPolicy",
+    );
     validate(policy);
     assert.deepEqual(policy.spec.egress, [
       { ports: [{ protocol: "TCP", port: 50000 }] },
@@ -297,19 +380,48 @@ describe("Helm chart", () => {
       pod.containers.map((c) => c.args),
       [["run", "--dry-run"]],
     );
-    const cronJob = podSpec(find(objects, "CronJob")).containers[0]!;
-    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
-      assert.equal(c.image, cronJob.image);
-      assert.deepEqual(c.securityContext, cronJob.securityContext);
-      assert.deepEqual(c.volumeMounts, cronJob.volumeMounts);
-      // A dry run's metrics would replace the last real run's.
-      assert.deepEqual(
-        c.env,
-        cronJob.env.filter((e) => e.name !== "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL"),
+    // The CronJob's container, less what the verification must not have: its metrics, and the lease (a dry
+    // run takes none) with the Kubernetes token that is there only for the lease.
+    const withoutToken = <T extends { name: string }>(list: T[] | undefined): T[] | undefined => {
+      const rest = list?.filter((x) => x.name !== "kube-api-access");
+      return rest?.length ? rest : undefined;
+    };
+    const sameAsCronJob = (values: Record<string, unknown>, lease: boolean) => {
+      const rendered = render(values);
+      const verifyPod = podSpec(find(rendered, "Job"));
+      const cronPod = podSpec(find(rendered, "CronJob"));
+      const cronJob = cronPod.containers[0]!;
+      assert.equal(
+        cronJob.env.some((e) => LEASE_ENV.test(e.name)),
+        lease,
       );
-    }
-    assert.deepEqual(pod.volumes, podSpec(find(objects, "CronJob")).volumes);
-    assert.equal(pod.automountServiceAccountToken, false);
+      for (const c of [...(verifyPod.initContainers ?? []), ...verifyPod.containers]) {
+        assert.equal(c.image, cronJob.image);
+        assert.deepEqual(c.securityContext, cronJob.securityContext);
+        assert.deepEqual(c.volumeMounts, withoutToken(cronJob.volumeMounts));
+        // A dry run's metrics would replace the last real run's.
+        assert.deepEqual(
+          c.env,
+          cronJob.env.filter(
+            (e) => e.name !== "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL" && !LEASE_ENV.test(e.name),
+          ),
+        );
+      }
+      assert.deepEqual(verifyPod.volumes, withoutToken(cronPod.volumes));
+      assert.equal(verifyPod.automountServiceAccountToken, false);
+      assert.equal(
+        verifyPod.serviceAccountName,
+        undefined,
+        "no Kubernetes identity: the verification holds no Lease",
+      );
+      assert.equal(cronPod.serviceAccountName, lease ? "etcd-defrag" : undefined);
+    };
+    sameAsCronJob({ metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091" } }, true);
+    sameAsCronJob(
+      { metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091" }, lease: { enabled: false } },
+      false,
+    );
+    sameAsCronJob({ auth: { mode: "secret", endpoints: ["10.0.0.11"] } }, true);
     assert.deepEqual(podSpec(find(render({ output: "json" }), "Job")).initContainers?.[0]?.args, [
       "status",
       "--output",
@@ -346,6 +458,114 @@ describe("Helm chart", () => {
       assert.match(notes({}), /kubectl logs -n kube-system job\/etcd-defrag-verify --all-containers/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the lease (on by default): a ServiceAccount, a Role for the one Lease (+ create), its token mounted only for that", () => {
+    const objects = render();
+    const role = find(objects, "Role");
+    assert.equal(role.metadata.namespace, "kube-system");
+    assert.deepEqual((role as unknown as { rules: unknown }).rules, [
+      {
+        apiGroups: ["coordination.k8s.io"],
+        resources: ["leases"],
+        resourceNames: ["etcd-defrag"],
+        verbs: ["get", "update"],
+      },
+      // Kubernetes RBAC cannot limit create to a name: create alone, without get/update/delete on others.
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+    ]);
+    const binding = find(objects, "RoleBinding") as unknown as {
+      roleRef: { kind: string; name: string };
+      subjects: { kind: string; name: string; namespace: string }[];
+    };
+    assert.deepEqual(binding.roleRef, {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: role.metadata.name,
+    });
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: "etcd-defrag", namespace: "kube-system" },
+    ]);
+    const sa = findVersion(objects, "ServiceAccount", "v1") as unknown as {
+      automountServiceAccountToken: boolean;
+    };
+    assert.equal(sa.automountServiceAccountToken, false);
+    const pod = podSpec(find(objects, "CronJob"));
+    assert.equal(pod.serviceAccountName, "etcd-defrag");
+    assert.equal(pod.automountServiceAccountToken, false, "no token but the projected one");
+    const c = pod.containers[0]!;
+    assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LEASE")?.value, "kube-system/etcd-defrag");
+    assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LEASE_WAIT")?.value, "1m");
+    // The verification Job (a dry run) takes no lease: no identity, no token, no lease in its environment.
+    const verify = podSpec(find(objects, "Job"));
+    assert.equal(verify.serviceAccountName, undefined);
+    assert.ok(!(verify.volumes ?? []).some((v) => v.projected !== undefined), "no projected token");
+    for (const vc of [...(verify.initContainers ?? []), ...verify.containers]) {
+      assert.ok(!vc.env.some((e) => LEASE_ENV.test(e.name)), vc.name);
+      assert.ok(!(vc.volumeMounts ?? []).some((m) => m.name === "kube-api-access"), vc.name);
+    }
+
+    const custom = render({ lease: { name: "defrag.lock", wait: "0s" } });
+    assert.deepEqual(
+      (find(custom, "Role") as unknown as { rules: { resourceNames?: string[] }[] }).rules[0]?.resourceNames,
+      ["defrag.lock"],
+    );
+    const env = podSpec(find(custom, "CronJob")).containers[0]!.env;
+    assert.equal(env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LEASE")?.value, "kube-system/defrag.lock");
+    assert.equal(env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LEASE_WAIT")?.value, "0s");
+
+    // Switched off: no Kubernetes identity at all, no token, no lease.
+    const off = render({ lease: { enabled: false } });
+    assert.deepEqual(off.map((o) => `${o.apiVersion} ${o.kind}`).sort(), [
+      "batch/v1 CronJob",
+      "batch/v1 Job",
+      "talos.dev/v1alpha1 ServiceAccount",
+    ]);
+    const offPod = podSpec(find(off, "CronJob"));
+    assert.equal(offPod.serviceAccountName, undefined);
+    assert.deepEqual(offPod.volumes, [{ name: "talos-secrets", secret: { secretName: "etcd-defrag" } }]);
+    assert.ok(!offPod.containers[0]!.env.some((e) => e.name.startsWith("TALOS_ETCD_DEFRAG_LEASE")));
+    // Without the verification Job too: just the CronJob and the Talos ServiceAccount.
+    assert.deepEqual(
+      render({ lease: { enabled: false }, verify: { enabled: false } })
+        .map((o) => `${o.apiVersion} ${o.kind}`)
+        .sort(),
+      ["batch/v1 CronJob", "talos.dev/v1alpha1 ServiceAccount"],
+    );
+  });
+
+  it("the environment: each name once, the lease after the credentials, extraEnv last (so that it wins)", () => {
+    const extraEnv = [
+      { name: "TZ", value: "UTC" },
+      { name: "NODE_OPTIONS", value: "--max-old-space-size=128" },
+    ];
+    for (const values of [
+      { extraEnv },
+      { extraEnv, lease: { enabled: false } },
+      {
+        extraEnv,
+        auth: { mode: "secret", endpoints: ["10.0.0.11"] },
+        metrics: { pushgatewayUrl: "http://pg:9091" },
+      },
+    ]) {
+      const objects = render(values);
+      const job = podSpec(find(objects, "Job"));
+      for (const c of [
+        podSpec(find(objects, "CronJob")).containers[0]!,
+        ...(job.initContainers ?? []),
+        ...job.containers,
+      ]) {
+        const names = c.env.map((e) => e.name);
+        assert.equal(new Set(names).size, names.length, `${c.name}: ${names.join(" ")}`);
+        assert.deepEqual(c.env.slice(-extraEnv.length), extraEnv, c.name);
+        const lease = names.indexOf("TALOS_ETCD_DEFRAG_LEASE");
+        if (lease >= 0) {
+          assert.equal(names[lease + 1], "TALOS_ETCD_DEFRAG_LEASE_WAIT");
+          const credentials = Math.max(names.indexOf("TALOSCONFIG"), names.indexOf("TALOS_KEY"));
+          assert.ok(credentials >= 0 && credentials < lease, names.join(" "));
+        }
+      }
     }
   });
 
@@ -392,6 +612,8 @@ describe("Helm chart", () => {
         /worst case of a run, 10850 s: 5 members/,
       ],
       [{ prometheusRule: { enabled: true, noRunFor: "1d12h" } }, /prometheusRule\.noRunFor "1d12h"/],
+      [{ lease: { name: "Etcd_Defrag" } }, /\/lease\/name.*does not match pattern/],
+      [{ lease: { wait: "soon" } }, /\/lease\/wait.*does not match pattern/],
     ];
     for (const [values, message] of cases) {
       const r = tryRender(values);
@@ -448,10 +670,206 @@ describe("Flux example", () => {
   });
 });
 
+/** One real kube-apiserver for the file (about 2 s to start), with the CRDs of the chart's custom kinds. */
+let kas: KubeApiServer;
+let kasDir: string;
+
+before(async () => {
+  kas = await KubeApiServer.start();
+  kasDir = mkdtempSync(join(tmpdir(), "chart-kas-"));
+  // Readable by the image's user (uid 65532), as the projected token volume is (0444).
+  chmodSync(kasDir, 0o755);
+  for (const crd of MINIMAL_CRDS) {
+    const r = await kas.apply(crd);
+    assert.equal(r.status, 201, r.body);
+  }
+  await waitFor("the CRDs to be established", async () => {
+    for (const crd of MINIMAL_CRDS) {
+      const r = await kas.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`);
+      const status = (JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } })
+        .status;
+      if (!status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return undefined;
+    }
+    return true;
+  });
+});
+
+after(async () => {
+  await kas.close();
+  rmSync(kasDir, { recursive: true, force: true });
+});
+
+/** A kubeconfig with a token of the chart's Kubernetes ServiceAccount, as the projected volume gets it. */
+async function serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kas.writeKubeconfig(kasDir, { user: "admin" }));
+  const r = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    namespace,
+    name,
+    body: { spec: { audiences: [], expirationSeconds: 3607 } },
+  });
+  const token = r.status?.token;
+  assert.ok(token, "a token for the ServiceAccount");
+  const file = kas.writeKubeconfig(kasDir, { name: `system:serviceaccount:${namespace}:${name}`, token });
+  chmodSync(file, 0o444);
+  return file;
+}
+
+/**
+ * Applies every object the chart renders with these values for real, as the admin, as helm install and upgrade
+ * do: the release's objects, then its hooks (the verification Job), each replaced when its delete policy is
+ * before-hook-creation (a Job's pod template cannot be changed in place).
+ */
+async function applyChart(values: Record<string, unknown> = {}): Promise<void> {
+  const objects = render(values);
+  const isHook = (o: K8sObject) => o.metadata.annotations?.["helm.sh/hook"] !== undefined;
+  for (const o of [...objects.filter((x) => !isHook(x)), ...objects.filter(isHook)]) {
+    if (
+      isHook(o) &&
+      (o.metadata.annotations?.["helm.sh/hook-delete-policy"] ?? "").includes("before-hook-creation")
+    ) {
+      const d = await kas.delete(o);
+      assert.ok(d.status === 200 || d.status === 404, `${o.kind} ${o.metadata.name}: ${d.status} ${d.body}`);
+      await waitFor(`${o.kind} ${o.metadata.name} to be gone`, async () =>
+        (await kas.get(kas.objectPath(o))).status === 404 ? true : undefined,
+      );
+    }
+    const r = await kas.apply(o);
+    assert.ok(r.status === 200 || r.status === 201, `${o.apiVersion} ${o.kind}: ${r.status} ${r.body}`);
+  }
+}
+
+describe("the chart applied server-side to a real kube-apiserver", () => {
+  const variants: [string, Record<string, unknown>, string[]][] = [
+    ["defaults", {}, ["CronJob", "Job", "Role", "RoleBinding", "ServiceAccount", "ServiceAccount"]],
+    [
+      "secret mode, no lease",
+      { auth: { mode: "secret", endpoints: ["10.0.0.11"] }, lease: { enabled: false } },
+      ["CronJob", "Job"],
+    ],
+    [
+      "secret mode with the lease, no verification, quotaBytes as an integer",
+      {
+        auth: { mode: "secret", endpoints: ["10.0.0.11"] },
+        verify: { enabled: false },
+        defrag: { quotaBytes: 8589934592 },
+      },
+      ["CronJob", "Role", "RoleBinding", "ServiceAccount"],
+    ],
+    [
+      "externalSecret mode with everything on",
+      {
+        auth: { mode: "externalSecret", endpoints: ["10.0.0.11"] },
+        networkPolicy: { enabled: true },
+        metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "prod" },
+        prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
+        defrag: { nodes: ["10.0.0.11"], rule: "true", maxMembers: 5, quotaBytes: "4GiB" },
+        cronjob: { activeDeadlineSeconds: 9000 },
+        verify: { enabled: true, activeDeadlineSeconds: 600 },
+        imagePullSecrets: [{ name: "regcred" }],
+        lease: { name: "defrag.lock", wait: "0s" },
+        output: "json",
+        logFormat: "json",
+        podAnnotations: { "example.com/team": "platform" },
+        nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+        tolerations: [
+          { key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule", operator: "Exists" },
+        ],
+        extraEnv: [{ name: "TZ", value: "UTC" }],
+      },
+      [
+        "CronJob",
+        "ExternalSecret",
+        "Job",
+        "NetworkPolicy",
+        "PrometheusRule",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+      ],
+    ],
+  ];
+  for (const [name, values, kinds] of variants) {
+    it(`${name}: every rendered object, the verification Job too, is accepted (dry run, strict field validation)`, async () => {
+      const objects = render(values);
+      assert.deepEqual(objects.map((o) => o.kind).sort(), kinds);
+      for (const o of objects) {
+        const r = await kas.apply(o, { dryRun: true });
+        assert.ok(r.status === 200 || r.status === 201, `${o.apiVersion} ${o.kind}: ${r.status} ${r.body}`);
+      }
+    });
+  }
+
+  it("the API server's validation is live: a broken CronJob, an unknown field and a broken Job are rejected", async () => {
+    const cronJob = find(render(), "CronJob");
+    const broken = structuredClone(cronJob);
+    (broken.spec as { schedule: unknown }).schedule = "every sunday";
+    const r1 = await kas.apply(broken, { dryRun: true });
+    assert.equal(r1.status, 422, r1.body);
+    assert.match(r1.body, /spec\.schedule/);
+    const unknown = structuredClone(cronJob);
+    unknown.spec.concurrency = "Forbid";
+    const r2 = await kas.apply(unknown, { dryRun: true });
+    // Server-side apply builds a typed object first, and answers 500 for a field it does not know.
+    assert.ok(r2.status >= 400, r2.body);
+    assert.match(r2.body, /\.spec\.concurrency: field not declared in schema/);
+    const talos = structuredClone(talosServiceAccount(render()));
+    talos.spec.roles = [];
+    const r3 = await kas.apply(talos, { dryRun: true });
+    assert.equal(r3.status, 422, r3.body);
+    // The verification Job: a Job's pod cannot restart Always.
+    const job = structuredClone(find(render(), "Job"));
+    (job.spec as { template: { spec: { restartPolicy: string } } }).template.spec.restartPolicy = "Always";
+    const r4 = await kas.apply(job, { dryRun: true });
+    assert.equal(r4.status, 422, r4.body);
+    assert.match(r4.body, /spec\.template\.spec\.restartPolicy/);
+  });
+
+  it("applied for real: the verification Job is stored as rendered, and the ServiceAccount's token holds the chart's Lease, and can touch no other", async () => {
+    await applyChart();
+    const stored = await kas.get(kas.objectPath(find(render(), "Job")));
+    assert.equal(stored.status, 200, stored.body);
+    const job = JSON.parse(stored.body) as K8sObject;
+    assert.equal(job.metadata.annotations?.["helm.sh/hook"], "post-install,post-upgrade");
+    const pod = podSpec(job);
+    assert.deepEqual(
+      [...(pod.initContainers ?? []), ...pod.containers].map((c) => c.args),
+      [
+        ["status", "--output", "table"],
+        ["run", "--dry-run"],
+      ],
+    );
+    assert.ok(!pod.containers[0]!.env.some((e) => LEASE_ENV.test(e.name)), "the verification takes no lease");
+    const kubeconfig = await serviceAccountKubeconfig("kube-system", "etcd-defrag");
+    const guard = (name: string) =>
+      createLeaseGuard({
+        kubeConfig: loadKubeConfig({ kubeconfig, env: {} }),
+        namespace: "kube-system",
+        name,
+        identity: "chart-test",
+        durationSeconds: 30,
+        clock: systemClock,
+      });
+    const opts = { waitMs: 0, signal: new AbortController().signal, onWait: () => undefined };
+    const held = await guard("etcd-defrag").acquire(opts);
+    await held.release();
+    await assert.rejects(
+      guard("kube-scheduler").acquire(opts),
+      /403 Forbidden.*cannot get resource "leases"/,
+    );
+    // An upgrade with other values: the verification Job is replaced (before-hook-creation), not patched.
+    await applyChart({ output: "json" });
+    const upgraded = podSpec(JSON.parse((await kas.get(kas.objectPath(job))).body) as K8sObject);
+    assert.deepEqual(upgraded.initContainers?.[0]?.args, ["status", "--output", "json"]);
+  });
+});
+
 /**
  * The image's runtime as the tests can have it without Docker: Node 24 (scripts/node24.sh, the image's
- * major version), the ENTRYPOINT's flags and script, the bundle alone in a read-only /app, run as uid and gid
- * 65532 with no supplementary groups (when the tests run as root; otherwise as the non-root user they are).
+ * major version), the ENTRYPOINT's flags and script, the bundle (its entry point and chunks) alone in a
+ * read-only /app, run as uid and gid 65532 with no supplementary groups (when the tests run as root; otherwise
+ * as the non-root user they are). The CronJob's runs hold the chart's Lease on the real kube-apiserver with the
+ * token of the chart's ServiceAccount (a kubeconfig carries it; the in-cluster loader is tested in lease.test.ts).
  */
 describe("the rendered CronJob and verification Job, run as the image runs them", () => {
   let h: Harness;
@@ -467,21 +885,34 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     h = await startHarness({ members: 3 });
     dir = mkdtempSync(join(tmpdir(), "image-e2e-"));
     chmodSync(dir, 0o755);
-    // The image's /app: the bundled file alone, no node_modules anywhere near it, nothing writable.
+    // The image's /app: the bundle (its entry point and chunks) alone, no node_modules anywhere near it,
+    // nothing writable.
     app = join(dir, "app");
-    mkdirSync(app);
-    const bundle = join(REPO_ROOT, "dist", "bundle", "talos-etcd-defrag.mjs");
-    assert.ok(existsSync(bundle), "npm run bundle has been run (scripts/setup.sh does)");
-    copyFileSync(bundle, join(app, "talos-etcd-defrag.mjs"));
-    chmodSync(join(app, "talos-etcd-defrag.mjs"), 0o444);
-    chmodSync(app, 0o555);
+    const bundle = join(REPO_ROOT, "dist", "bundle");
+    assert.ok(
+      existsSync(join(bundle, "talos-etcd-defrag.mjs")),
+      "npm run bundle has been run (scripts/setup.sh does)",
+    );
+    cpSync(bundle, app, { recursive: true });
+    setModes(app, 0o444, 0o555);
   });
 
   after(async () => {
     await h.close();
-    chmodSync(app, 0o755);
+    setModes(app, 0o644, 0o755);
     rmSync(dir, { recursive: true, force: true });
   });
+
+  /** Files and folders under (and including) dir to these modes, folders last so that they stay reachable. */
+  function setModes(path: string, file: number, folder: number): void {
+    if (!statSync(path).isDirectory()) {
+      chmodSync(path, file);
+      return;
+    }
+    chmodSync(path, 0o755);
+    for (const entry of readdirSync(path)) setModes(join(path, entry), file, folder);
+    chmodSync(path, folder);
+  }
 
   /** The ENTRYPOINT on Node 24 with /app mapped into the test's folder, as uid 65532, plus the container's args. */
   function command(args: string[]): string[] {
@@ -584,8 +1015,10 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
   it("secret mode: the CronJob's container defragments the fragmented cluster", async () => {
     await h.etcd.fragment({ targetDbBytes: 48 * MiB, liveFraction: 0.25 });
     const creds = await secret();
-    const c = podSpec(find(render(secretValues({ output: "json", logFormat: "json" })), "CronJob"))
-      .containers[0]!;
+    const c = podSpec(
+      find(render(secretValues({ output: "json", logFormat: "json", lease: { enabled: false } })), "CronJob"),
+    ).containers[0]!;
+    assert.ok(!c.env.some((e) => LEASE_ENV.test(e.name)), "no lease");
     const r = await runCli([], { command: command(c.args), env: containerEnv(c, creds, {}), cwd: dir });
     assert.equal(r.code, 0, r.stderr);
     const summary = parseSummary(r.stdout);
@@ -602,7 +1035,7 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     );
   });
 
-  it("serviceAccount mode: the mounted talosconfig defragments the fragmented cluster", async () => {
+  it("serviceAccount mode: the mounted talosconfig defragments the fragmented cluster, holding the chart's Lease", async () => {
     await h.etcd.fragment({ targetDbBytes: 48 * MiB, liveFraction: 0.25 });
     // What Talos writes into the Secret's "config" key, mounted at /var/run/secrets/talos.dev (mode 0644).
     const mount = join(dir, "var-run-secrets-talos.dev");
@@ -615,9 +1048,14 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
       .containers[0]!;
     const env = containerEnv(c, {}, { "/var/run/secrets/talos.dev": mount });
     assert.equal(env.TALOSCONFIG, join(mount, "config"));
+    // The projected token's identity and RBAC, from the chart applied to the API server; a kubeconfig
+    // carries it here (the in-cluster loader itself is tested in lease.test.ts).
+    await applyChart();
+    env.KUBECONFIG = await serviceAccountKubeconfig("kube-system", "etcd-defrag");
     const r = await runCli([], { command: command(c.args), env, cwd: dir });
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { result: string }).result, "success");
+    assert.match(r.stderr, /holding the lease kube-system\/etcd-defrag for this run/);
   });
 
   it("a member down: the verification's status fails, and the CronJob's run is refused (exit 3)", async () => {
@@ -629,10 +1067,15 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
         results.map((r) => [r.name, r.code]),
         [["status", 1]],
       );
+      // The CronJob's run, with the lease (the chart in secret mode, applied): held, then refused.
+      await applyChart(secretValues());
       const c = podSpec(find(render(secretValues({ output: "json" })), "CronJob")).containers[0]!;
-      const r = await runCli([], { command: command(c.args), env: containerEnv(c, creds, {}), cwd: dir });
+      const env = containerEnv(c, creds, {});
+      env.KUBECONFIG = await serviceAccountKubeconfig("kube-system", "etcd-defrag");
+      const r = await runCli([], { command: command(c.args), env, cwd: dir });
       assert.equal(r.code, 3, r.stderr);
       assert.equal(parseSummary(r.stdout).result, "refused");
+      assert.match(r.stderr, /holding the lease kube-system\/etcd-defrag for this run/);
     } finally {
       await h.etcd.restart(2);
     }

@@ -76,7 +76,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end }}
 
-{{/* The container's environment: the run's options from values, and the credentials; the metrics unless .noMetrics. */}}
+{{/*
+The container's environment: the run's options from values, the credentials, the metrics unless .noMetrics,
+the lease unless .noLease, and extraEnv last (Kubernetes keeps the last of two entries of one name, so a
+value of extraEnv wins).
+*/}}
 {{- define "etcd-defrag.env" -}}
 - name: TALOS_ETCD_DEFRAG_OUTPUT
   value: {{ .Values.output | quote }}
@@ -138,18 +142,27 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       key: {{ $key }}
 {{- end }}
 {{- end }}
+{{- if and .Values.lease.enabled (not .noLease) }}
+- name: TALOS_ETCD_DEFRAG_LEASE
+  value: {{ printf "%s/%s" .Release.Namespace .Values.lease.name | quote }}
+- name: TALOS_ETCD_DEFRAG_LEASE_WAIT
+  value: {{ .Values.lease.wait | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
-{{/* A container of the verification Job: the CronJob's image, environment and restrictions, no metrics. */}}
+{{/*
+A container of the verification Job: the CronJob's image, environment and restrictions, without metrics and
+without the lease (a dry run takes none, and the Job has no Kubernetes token).
+*/}}
 {{- define "etcd-defrag.verifyContainer" -}}
 image: {{ include "etcd-defrag.image" . | quote }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 env:
   {{- /* A dry run's metrics would replace the last real run's in the Pushgateway. */}}
-  {{- include "etcd-defrag.env" (merge (dict "noMetrics" true) .) | nindent 2 }}
+  {{- include "etcd-defrag.env" (merge (dict "noMetrics" true "noLease" true) .) | nindent 2 }}
 securityContext:
   allowPrivilegeEscalation: false
   readOnlyRootFilesystem: true
