@@ -108,10 +108,10 @@ function validate(o: K8sObject): void {
       new Job(o as never).validate();
       return;
     case "ServiceAccount":
-      new ServiceAccount(o as never).validate();
+      new ServiceAccount(o).validate();
       return;
     case "Role":
-      new Role(o as never).validate();
+      new Role(o).validate();
       return;
     case "RoleBinding":
       new RoleBinding(o as never).validate();
