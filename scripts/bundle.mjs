@@ -2,10 +2,14 @@
 // Runs with `node` alone (no node_modules): dist/bundle/talos-etcd-defrag.mjs, plus the chunks
 // it imports only when needed (dist/bundle/chunks/: the Kubernetes client for --lease, the Prometheus
 // client for metrics), so that a run without them does not even parse them.
-import { build } from "esbuild";
+import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 
+import { build } from "esbuild";
+
 const root = resolve(import.meta.dirname, "..");
+// Chunks are named by their hash: without a clean directory, old ones would pile up beside the new.
+rmSync(resolve(root, "dist/bundle"), { recursive: true, force: true });
 await build({
   entryPoints: { "talos-etcd-defrag": resolve(root, "src/main.ts") },
   outdir: resolve(root, "dist/bundle"),

@@ -56,12 +56,15 @@ export function buildRegistry(m: RunMetrics): Registry {
     run.reclaimedBytes,
   );
 
+  // Both alarms always, 0 when none: a Pushgateway POST replaces only the families pushed, so a family
+  // left out would keep an earlier run's value (and its alert) forever.
   const alarm = gauge(
     "etcd_defrag_alarm_raised",
-    "1 for each etcd alarm still raised when the last run ended (NOSPACE: etcd refuses writes).",
-    ["alarm", "member"],
+    "How many members have this etcd alarm raised when the last run ended (NOSPACE: etcd refuses writes).",
+    ["alarm"],
   );
-  for (const a of run.alarmsRaised) alarm.set({ alarm: a.alarm, member: a.member }, 1);
+  for (const name of ["NOSPACE", "CORRUPT"])
+    alarm.set({ alarm: name }, run.alarmsRaised.filter((a) => a.alarm === name).length);
 
   const labels = ["node", "member", "name"];
   const dbSize = gauge("etcd_defrag_member_db_size_bytes", "Member DB file size before/after the last run.", [

@@ -141,9 +141,12 @@ describe("alert rules (promtool test rules)", () => {
             values: "0 1 1",
           },
           {
-            series:
-              'etcd_defrag_alarm_raised{job="etcd-defrag",cluster="prod",alarm="NOSPACE",member="0000000000000003"}',
-            values: "_ 1 1",
+            series: 'etcd_defrag_alarm_raised{job="etcd-defrag",cluster="prod",alarm="NOSPACE"}',
+            values: "0 1 1",
+          },
+          {
+            series: 'etcd_defrag_alarm_raised{job="etcd-defrag",cluster="prod",alarm="CORRUPT"}',
+            values: "0 0 0",
           },
         ],
         alert_rule_test: [

@@ -83,7 +83,16 @@ describe("metrics", () => {
         (m.before?.dbSize ?? 0) - (m.after?.dbSize ?? 0),
       );
       assert.ok((sample(pushed, "etcd_defrag_member_defrag_duration_seconds", l) ?? -1) >= 0);
+      // etcd's own blocked time, from its log: the same number as the summary's.
+      assert.ok(m.blockedMs !== null && m.blockedMs > 0, `${m.node}: blockedMs`);
+      assert.ok(
+        Math.abs((sample(pushed, "etcd_defrag_member_blocked_seconds", l) ?? -1) - m.blockedMs / 1000) <
+          0.002,
+      );
     }
+    // Always pushed, 0 when none, so that a later push replaces an earlier alarm.
+    assert.equal(sample(pushed, "etcd_defrag_alarm_raised", { ...group, alarm: "NOSPACE" }), 0);
+    assert.equal(sample(pushed, "etcd_defrag_alarm_raised", { ...group, alarm: "CORRUPT" }), 0);
 
     const text = readFileSync(file, "utf8");
     const check = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
