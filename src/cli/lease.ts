@@ -27,7 +27,10 @@ export async function guardFor(
 ): Promise<{ guard: RunGuard; what: string } | undefined> {
   const lease = ctx.options.lease;
   if (lease === undefined) return undefined;
-  const { createLeaseGuard, loadKubeConfig } = await import("../k8s/lease.js");
+  const [{ createLeaseGuard }, { loadKubeConfig }] = await Promise.all([
+    import("../k8s/lease.js"),
+    import("../k8s/kubeconfig.js"),
+  ]);
   const kubeConfig = loadKubeConfig({ kubeconfig: ctx.options.kubeconfig, env: ctx.env });
   const what = `lease ${lease.namespace}/${lease.name}`;
   const guard = createLeaseGuard({

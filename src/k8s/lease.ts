@@ -4,24 +4,14 @@
 // resourceVersion read (so two takers cannot both win), renew it every third of its duration,
 // release it on exit. Loaded with `await import()` only when a lease is configured.
 
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-
-import {
-  ApiException,
-  CoordinationV1Api,
-  KubeConfig,
-  V1MicroTime,
-  type V1Lease,
-} from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { ApiException, CoordinationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
 
 import { configError, DefragError } from "../core/errors.js";
 import type { Clock } from "../run/clock.js";
 import type { HeldGuard, RunGuard } from "../run/guard.js";
+import { HeldLease } from "./held-lease.js";
 import { judge, observe, takenSpec, type LeaseRecord, type Observation } from "./lease-record.js";
-
-/** Where Kubernetes mounts a pod's service-account token, CA and namespace. */
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** Our clock and the API server's may differ this much before renewTime is written on the server's. */
 const CLOCK_SKEW_TOLERANCE_MS = 2000;
@@ -40,66 +30,6 @@ export interface LeaseGuardOptions {
   pollMs?: number;
   /** Told when a renewal fails (the lease is lost only when they keep failing). */
   onRenewError?: (err: DefragError) => void;
-}
-
-/** The kubeconfig: an explicit file (or KUBECONFIG list), the pod's service account, or ~/.kube/config. */
-export function loadKubeConfig(opts: {
-  kubeconfig: string | undefined;
-  env: Readonly<Record<string, string | undefined>>;
-  serviceAccountDir?: string;
-}): KubeConfig {
-  const kc = new KubeConfig();
-  const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
-  const files = (opts.kubeconfig ?? "").split(":").filter((f) => f !== "");
-  try {
-    if (files.length > 0) {
-      const [first, ...rest] = files;
-      for (const f of files) {
-        if (!existsSync(f))
-          throw configError(`kubeconfig ${f} does not exist`, "check --kubeconfig / KUBECONFIG");
-      }
-      kc.loadFromFile(first ?? "");
-      for (const f of rest) {
-        const more = new KubeConfig();
-        more.loadFromFile(f);
-        kc.mergeConfig(more);
-      }
-    } else if (opts.env.KUBERNETES_SERVICE_HOST && opts.env.KUBERNETES_SERVICE_PORT) {
-      const token = join(saDir, "token");
-      if (!existsSync(token)) {
-        throw configError(
-          `--lease in a pod needs its service-account token at ${token}, and there is none`,
-          "mount one (the chart does when lease.enabled is true) or pass --kubeconfig",
-        );
-      }
-      const host = opts.env.KUBERNETES_SERVICE_HOST;
-      const server = `https://${host.includes(":") ? `[${host}]` : host}:${opts.env.KUBERNETES_SERVICE_PORT}`;
-      kc.loadFromClusterAndUser(
-        { name: "inCluster", server, caFile: join(saDir, "ca.crt"), skipTLSVerify: false },
-        { name: "inClusterUser", authProvider: { name: "tokenFile", config: { tokenFile: token } } },
-      );
-    } else {
-      const home = opts.env.HOME;
-      const path = home === undefined ? undefined : join(home, ".kube", "config");
-      if (path === undefined || !existsSync(path)) {
-        throw configError(
-          "--lease needs a Kubernetes API server: no --kubeconfig, no KUBECONFIG, not in a pod, no ~/.kube/config",
-          "pass --kubeconfig PATH",
-        );
-      }
-      kc.loadFromFile(path);
-    }
-  } catch (err) {
-    if (err instanceof DefragError) throw err;
-    throw configError(
-      `cannot load the kubeconfig: ${(err as Error).message}`,
-      "check --kubeconfig / KUBECONFIG",
-    );
-  }
-  if (kc.getCurrentCluster() === null) {
-    throw configError("the kubeconfig has no current cluster", "set its current-context");
-  }
-  return kc;
 }
 
 export function createLeaseGuard(opts: LeaseGuardOptions): RunGuard {
@@ -335,62 +265,6 @@ class LeaseGuard implements RunGuard {
       `cannot reach the Kubernetes API server ${server} to ${verb} the ${this.what}: ${detail}`,
       { endpoint: server, cause: err, hint: "check --kubeconfig / KUBECONFIG and that the API server is up" },
     );
-  }
-}
-
-class HeldLease implements HeldGuard {
-  private readonly controller = new AbortController();
-  private readonly stopTimer: () => void;
-  private lastRenewed: number;
-  private inFlight: Promise<void> | undefined;
-  private released = false;
-
-  constructor(private readonly guard: LeaseGuard) {
-    this.lastRenewed = guard.now();
-    this.stopTimer = guard.clock.every(guard.durationMs / 3, () => {
-      this.inFlight ??= this.renew().finally(() => {
-        this.inFlight = undefined;
-      });
-    });
-  }
-
-  get lost(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  private async renew(): Promise<void> {
-    if (this.released || this.controller.signal.aborted) return;
-    try {
-      const r = await this.guard.renew();
-      if (r === "lost") {
-        this.lose(`another run took the ${this.guard.what}`);
-        return;
-      }
-      this.lastRenewed = this.guard.now();
-    } catch (err) {
-      const e = DefragError.from(err);
-      this.guard.reportRenewError(e);
-      // Lost two thirds into the lease, before anyone else may take it over: the run starts nothing new.
-      if (this.guard.now() - this.lastRenewed >= (this.guard.durationMs * 2) / 3) {
-        this.lose(
-          `could not renew the ${this.guard.what} for ${Math.round((this.guard.now() - this.lastRenewed) / 1000)}s: ${e.message}`,
-        );
-      }
-    }
-  }
-
-  private lose(why: string): void {
-    this.stopTimer();
-    this.controller.abort(new DefragError("aborted", `lost the guard against concurrent runs: ${why}`));
-  }
-
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    this.stopTimer();
-    await this.inFlight;
-    if (this.controller.signal.aborted) return;
-    await this.guard.release();
   }
 }
 

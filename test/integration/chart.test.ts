@@ -38,7 +38,8 @@ import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role
 import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { parse, parseAllDocuments } from "yaml";
 
-import { createLeaseGuard, loadKubeConfig } from "../../src/k8s/lease.js";
+import { loadKubeConfig } from "../../src/k8s/kubeconfig.js";
+import { createLeaseGuard } from "../../src/k8s/lease.js";
 import { systemClock } from "../../src/run/clock.js";
 
 import {

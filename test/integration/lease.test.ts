@@ -20,7 +20,8 @@ import {
 } from "@kubernetes/client-node";
 
 import { DefragError } from "../../src/core/errors.js";
-import { createLeaseGuard, loadKubeConfig } from "../../src/k8s/lease.js";
+import { loadKubeConfig } from "../../src/k8s/kubeconfig.js";
+import { createLeaseGuard } from "../../src/k8s/lease.js";
 import { systemClock, type Clock } from "../../src/run/clock.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import type { JournalEntry } from "../harness/journal.js";
