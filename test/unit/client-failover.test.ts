@@ -165,10 +165,26 @@ describe("TalosClient endpoint failover", () => {
         err instanceof DefragError &&
         err.kind === "unreachable" &&
         err.endpoint === "10.0.0.1:50000" &&
-        /^EtcdDefragment via 10\.0\.0\.1:50000: /.test(err.message),
+        /^EtcdDefragment via 10\.0\.0\.1:50000: the connection broke during the call \(/.test(err.message) &&
+        /etcd goes on defragmenting when the connection breaks/.test(err.hint ?? ""),
     );
     assert.deepEqual(received("EtcdDefragment"), ["10.0.0.1:50000 10.0.0.7"], "only the first endpoint");
     assert.equal(ep(1).connects, 0, "the second endpoint was not even opened");
+  });
+
+  it("a stream reset by the peer (Canceled, no status) is a broken connection, not a cancellation", async () => {
+    const { client, ep } = setup(1);
+    ep(0).failNext.set("EtcdDefragment", new ConnectError("stream reset", Code.Canceled));
+    await assert.rejects(client.defragment("10.0.0.7", { timeoutMs: 5_000 }), (err: unknown) => {
+      assert.ok(err instanceof DefragError);
+      assert.equal(err.kind, "unreachable");
+      assert.match(
+        err.message,
+        /^EtcdDefragment via 10\.0\.0\.1:50000: the connection broke during the call/,
+      );
+      assert.doesNotMatch(err.message, /cancelled/);
+      return true;
+    });
   });
 
   it("a defragment moves on when the first endpoint cannot be opened (nothing was sent)", async () => {
