@@ -32,14 +32,40 @@ import { renderTimeline } from "./svg.js";
 const ROOT = resolve(import.meta.dirname, "..");
 const MiB = 1024 ** 2;
 
+/**
+ * The image's Node (scripts/node24.sh installs its major version into .cache/node), or this one with
+ * BENCH_NODE=current; BENCH_NODE=/path/to/node names another.
+ */
+function imageNode(): string {
+  const asked = process.env.BENCH_NODE;
+  if (asked === "current") return process.execPath;
+  if (asked !== undefined && asked !== "") return asked;
+  const r = spawnSync("bash", [join(ROOT, "scripts", "node24.sh")], { encoding: "utf8" });
+  if (r.status !== 0)
+    throw new Error(`cannot install the image's Node (scripts/node24.sh): ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
 /** Our tool as the container image runs it: the Dockerfile's ENTRYPOINT (node, its flags, the bundle). */
 function imageCommand(): string[] {
   const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"))?.[1];
   const argv = entrypoint === undefined ? [] : (JSON.parse(entrypoint) as string[]);
   const flags = argv.slice(1, -1).filter((a) => a.startsWith("--"));
-  return [process.execPath, ...flags, join(ROOT, "dist", "bundle", "talos-etcd-defrag.mjs")];
+  return [imageNode(), ...flags, join(ROOT, "dist", "bundle", "talos-etcd-defrag.mjs")];
 }
 const [NODE = process.execPath, ...TOOL] = imageCommand();
+
+/**
+ * The image's compile cache (its runtime stage runs `version` once with NODE_COMPILE_CACHE set), made
+ * here the same way in a folder of the bench's own, so that every run reads it as in the image.
+ */
+const IMAGE_ENV: Record<string, string> = (() => {
+  const cache = mkdtempSync(join(tmpdir(), "bench-compile-cache-"));
+  const env = { NODE_COMPILE_CACHE: cache };
+  const r = spawnSync(NODE, [...TOOL, "version"], { env: { PATH: process.env.PATH ?? "", ...env } });
+  if (r.status !== 0) throw new Error("the compile-cache warm-up (the image's RUN ... version) failed");
+  return env;
+})();
 
 interface Preset {
   dbBytes: number;
@@ -95,7 +121,7 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   return new Promise((resolveRun) => {
     const startedAt = now();
     const child = spawn(cmd, args, {
-      env: { PATH: process.env.PATH ?? "", ...env },
+      env: { PATH: process.env.PATH ?? "", ...IMAGE_ENV, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -289,6 +315,11 @@ async function measure(
   }
 }
 
+function nodeVersion(): string {
+  const r = spawnSync(NODE, ["--version"], { encoding: "utf8" });
+  return `Node ${r.stdout.trim()}`;
+}
+
 function etcdVersion(): string {
   const bin = process.env.ETCD_BIN ?? "etcd";
   const out = spawnSync(bin, ["--version"], { encoding: "utf8" }).stdout;
@@ -358,7 +389,7 @@ async function main(): Promise<void> {
       );
     }
   }
-  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`;
+  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version} (our tool: ${nodeVersion()}, compile cache as in the image)`;
   const checked = targets(rows, label);
   const report = {
     date: new Date().toISOString(),

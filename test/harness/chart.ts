@@ -128,6 +128,22 @@ export function entrypoint(): string[] {
   return parsed;
 }
 
+/** The runtime stage's ENV (name -> value), which every container of the image starts with. */
+export function imageEnv(): Record<string, string> {
+  const dockerfile = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+  return Object.fromEntries(
+    [...runtime.matchAll(/^ENV (\w+)=(\S+)$/gm)].map((m) => [m[1] ?? "", m[2] ?? ""] as const),
+  );
+}
+
+/** The runtime stage's exec-form RUN commands (each an argv), in order. */
+export function imageRuns(): string[][] {
+  const dockerfile = readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8");
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+  return [...runtime.matchAll(/^RUN (\[.*\])$/gm)].map((m) => JSON.parse(m[1] ?? "[]") as string[]);
+}
+
 /**
  * A container's environment as Kubernetes would give it: values as they are (with mounted paths mapped
  * into the test's folders), Secret keys from `secret`.

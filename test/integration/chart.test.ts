@@ -48,6 +48,8 @@ import {
   entrypoint,
   find,
   helm,
+  imageEnv,
+  imageRuns,
   podSpec,
   render,
   tool,
@@ -895,8 +897,34 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
       "npm run bundle has been run (scripts/setup.sh does)",
     );
     cpSync(bundle, app, { recursive: true });
+    // The runtime stage's own RUNs (the compile cache), as its user (COPY --chown gave it /app), then
+    // everything read-only as it is at run time.
+    if (asImageUser) spawnSync("chown", ["-R", "65532:65532", app]);
+    for (const argv of imageRuns()) {
+      const [exe, ...args] = argv.map(inApp);
+      const user = asImageUser ? ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"] : [];
+      const r = spawnSync(
+        "env",
+        [...envArgs(), ...user, exe === "/nodejs/bin/node" ? node24 : (exe ?? ""), ...args],
+        {
+          encoding: "utf8",
+          cwd: dir,
+        },
+      );
+      assert.equal(r.status, 0, `RUN ${JSON.stringify(argv)}: ${r.stderr}`);
+    }
     setModes(app, 0o444, 0o555);
   });
+
+  /** A path of the image's /app, in the test's folder. */
+  function inApp(path: string): string {
+    return path.replace(/^\/app(\/|$)/, `${app}$1`);
+  }
+
+  /** The image's ENV as `env` arguments, its /app paths mapped. */
+  function envArgs(): string[] {
+    return Object.entries(imageEnv()).map(([k, v]) => `${k}=${inApp(v)}`);
+  }
 
   after(async () => {
     await h.close();
@@ -920,7 +948,7 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     const [, ...rest] = entrypoint();
     const script = (rest.at(-1) ?? "").replace(/^\/app\//, `${app}/`);
     const user = asImageUser ? ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups"] : [];
-    return [...user, node24, ...rest.slice(0, -1), script, ...args];
+    return ["env", ...envArgs(), ...user, node24, ...rest.slice(0, -1), script, ...args];
   }
 
   function secretValues(extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -959,13 +987,33 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     assert.match(r.stdout, /^talos-etcd-defrag \d+\.\d+\.\d+/);
     const probe = spawnSync(
       command([])[0]!,
-      [...command([]).slice(1, -2), "-p", "process.version + ' ' + process.getuid()"],
+      [...command([]).slice(1, -1), "-p", "process.version + ' ' + process.getuid()"],
       {
         encoding: "utf8",
       },
     );
     assert.equal(probe.status, 0, probe.stderr);
     assert.match(probe.stdout.trim(), asImageUser ? /^v24\.\d+\.\d+ 65532$/ : /^v24\./);
+  });
+
+  it("the compile cache baked at build (the runtime stage's RUN) is accepted at run time, and nothing is written", async () => {
+    const cacheDir = inApp(imageEnv().NODE_COMPILE_CACHE ?? "");
+    assert.ok(cacheDir.startsWith(app), "the image sets NODE_COMPILE_CACHE under /app");
+    const listing = (): string[] =>
+      readdirSync(cacheDir, { recursive: true, encoding: "utf8" })
+        .map((f) => `${f} ${statSync(join(cacheDir, f)).mtimeMs}`)
+        .sort();
+    const before = listing();
+    assert.ok(before.length >= 2, `a cache was made at build: ${before.join(", ")}`);
+    const [envExe, ...rest] = command(["version"]);
+    const r = await runCli([], {
+      command: [envExe!, "NODE_DEBUG_NATIVE=COMPILE_CACHE", ...rest],
+      env: {},
+      cwd: dir,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /V8 code cache for ESM file:\/\/\S*\/app\/talos-etcd-defrag\.mjs was accepted/);
+    assert.deepEqual(listing(), before, "the read-only cache is left as it was");
   });
 
   it("the verification Job passes: status, then run --dry-run, with the release's values", async () => {
