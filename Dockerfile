@@ -23,7 +23,7 @@ USER 65532:65532
 # instead of compiling the bundle again. At run time the root filesystem is read-only and Node writes
 # nothing back. (The cache is keyed by Node's version and the file's path and contents.)
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
-RUN ["/nodejs/bin/node", "--use-openssl-ca", "/app/talos-etcd-defrag.mjs", "version"]
+RUN ["/nodejs/bin/node", "--use-openssl-ca", "/app/talos-etcd-defrag.mjs", "warm-up"]
 # --use-openssl-ca: the tool trusts only the Talos CA it is given, and without this flag Node
 # parses its ~140 bundled public root certificates at the first TLS connection (~20 ms per run).
 ENTRYPOINT ["/nodejs/bin/node", "--use-openssl-ca", "/app/talos-etcd-defrag.mjs"]

@@ -1005,14 +1005,35 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
         .sort();
     const before = listing();
     assert.ok(before.length >= 2, `a cache was made at build: ${before.join(", ")}`);
-    const [envExe, ...rest] = command(["version"]);
+    // `status` loads its command's chunks too: every file it loads comes from the cache.
+    const [envExe, ...rest] = command(["status", "--output", "json"]);
+    const creds = await secret();
     const r = await runCli([], {
       command: [envExe!, "NODE_DEBUG_NATIVE=COMPILE_CACHE", ...rest],
-      env: {},
+      env: { ...creds, TALOS_ENDPOINTS: h.nodes.map((n) => `${n}:${h.apiPort}`).join(",") },
       cwd: dir,
     });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /V8 code cache for ESM file:\/\/\S*\/app\/talos-etcd-defrag\.mjs was accepted/);
+    const loaded = [...r.stderr.matchAll(/reading cache from \S+ for ESM file:\/\/(\S+?)\.\.\./g)].map(
+      (m) => m[1],
+    );
+    const accepted = [...r.stderr.matchAll(/V8 code cache for ESM file:\/\/(\S+) was accepted/g)].map(
+      (m) => m[1],
+    );
+    assert.ok(
+      accepted.some((f) => f?.endsWith("/app/talos-etcd-defrag.mjs")),
+      r.stderr,
+    );
+    assert.ok(
+      accepted.some((f) => f?.includes("/app/chunks/")),
+      "the command's chunks too",
+    );
+    assert.deepEqual(accepted.sort(), loaded.sort(), "every file read from the cache was accepted");
+    assert.doesNotMatch(
+      r.stderr,
+      /was not initialized|no such file/,
+      "nothing it loads is missing from the cache",
+    );
     assert.deepEqual(listing(), before, "the read-only cache is left as it was");
   });
 
