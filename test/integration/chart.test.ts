@@ -360,6 +360,15 @@ describe("Helm chart", () => {
     assert.equal(quota("4GiB"), "4GiB");
   });
 
+  it("defrag.nospaceDisarmBelow reaches the tool (0 switches disarming off)", () => {
+    const share = (v: unknown): string | undefined =>
+      podSpec(find(render({ defrag: { nospaceDisarmBelow: v } }), "CronJob")).containers[0]?.env.find(
+        (e) => e.name === "TALOS_ETCD_DEFRAG_NOSPACE_DISARM_BELOW",
+      )?.value;
+    assert.equal(share(0.7), "0.7");
+    assert.equal(share(0), "0");
+  });
+
   it("logs are text by default", () => {
     const c = podSpec(find(render(), "CronJob")).containers[0]!;
     assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LOG_FORMAT")?.value, "text");
@@ -601,6 +610,8 @@ describe("Helm chart", () => {
       [{ defrag: { quotaBytes: "lots" } }, /\/defrag\/quotaBytes.*does not match pattern/],
       [{ defrag: { quotaBytes: true } }, /\/defrag\/quotaBytes.*got boolean, want integer or string/],
       [{ defrag: { quotaBytes: 0 } }, /\/defrag\/quotaBytes.*minimum/],
+      [{ defrag: { nospaceDisarmBelow: 2 } }, /\/defrag\/nospaceDisarmBelow.*maximum: got 2, want 1/],
+      [{ defrag: { nospaceDisarmBelow: "80%" } }, /\/defrag\/nospaceDisarmBelow.*got string, want number/],
       [{ imagePullSecrets: ["regcred"] }, /\/imagePullSecrets\/0.*got string, want object/],
       [{ verify: { enabled: "yes" } }, /\/verify\/enabled.*got string, want boolean/],
       [{ logFormat: "yaml" }, /\/logFormat.*value must be one of 'text', 'json'/],

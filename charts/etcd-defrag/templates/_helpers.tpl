@@ -93,6 +93,8 @@ value of extraEnv wins).
 {{- end }}
 - name: TALOS_ETCD_DEFRAG_QUOTA_BYTES
   value: {{ include "etcd-defrag.quotaBytes" $ | quote }}
+- name: TALOS_ETCD_DEFRAG_NOSPACE_DISARM_BELOW
+  value: {{ .nospaceDisarmBelow | quote }}
 - name: TALOS_ETCD_DEFRAG_TIMEOUT
   value: {{ .timeout | quote }}
 - name: TALOS_ETCD_DEFRAG_MAX_WAIT
