@@ -8,7 +8,8 @@ export type TalosMethod =
   | "EtcdAlarmDisarm"
   | "EtcdDefragment"
   | "EtcdForfeitLeadership"
-  | "Logs";
+  | "Logs"
+  | "EtcdSnapshot";
 
 export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
@@ -18,6 +19,7 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdDefragment: ["os:admin", "os:operator"],
   EtcdForfeitLeadership: ["os:admin"],
   Logs: ["os:admin", "os:operator", "os:reader"],
+  EtcdSnapshot: ["os:admin", "os:operator", "os:etcd:backup"],
 };
 
 /** The least-privileged role that allows the call, for messages. */

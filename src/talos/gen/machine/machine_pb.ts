@@ -20,7 +20,20 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file machine/machine.proto.
  */
 export const file_machine_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChVtYWNoaW5lL21hY2hpbmUucHJvdG8SB21hY2hpbmUieQoLTG9nc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEicKBmRyaXZlchgDIAEoDjIXLmNvbW1vbi5Db250YWluZXJEcml2ZXISDgoGZm9sbG93GAQgASgIEhIKCnRhaWxfbGluZXMYBSABKAUiLAoVRXRjZE1lbWJlckxpc3RSZXF1ZXN0EhMKC3F1ZXJ5X2xvY2FsGAEgASgIImYKCkV0Y2RNZW1iZXISCgoCaWQYAiABKAQSEAoIaG9zdG5hbWUYAyABKAkSEQoJcGVlcl91cmxzGAQgAygJEhMKC2NsaWVudF91cmxzGAUgAygJEhIKCmlzX2xlYXJuZXIYBiABKAgibwoLRXRjZE1lbWJlcnMSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESFgoObGVnYWN5X21lbWJlcnMYAiADKAkSJAoHbWVtYmVycxgDIAMoCzITLm1hY2hpbmUuRXRjZE1lbWJlciJAChZFdGNkTWVtYmVyTGlzdFJlc3BvbnNlEiYKCG1lc3NhZ2VzGAEgAygLMhQubWFjaGluZS5FdGNkTWVtYmVycyL4AQoQRXRjZE1lbWJlclN0YXR1cxIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgJEg8KB2RiX3NpemUYAiABKAMSFgoOZGJfc2l6ZV9pbl91c2UYAyABKAMSDgoGbGVhZGVyGAQgASgEEhIKCnJhZnRfaW5kZXgYBSABKAQSEQoJcmFmdF90ZXJtGAYgASgEEhoKEnJhZnRfYXBwbGllZF9pbmRleBgHIAEoBBIOCgZlcnJvcnMYCCADKAkSEgoKaXNfbGVhcm5lchgJIAEoCBIRCgltZW1iZXJfaWQYCiABKAQSFwoPc3RvcmFnZV92ZXJzaW9uGAsgASgJImIKCkV0Y2RTdGF0dXMSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESMAoNbWVtYmVyX3N0YXR1cxgCIAEoCzIZLm1hY2hpbmUuRXRjZE1lbWJlclN0YXR1cyI7ChJFdGNkU3RhdHVzUmVzcG9uc2USJQoIbWVzc2FnZXMYASADKAsyEy5tYWNoaW5lLkV0Y2RTdGF0dXMiiAEKD0V0Y2RNZW1iZXJBbGFybRIRCgltZW1iZXJfaWQYASABKAQSMQoFYWxhcm0YAiABKA4yIi5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybS5BbGFybVR5cGUiLwoJQWxhcm1UeXBlEggKBE5PTkUQABILCgdOT1NQQUNFEAESCwoHQ09SUlVQVBACImAKCUV0Y2RBbGFybRIiCghtZXRhZGF0YRgBIAEoCzIQLmNvbW1vbi5NZXRhZGF0YRIvCg1tZW1iZXJfYWxhcm1zGAIgAygLMhgubWFjaGluZS5FdGNkTWVtYmVyQWxhcm0iPQoVRXRjZEFsYXJtTGlzdFJlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIubWFjaGluZS5FdGNkQWxhcm0iZgoPRXRjZEFsYXJtRGlzYXJtEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEi8KDW1lbWJlcl9hbGFybXMYAiADKAsyGC5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybSJFChdFdGNkQWxhcm1EaXNhcm1SZXNwb25zZRIqCghtZXNzYWdlcxgBIAMoCzIYLm1hY2hpbmUuRXRjZEFsYXJtRGlzYXJtIjQKDkV0Y2REZWZyYWdtZW50EiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhIkMKFkV0Y2REZWZyYWdtZW50UmVzcG9uc2USKQoIbWVzc2FnZXMYASADKAsyFy5tYWNoaW5lLkV0Y2REZWZyYWdtZW50Ih4KHEV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlcXVlc3QiSwoVRXRjZEZvcmZlaXRMZWFkZXJzaGlwEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEg4KBm1lbWJlchgCIAEoCSJRCh1FdGNkRm9yZmVpdExlYWRlcnNoaXBSZXNwb25zZRIwCghtZXNzYWdlcxgBIAMoCzIeLm1hY2hpbmUuRXRjZEZvcmZlaXRMZWFkZXJzaGlwMp0ECg5NYWNoaW5lU2VydmljZRJRCg5FdGNkTWVtYmVyTGlzdBIeLm1hY2hpbmUuRXRjZE1lbWJlckxpc3RSZXF1ZXN0Gh8ubWFjaGluZS5FdGNkTWVtYmVyTGlzdFJlc3BvbnNlEkEKCkV0Y2RTdGF0dXMSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGy5tYWNoaW5lLkV0Y2RTdGF0dXNSZXNwb25zZRJHCg1FdGNkQWxhcm1MaXN0EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh4ubWFjaGluZS5FdGNkQWxhcm1MaXN0UmVzcG9uc2USSwoPRXRjZEFsYXJtRGlzYXJtEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GiAubWFjaGluZS5FdGNkQWxhcm1EaXNhcm1SZXNwb25zZRJJCg5FdGNkRGVmcmFnbWVudBIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRofLm1hY2hpbmUuRXRjZERlZnJhZ21lbnRSZXNwb25zZRJmChVFdGNkRm9yZmVpdExlYWRlcnNoaXASJS5tYWNoaW5lLkV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlcXVlc3QaJi5tYWNoaW5lLkV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlc3BvbnNlEiwKBExvZ3MSFC5tYWNoaW5lLkxvZ3NSZXF1ZXN0GgwuY29tbW9uLkRhdGEwAWIGcHJvdG8z", [file_common_common, file_google_protobuf_empty]);
+  fileDesc("ChVtYWNoaW5lL21hY2hpbmUucHJvdG8SB21hY2hpbmUiFQoTRXRjZFNuYXBzaG90UmVxdWVzdCJ5CgtMb2dzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSJwoGZHJpdmVyGAMgASgOMhcuY29tbW9uLkNvbnRhaW5lckRyaXZlchIOCgZmb2xsb3cYBCABKAgSEgoKdGFpbF9saW5lcxgFIAEoBSIsChVFdGNkTWVtYmVyTGlzdFJlcXVlc3QSEwoLcXVlcnlfbG9jYWwYASABKAgiZgoKRXRjZE1lbWJlchIKCgJpZBgCIAEoBBIQCghob3N0bmFtZRgDIAEoCRIRCglwZWVyX3VybHMYBCADKAkSEwoLY2xpZW50X3VybHMYBSADKAkSEgoKaXNfbGVhcm5lchgGIAEoCCJvCgtFdGNkTWVtYmVycxIiCghtZXRhZGF0YRgBIAEoCzIQLmNvbW1vbi5NZXRhZGF0YRIWCg5sZWdhY3lfbWVtYmVycxgCIAMoCRIkCgdtZW1iZXJzGAMgAygLMhMubWFjaGluZS5FdGNkTWVtYmVyIkAKFkV0Y2RNZW1iZXJMaXN0UmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5tYWNoaW5lLkV0Y2RNZW1iZXJzIvgBChBFdGNkTWVtYmVyU3RhdHVzEhgKEHByb3RvY29sX3ZlcnNpb24YASABKAkSDwoHZGJfc2l6ZRgCIAEoAxIWCg5kYl9zaXplX2luX3VzZRgDIAEoAxIOCgZsZWFkZXIYBCABKAQSEgoKcmFmdF9pbmRleBgFIAEoBBIRCglyYWZ0X3Rlcm0YBiABKAQSGgoScmFmdF9hcHBsaWVkX2luZGV4GAcgASgEEg4KBmVycm9ycxgIIAMoCRISCgppc19sZWFybmVyGAkgASgIEhEKCW1lbWJlcl9pZBgKIAEoBBIXCg9zdG9yYWdlX3ZlcnNpb24YCyABKAkiYgoKRXRjZFN0YXR1cxIiCghtZXRhZGF0YRgBIAEoCzIQLmNvbW1vbi5NZXRhZGF0YRIwCg1tZW1iZXJfc3RhdHVzGAIgASgLMhkubWFjaGluZS5FdGNkTWVtYmVyU3RhdHVzIjsKEkV0Y2RTdGF0dXNSZXNwb25zZRIlCghtZXNzYWdlcxgBIAMoCzITLm1hY2hpbmUuRXRjZFN0YXR1cyKIAQoPRXRjZE1lbWJlckFsYXJtEhEKCW1lbWJlcl9pZBgBIAEoBBIxCgVhbGFybRgCIAEoDjIiLm1hY2hpbmUuRXRjZE1lbWJlckFsYXJtLkFsYXJtVHlwZSIvCglBbGFybVR5cGUSCAoETk9ORRAAEgsKB05PU1BBQ0UQARILCgdDT1JSVVBUEAIiYAoJRXRjZEFsYXJtEiIKCG1ldGFkYXRhGAEgASgLMhAuY29tbW9uLk1ldGFkYXRhEi8KDW1lbWJlcl9hbGFybXMYAiADKAsyGC5tYWNoaW5lLkV0Y2RNZW1iZXJBbGFybSI9ChVFdGNkQWxhcm1MaXN0UmVzcG9uc2USJAoIbWVzc2FnZXMYASADKAsyEi5tYWNoaW5lLkV0Y2RBbGFybSJmCg9FdGNkQWxhcm1EaXNhcm0SIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESLwoNbWVtYmVyX2FsYXJtcxgCIAMoCzIYLm1hY2hpbmUuRXRjZE1lbWJlckFsYXJtIkUKF0V0Y2RBbGFybURpc2FybVJlc3BvbnNlEioKCG1lc3NhZ2VzGAEgAygLMhgubWFjaGluZS5FdGNkQWxhcm1EaXNhcm0iNAoORXRjZERlZnJhZ21lbnQSIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGEiQwoWRXRjZERlZnJhZ21lbnRSZXNwb25zZRIpCghtZXNzYWdlcxgBIAMoCzIXLm1hY2hpbmUuRXRjZERlZnJhZ21lbnQiHgocRXRjZEZvcmZlaXRMZWFkZXJzaGlwUmVxdWVzdCJLChVFdGNkRm9yZmVpdExlYWRlcnNoaXASIgoIbWV0YWRhdGEYASABKAsyEC5jb21tb24uTWV0YWRhdGESDgoGbWVtYmVyGAIgASgJIlEKHUV0Y2RGb3JmZWl0TGVhZGVyc2hpcFJlc3BvbnNlEjAKCG1lc3NhZ2VzGAEgAygLMh4ubWFjaGluZS5FdGNkRm9yZmVpdExlYWRlcnNoaXAy2wQKDk1hY2hpbmVTZXJ2aWNlElEKDkV0Y2RNZW1iZXJMaXN0Eh4ubWFjaGluZS5FdGNkTWVtYmVyTGlzdFJlcXVlc3QaHy5tYWNoaW5lLkV0Y2RNZW1iZXJMaXN0UmVzcG9uc2USQQoKRXRjZFN0YXR1cxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRobLm1hY2hpbmUuRXRjZFN0YXR1c1Jlc3BvbnNlEkcKDUV0Y2RBbGFybUxpc3QSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaHi5tYWNoaW5lLkV0Y2RBbGFybUxpc3RSZXNwb25zZRJLCg9FdGNkQWxhcm1EaXNhcm0SFi5nb29nbGUucHJvdG9idWYuRW1wdHkaIC5tYWNoaW5lLkV0Y2RBbGFybURpc2FybVJlc3BvbnNlEkkKDkV0Y2REZWZyYWdtZW50EhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Gh8ubWFjaGluZS5FdGNkRGVmcmFnbWVudFJlc3BvbnNlEmYKFUV0Y2RGb3JmZWl0TGVhZGVyc2hpcBIlLm1hY2hpbmUuRXRjZEZvcmZlaXRMZWFkZXJzaGlwUmVxdWVzdBomLm1hY2hpbmUuRXRjZEZvcmZlaXRMZWFkZXJzaGlwUmVzcG9uc2USLAoETG9ncxIULm1hY2hpbmUuTG9nc1JlcXVlc3QaDC5jb21tb24uRGF0YTABEjwKDEV0Y2RTbmFwc2hvdBIcLm1hY2hpbmUuRXRjZFNuYXBzaG90UmVxdWVzdBoMLmNvbW1vbi5EYXRhMAFiBnByb3RvMw", [file_common_common, file_google_protobuf_empty]);
+
+/**
+ * @generated from message machine.EtcdSnapshotRequest
+ */
+export type EtcdSnapshotRequest = Message<"machine.EtcdSnapshotRequest"> & {
+};
+
+/**
+ * Describes the message machine.EtcdSnapshotRequest.
+ * Use `create(EtcdSnapshotRequestSchema)` to create a new message.
+ */
+export const EtcdSnapshotRequestSchema: GenMessage<EtcdSnapshotRequest> = /*@__PURE__*/
+  messageDesc(file_machine_machine, 0);
 
 /**
  * @generated from message machine.LogsRequest
@@ -59,7 +72,7 @@ export type LogsRequest = Message<"machine.LogsRequest"> & {
  * Use `create(LogsRequestSchema)` to create a new message.
  */
 export const LogsRequestSchema: GenMessage<LogsRequest> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 0);
+  messageDesc(file_machine_machine, 1);
 
 /**
  * @generated from message machine.EtcdMemberListRequest
@@ -78,7 +91,7 @@ export type EtcdMemberListRequest = Message<"machine.EtcdMemberListRequest"> & {
  * Use `create(EtcdMemberListRequestSchema)` to create a new message.
  */
 export const EtcdMemberListRequestSchema: GenMessage<EtcdMemberListRequest> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 1);
+  messageDesc(file_machine_machine, 2);
 
 /**
  * Talos numbers this message from 2; there is no field 1.
@@ -117,7 +130,7 @@ export type EtcdMember = Message<"machine.EtcdMember"> & {
  * Use `create(EtcdMemberSchema)` to create a new message.
  */
 export const EtcdMemberSchema: GenMessage<EtcdMember> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 2);
+  messageDesc(file_machine_machine, 3);
 
 /**
  * @generated from message machine.EtcdMembers
@@ -144,7 +157,7 @@ export type EtcdMembers = Message<"machine.EtcdMembers"> & {
  * Use `create(EtcdMembersSchema)` to create a new message.
  */
 export const EtcdMembersSchema: GenMessage<EtcdMembers> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 3);
+  messageDesc(file_machine_machine, 4);
 
 /**
  * @generated from message machine.EtcdMemberListResponse
@@ -161,7 +174,7 @@ export type EtcdMemberListResponse = Message<"machine.EtcdMemberListResponse"> &
  * Use `create(EtcdMemberListResponseSchema)` to create a new message.
  */
 export const EtcdMemberListResponseSchema: GenMessage<EtcdMemberListResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 4);
+  messageDesc(file_machine_machine, 5);
 
 /**
  * @generated from message machine.EtcdMemberStatus
@@ -230,7 +243,7 @@ export type EtcdMemberStatus = Message<"machine.EtcdMemberStatus"> & {
  * Use `create(EtcdMemberStatusSchema)` to create a new message.
  */
 export const EtcdMemberStatusSchema: GenMessage<EtcdMemberStatus> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 5);
+  messageDesc(file_machine_machine, 6);
 
 /**
  * @generated from message machine.EtcdStatus
@@ -252,7 +265,7 @@ export type EtcdStatus = Message<"machine.EtcdStatus"> & {
  * Use `create(EtcdStatusSchema)` to create a new message.
  */
 export const EtcdStatusSchema: GenMessage<EtcdStatus> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 6);
+  messageDesc(file_machine_machine, 7);
 
 /**
  * @generated from message machine.EtcdStatusResponse
@@ -269,7 +282,7 @@ export type EtcdStatusResponse = Message<"machine.EtcdStatusResponse"> & {
  * Use `create(EtcdStatusResponseSchema)` to create a new message.
  */
 export const EtcdStatusResponseSchema: GenMessage<EtcdStatusResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 7);
+  messageDesc(file_machine_machine, 8);
 
 /**
  * @generated from message machine.EtcdMemberAlarm
@@ -291,7 +304,7 @@ export type EtcdMemberAlarm = Message<"machine.EtcdMemberAlarm"> & {
  * Use `create(EtcdMemberAlarmSchema)` to create a new message.
  */
 export const EtcdMemberAlarmSchema: GenMessage<EtcdMemberAlarm> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 8);
+  messageDesc(file_machine_machine, 9);
 
 /**
  * @generated from enum machine.EtcdMemberAlarm.AlarmType
@@ -317,7 +330,7 @@ export enum EtcdMemberAlarm_AlarmType {
  * Describes the enum machine.EtcdMemberAlarm.AlarmType.
  */
 export const EtcdMemberAlarm_AlarmTypeSchema: GenEnum<EtcdMemberAlarm_AlarmType> = /*@__PURE__*/
-  enumDesc(file_machine_machine, 8, 0);
+  enumDesc(file_machine_machine, 9, 0);
 
 /**
  * @generated from message machine.EtcdAlarm
@@ -339,7 +352,7 @@ export type EtcdAlarm = Message<"machine.EtcdAlarm"> & {
  * Use `create(EtcdAlarmSchema)` to create a new message.
  */
 export const EtcdAlarmSchema: GenMessage<EtcdAlarm> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 9);
+  messageDesc(file_machine_machine, 10);
 
 /**
  * @generated from message machine.EtcdAlarmListResponse
@@ -356,7 +369,7 @@ export type EtcdAlarmListResponse = Message<"machine.EtcdAlarmListResponse"> & {
  * Use `create(EtcdAlarmListResponseSchema)` to create a new message.
  */
 export const EtcdAlarmListResponseSchema: GenMessage<EtcdAlarmListResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 10);
+  messageDesc(file_machine_machine, 11);
 
 /**
  * @generated from message machine.EtcdAlarmDisarm
@@ -378,7 +391,7 @@ export type EtcdAlarmDisarm = Message<"machine.EtcdAlarmDisarm"> & {
  * Use `create(EtcdAlarmDisarmSchema)` to create a new message.
  */
 export const EtcdAlarmDisarmSchema: GenMessage<EtcdAlarmDisarm> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 11);
+  messageDesc(file_machine_machine, 12);
 
 /**
  * @generated from message machine.EtcdAlarmDisarmResponse
@@ -395,7 +408,7 @@ export type EtcdAlarmDisarmResponse = Message<"machine.EtcdAlarmDisarmResponse">
  * Use `create(EtcdAlarmDisarmResponseSchema)` to create a new message.
  */
 export const EtcdAlarmDisarmResponseSchema: GenMessage<EtcdAlarmDisarmResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 12);
+  messageDesc(file_machine_machine, 13);
 
 /**
  * @generated from message machine.EtcdDefragment
@@ -412,7 +425,7 @@ export type EtcdDefragment = Message<"machine.EtcdDefragment"> & {
  * Use `create(EtcdDefragmentSchema)` to create a new message.
  */
 export const EtcdDefragmentSchema: GenMessage<EtcdDefragment> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 13);
+  messageDesc(file_machine_machine, 14);
 
 /**
  * @generated from message machine.EtcdDefragmentResponse
@@ -429,7 +442,7 @@ export type EtcdDefragmentResponse = Message<"machine.EtcdDefragmentResponse"> &
  * Use `create(EtcdDefragmentResponseSchema)` to create a new message.
  */
 export const EtcdDefragmentResponseSchema: GenMessage<EtcdDefragmentResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 14);
+  messageDesc(file_machine_machine, 15);
 
 /**
  * @generated from message machine.EtcdForfeitLeadershipRequest
@@ -442,7 +455,7 @@ export type EtcdForfeitLeadershipRequest = Message<"machine.EtcdForfeitLeadershi
  * Use `create(EtcdForfeitLeadershipRequestSchema)` to create a new message.
  */
 export const EtcdForfeitLeadershipRequestSchema: GenMessage<EtcdForfeitLeadershipRequest> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 15);
+  messageDesc(file_machine_machine, 16);
 
 /**
  * @generated from message machine.EtcdForfeitLeadership
@@ -466,7 +479,7 @@ export type EtcdForfeitLeadership = Message<"machine.EtcdForfeitLeadership"> & {
  * Use `create(EtcdForfeitLeadershipSchema)` to create a new message.
  */
 export const EtcdForfeitLeadershipSchema: GenMessage<EtcdForfeitLeadership> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 16);
+  messageDesc(file_machine_machine, 17);
 
 /**
  * @generated from message machine.EtcdForfeitLeadershipResponse
@@ -483,7 +496,7 @@ export type EtcdForfeitLeadershipResponse = Message<"machine.EtcdForfeitLeadersh
  * Use `create(EtcdForfeitLeadershipResponseSchema)` to create a new message.
  */
 export const EtcdForfeitLeadershipResponseSchema: GenMessage<EtcdForfeitLeadershipResponse> = /*@__PURE__*/
-  messageDesc(file_machine_machine, 17);
+  messageDesc(file_machine_machine, 18);
 
 /**
  * @generated from service machine.MachineService
@@ -547,6 +560,16 @@ export const MachineService: GenService<{
   logs: {
     methodKind: "server_streaming";
     input: typeof LogsRequestSchema;
+    output: typeof DataSchema;
+  },
+  /**
+   * The node's etcd snapshot (etcd's Maintenance.Snapshot: the database, then its sha256), in chunks.
+   *
+   * @generated from rpc machine.MachineService.EtcdSnapshot
+   */
+  etcdSnapshot: {
+    methodKind: "server_streaming";
+    input: typeof EtcdSnapshotRequestSchema;
     output: typeof DataSchema;
   },
 }> = /*@__PURE__*/
