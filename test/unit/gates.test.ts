@@ -5,7 +5,7 @@ import { checkGates, memberHealthy, type GateOptions } from "../../src/core/gate
 import type { ClusterView } from "../../src/core/model.js";
 import { m1, m2, m3, three, view } from "./fixtures.js";
 
-const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000 };
+const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000, affectedEtcd: "caught-up" };
 
 describe("safety gates", () => {
   const cases: [string, ClusterView, Partial<GateOptions>, [string, RegExp][]][] = [
@@ -85,6 +85,52 @@ describe("safety gates", () => {
       [],
     ],
     ["single member", view(three.slice(0, 1)), {}, [["quorum", /only 1 voting member: /]]],
+    [
+      "an affected etcd passes the gates by default (it is defragmented only while caught up)",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "3.6.4" } }]),
+      {},
+      [],
+    ],
+    [
+      "an affected etcd refuses the run with --affected-etcd refuse, naming the member and the fix",
+      view([m1, { id: 2n, node: "10.0.0.2", status: { protocolVersion: "3.5.21" } }, m3]),
+      { affectedEtcd: "refuse" },
+      [
+        [
+          "etcd-version",
+          /^member cp-2 \(0000000000000002\) runs etcd 3\.5\.21, which can corrupt its data when a raft snapshot is applied while it defragments \(etcd PRs 20650 and 20653\); fixed in etcd 3\.5\.23, shipped by Talos 1\.10\.9 and later \(etcd 3\.5\.26\); refused \(--affected-etcd refuse\)$/,
+        ],
+      ],
+    ],
+    [
+      "a fixed etcd passes with --affected-etcd refuse",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "3.6.5" } }]),
+      { affectedEtcd: "refuse" },
+      [],
+    ],
+    [
+      "an unparsable etcd version refuses, naming the member",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "three.six" } }]),
+      {},
+      [
+        [
+          "etcd-version",
+          /^member cp-3 \(0000000000000003\) reports etcd version "three\.six", which does not parse: whether it is safe to defragment cannot be told$/,
+        ],
+      ],
+    ],
+    [
+      "an empty etcd version refuses",
+      view([{ id: 1n, node: "10.0.0.1", status: { protocolVersion: "" } }, m2, m3]),
+      {},
+      [["etcd-version", /^member cp-1 .* reports no etcd version: /]],
+    ],
+    [
+      "an unknown major version refuses",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "4.0.0" } }]),
+      {},
+      [["etcd-version", /cp-3 .* runs etcd 4\.0\.0, a major version this tool does not know/]],
+    ],
     [
       "no member list",
       { ...view(three), members: undefined },
