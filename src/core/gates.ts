@@ -175,6 +175,19 @@ export function memberHealthy(
   return n.status;
 }
 
+/**
+ * Fully caught up: the member answers, knows a leader that answers too, and has applied
+ * everything the leader has (read in the same view). Its status when so, else undefined.
+ * Stricter than memberHealthy, which lets a member pass when its leader was not read.
+ */
+export function caughtUpWithLeader(view: ClusterView, node: string): MemberStatus | undefined {
+  const n = view.nodes.find((x) => x.node === node);
+  if (n === undefined || !n.ok || n.status.leaderId === 0n) return undefined;
+  const leader = view.nodes.find((x) => x.ok && x.status.memberId === n.status.leaderId);
+  if (leader === undefined || !leader.ok) return undefined;
+  return leader.status.raftAppliedIndex <= n.status.raftAppliedIndex ? n.status : undefined;
+}
+
 /** The answering members on an etcd affected by the snapshot/defragment bug, each with its warning. */
 export function affectedMembers(view: ClusterView): { node: string; version: string; warning: string }[] {
   const out: { node: string; version: string; warning: string }[] = [];

@@ -7,7 +7,7 @@
 
 import { DefragError } from "../core/errors.js";
 import { judgeEtcdVersion, SNAPSHOT_DEFRAG_FIX } from "../core/etcd-versions.js";
-import { memberHealthy } from "../core/gates.js";
+import { caughtUpWithLeader } from "../core/gates.js";
 import type { MemberStatus } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
 import { formatDuration } from "../core/units.js";
@@ -31,7 +31,7 @@ export async function whenCaughtUp(
   const caught = await pollUntil(
     clock,
     { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
-    async () => memberHealthy(await cluster.read(), item.node, 0),
+    async () => caughtUpWithLeader(await cluster.read(), item.node),
   );
   if (!("value" in caught)) {
     const error = new DefragError(

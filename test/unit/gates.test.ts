@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
+import { caughtUpWithLeader, checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
 import type { ClusterView } from "../../src/core/model.js";
 import { m1, m2, m3, three, view } from "./fixtures.js";
 
@@ -198,6 +198,38 @@ describe("member healthy again after its defragment", () => {
       assert.equal(status !== undefined, healthy);
       const n = v.nodes.find((x) => x.node === node);
       if (healthy) assert.equal(status, n?.ok ? n.status : undefined, "the member's own fresh status");
+    });
+  }
+});
+
+describe("fully caught up with the leader (an etcd with the snapshot/defragment bug)", () => {
+  const cases: [string, ClusterView, string, boolean][] = [
+    ["applied as much as the leader", view(three), "10.0.0.2", true],
+    ["the leader itself", view(three), "10.0.0.1", true],
+    ["one entry behind", view([m1, { ...m2, status: { raftAppliedIndex: 499n } }, m3]), "10.0.0.2", false],
+    [
+      "ahead of the leader's reading (read after it)",
+      view([m1, { ...m2, status: { raftAppliedIndex: 501n } }, m3]),
+      "10.0.0.2",
+      true,
+    ],
+    [
+      "its leader does not answer: not known to be caught up",
+      view([{ ...m1, error: "connection refused" }, m2, m3]),
+      "10.0.0.3",
+      false,
+    ],
+    ["knows no leader", view([m1, m2, { ...m3, status: { leaderId: 0n } }]), "10.0.0.3", false],
+    [
+      "does not answer",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", error: "connection refused" }]),
+      "10.0.0.3",
+      false,
+    ],
+  ];
+  for (const [name, v, node, caught] of cases) {
+    it(name, () => {
+      assert.equal(caughtUpWithLeader(v, node) !== undefined, caught);
     });
   }
 });
