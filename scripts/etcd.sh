@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Prints the path of an etcd binary for the version asked, building it if needed.
 #   scripts/etcd.sh 3.6      -> etcd v3.6.16 built from the Go module proxy (the default Talos runs)
+#   scripts/etcd.sh 3.7      -> etcd v3.7.3 (Talos 1.14)
 #   scripts/etcd.sh 3.5      -> etcd v3.5.21 (Talos 1.10)
 #   scripts/etcd.sh 3.4      -> Debian's etcd-server (3.4.23), installed with apt-get when missing
-#   scripts/etcd.sh v3.6.x   -> that exact version
+#   scripts/etcd.sh v3.x.y   -> that exact version (v3.6.4 and v3.5.22, with the snapshot/defragment bug,
+#                               for test/integration/etcd-versions.test.ts; the same recipe builds 3.5 to 3.7)
 # Builds go into .cache/etcd/<version>/ (ignored by git) and are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ version_of() {
 want="${1:-3.6}"
 case "$want" in
   3.6) version=v3.6.16 ;;
+  3.7) version=v3.7.3 ;;
   3.5) version=v3.5.21 ;;
   3.4|debian)
     if ! command -v etcd >/dev/null 2>&1 || [[ "$(version_of etcd)" != "etcd Version: 3.4."* ]]; then
@@ -37,7 +40,7 @@ case "$want" in
     exit 0
     ;;
   v3.*) version="$want" ;;
-  *) echo "unknown etcd version '$want' (use 3.6, 3.5, 3.4 or v3.x.y)" >&2; exit 2 ;;
+  *) echo "unknown etcd version '$want' (use 3.6, 3.7, 3.5, 3.4 or v3.x.y)" >&2; exit 2 ;;
 esac
 
 dir=".cache/etcd/$version"

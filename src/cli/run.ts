@@ -36,6 +36,7 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
     heartbeatMs: ctx.liveProgress ? 1000 : o.heartbeatMs,
     pollIntervalMs: 500,
     maxAppliedLag: DEFAULT_MAX_APPLIED_LAG,
+    affectedEtcd: o.affectedEtcd,
     nodes,
   };
 }

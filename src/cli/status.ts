@@ -1,5 +1,6 @@
 // `talos-etcd-defrag status`: one row per member.
 
+import { affectedMembers } from "../core/gates.js";
 import { statusJson, statusTable } from "../report/status.js";
 import { observeCluster } from "../run/observe.js";
 import { connect, loadConnection } from "./connect.js";
@@ -14,6 +15,8 @@ export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise
   try {
     const view = await observeCluster(backend, { nodes: config.nodes, signal: ctx.signal });
     for (const warning of view.warnings) ctx.logger.warn(warning);
+    for (const a of affectedMembers(view))
+      ctx.logger.warn(a.warning, { node: a.node, etcdVersion: a.version });
     for (const n of view.nodes) {
       if (!n.ok) ctx.logger.error(`cannot read member status: ${n.error.describe()}`, { node: n.node });
     }

@@ -1,6 +1,7 @@
 // Safety gates: the cluster must be healthy enough that blocking one member is
 // harmless. Checked before the run and again before every member. Pure.
 
+import { affectedWarning, judgeEtcdVersion } from "./etcd-versions.js";
 import { formatMemberId } from "./units.js";
 import { type ClusterView, type MemberInfo, type MemberStatus, type NodeView } from "./model.js";
 
@@ -16,7 +17,9 @@ export type GateName =
   /** A defragment not started by this run is in progress, or cannot be ruled out. */
   | "quiet"
   /** Another run of this tool holds the guard (the Kubernetes Lease). */
-  | "another-run";
+  | "another-run"
+  /** A member's etcd version is unknown, or affected by the snapshot/defragment bug under --affected-etcd refuse. */
+  | "etcd-version";
 
 export interface GateFailure {
   gate: GateName;
@@ -29,7 +32,15 @@ export interface GateOptions {
   allowDowntime: boolean;
   /** How many raft entries a member's applied index may trail the leader's. */
   maxAppliedLag: number;
+  /**
+   * A member on an etcd affected by the snapshot/defragment bug (core/etcd-versions.ts):
+   * "caught-up" defragments it only while its applied index equals the leader's (checked
+   * just before its call, run/caught-up.ts); "refuse" refuses the run.
+   */
+  affectedEtcd: AffectedEtcdMode;
 }
+
+export type AffectedEtcdMode = "caught-up" | "refuse";
 
 /** Raft entries; generous for a busy cluster whose statuses are read a few ms apart. */
 export const DEFAULT_MAX_APPLIED_LAG = 1000;
@@ -83,6 +94,22 @@ export function checkGates(view: ClusterView, opts: GateOptions): GateFailure[] 
     } else {
       answering.push({ member, node: n.node, status: n.status });
     }
+  }
+
+  for (const a of answering) {
+    const verdict = judgeEtcdVersion(a.status.protocolVersion);
+    if (verdict.kind === "unknown")
+      failures.push({
+        gate: "etcd-version",
+        node: a.node,
+        message: `member ${label(a.member)} ${verdict.reason}: whether it is safe to defragment cannot be told`,
+      });
+    else if (verdict.kind === "affected" && opts.affectedEtcd === "refuse")
+      failures.push({
+        gate: "etcd-version",
+        node: a.node,
+        message: `${affectedWarning(label(a.member), verdict, a.status.protocolVersion)}; refused (--affected-etcd refuse)`,
+      });
   }
 
   const leaders = new Set(answering.map((a) => a.status.leaderId));
@@ -146,4 +173,38 @@ export function memberHealthy(
   if (leader?.ok && leader.status.raftAppliedIndex - n.status.raftAppliedIndex > BigInt(maxAppliedLag))
     return undefined;
   return n.status;
+}
+
+/**
+ * Fully caught up: the member answers, knows a leader that answers too, and has applied
+ * everything the leader has (read in the same view). Its status when so, else undefined.
+ * Stricter than memberHealthy, which lets a member pass when its leader was not read.
+ */
+export function caughtUpWithLeader(view: ClusterView, node: string): MemberStatus | undefined {
+  const n = view.nodes.find((x) => x.node === node);
+  if (n === undefined || !n.ok || n.status.leaderId === 0n) return undefined;
+  const leader = view.nodes.find((x) => x.ok && x.status.memberId === n.status.leaderId);
+  if (leader === undefined || !leader.ok) return undefined;
+  return leader.status.raftAppliedIndex <= n.status.raftAppliedIndex ? n.status : undefined;
+}
+
+/** The answering members on an etcd affected by the snapshot/defragment bug, each with its warning. */
+export function affectedMembers(view: ClusterView): { node: string; version: string; warning: string }[] {
+  const out: { node: string; version: string; warning: string }[] = [];
+  for (const n of view.nodes) {
+    if (!n.ok) continue;
+    const verdict = judgeEtcdVersion(n.status.protocolVersion);
+    const member = view.members?.find((m) => m.id === n.status.memberId);
+    if (verdict.kind === "affected")
+      out.push({
+        node: n.node,
+        version: n.status.protocolVersion,
+        warning: affectedWarning(
+          member ? `${label(member)} on ${n.node}` : n.node,
+          verdict,
+          n.status.protocolVersion,
+        ),
+      });
+  }
+  return out;
 }

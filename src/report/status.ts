@@ -1,5 +1,6 @@
 // `status` output: a table for people, JSON for programs (stdout).
 
+import { judgeEtcdVersion } from "../core/etcd-versions.js";
 import { formatBytes, formatMemberId } from "../core/units.js";
 import { fragmentation, freeBytes, isLeader, type ClusterView, type NodeView } from "../core/model.js";
 import { membersNotRead } from "../run/observe.js";
@@ -53,6 +54,9 @@ function nodeJson(view: ClusterView, n: NodeView): object {
     raftAppliedIndex: Number(s.raftAppliedIndex),
     protocolVersion: s.protocolVersion,
     storageVersion: s.storageVersion,
+    // The etcd server's version (protocol_version), and whether it has the snapshot/defragment bug.
+    etcdVersion: s.protocolVersion,
+    etcdVersionStatus: judgeEtcdVersion(s.protocolVersion).kind,
     alarms: n.alarms,
     errors: s.errors,
   };
@@ -71,6 +75,7 @@ const HEADERS = [
   "RAFT INDEX",
   "APPLIED",
   "LEARNER",
+  "ETCD",
   "ALARMS",
   "ERRORS",
 ];
@@ -92,11 +97,19 @@ export function statusTable(view: ClusterView): string {
       s.raftIndex.toString(),
       s.raftAppliedIndex.toString(),
       s.isLearner ? "yes" : "no",
+      etcdCell(s.protocolVersion),
       n.alarms.join(",") || "-",
       s.errors.join(", ") || "-",
     ];
   });
   return renderTable(HEADERS, rows);
+}
+
+/** The version, marked when it has the snapshot/defragment bug or cannot be judged. */
+function etcdCell(version: string): string {
+  const kind = judgeEtcdVersion(version).kind;
+  if (kind === "fixed") return version;
+  return `${version || "?"} (${kind})`;
 }
 
 /** Left-aligned columns; a short row's last cell may run past the columns (error rows). */

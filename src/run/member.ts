@@ -8,6 +8,7 @@ import { isLeader, type MemberStatus } from "../core/model.js";
 import { decide, describeSizes, hasNospace, type PlanItem } from "../core/plan.js";
 import { formatBytes, formatDuration, formatMemberId } from "../core/units.js";
 import type { ClusterReader } from "./cluster.js";
+import { whenCaughtUp } from "./caught-up.js";
 import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
 import type { LeaderMoves } from "./leader.js";
 import { planned, sizes } from "./results.js";
@@ -100,6 +101,18 @@ export async function defragmentMember(
   } else if (isLeader(status)) {
     notes.push("defragmented the leader in place (--move-leader never)");
     reporter.info(`${item.node} is the leader: defragmenting it in place, last (--move-leader never)`);
+  }
+
+  // An affected etcd: only while fully caught up with the leader, read just before the call.
+  const caughtUp = await whenCaughtUp(ctx, step.cluster, item, status);
+  if (caughtUp !== undefined && "stop" in caughtUp)
+    return {
+      result: { ...planned(item, "not-reached", caughtUp.stop.error.message), before: sizes(status), notes },
+      stop: caughtUp.stop,
+    };
+  if (caughtUp !== undefined) {
+    status = caughtUp.status;
+    notes.push(caughtUp.note);
   }
 
   const before = sizes(status);

@@ -5,7 +5,7 @@
 
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
-import { checkGates, type GateFailure } from "../core/gates.js";
+import { affectedMembers, checkGates, type GateFailure } from "../core/gates.js";
 import { isLeader, type NodeView } from "../core/model.js";
 import { makePlan, type PlanItem } from "../core/plan.js";
 import { formatMemberId } from "../core/units.js";
@@ -29,7 +29,17 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   const firstRead = await observeCluster(backend, { nodes: opts.nodes, signal: deps.signal });
   for (const w of firstRead.warnings) reporter.warn(w);
   const cluster = new ClusterReader(backend, deps.clock, firstRead);
-  const gateOpts = { allowDowntime: opts.allowDowntime, maxAppliedLag: opts.maxAppliedLag };
+  const gateOpts = {
+    allowDowntime: opts.allowDowntime,
+    maxAppliedLag: opts.maxAppliedLag,
+    affectedEtcd: opts.affectedEtcd,
+  };
+  if (opts.affectedEtcd === "caught-up")
+    for (const w of affectedMembers(firstRead))
+      reporter.warn(
+        `${w.warning}; it is defragmented only while fully caught up with the leader (--affected-etcd refuse refuses instead)`,
+        { node: w.node, etcdVersion: w.version },
+      );
 
   // 2. Nobody else is defragmenting any member (waiting while someone is; a dry run only
   // says so), then the gates, on numbers read after any such wait.

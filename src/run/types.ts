@@ -2,7 +2,7 @@
 
 import type { Backend } from "../core/backend.js";
 import type { DefragError } from "../core/errors.js";
-import type { GateFailure } from "../core/gates.js";
+import type { AffectedEtcdMode, GateFailure } from "../core/gates.js";
 import type { Rule } from "../core/rule.js";
 import type { Clock } from "./clock.js";
 
@@ -23,6 +23,8 @@ export interface RunOptions {
   /** Explicit nodes, or empty to discover them from the member list. */
   nodes: readonly string[];
   maxAppliedLag: number;
+  /** A member on an etcd with the snapshot/defragment bug: defragmented only while caught up, or the run refused. */
+  affectedEtcd: AffectedEtcdMode;
   /** How long a member may take to be healthy again after its defrag. */
   healthTimeoutMs: number;
   /** After a defragment call that did not succeed: how long to wait for proof that the member finished. */

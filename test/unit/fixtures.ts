@@ -40,8 +40,8 @@ export function view(
       raftIndex: 500n,
       raftAppliedIndex: 500n,
       isLearner: m.learner ?? false,
-      protocolVersion: "3.5.0",
-      storageVersion: "3.5.0",
+      protocolVersion: "3.6.16",
+      storageVersion: "3.6.0",
       errors: [],
       ...m.status,
     };

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
+import { caughtUpWithLeader, checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
 import type { ClusterView } from "../../src/core/model.js";
 import { m1, m2, m3, three, view } from "./fixtures.js";
 
-const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000 };
+const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000, affectedEtcd: "caught-up" };
 
 describe("safety gates", () => {
   const cases: [string, ClusterView, Partial<GateOptions>, [string, RegExp][]][] = [
@@ -86,6 +86,52 @@ describe("safety gates", () => {
     ],
     ["single member", view(three.slice(0, 1)), {}, [["quorum", /only 1 voting member: /]]],
     [
+      "an affected etcd passes the gates by default (it is defragmented only while caught up)",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "3.6.4" } }]),
+      {},
+      [],
+    ],
+    [
+      "an affected etcd refuses the run with --affected-etcd refuse, naming the member and the fix",
+      view([m1, { id: 2n, node: "10.0.0.2", status: { protocolVersion: "3.5.21" } }, m3]),
+      { affectedEtcd: "refuse" },
+      [
+        [
+          "etcd-version",
+          /^member cp-2 \(0000000000000002\) runs etcd 3\.5\.21, which can corrupt its data when a raft snapshot is applied while it defragments \(etcd PRs 20650 and 20653\); fixed in etcd 3\.5\.23, shipped by Talos 1\.10\.9 and later \(etcd 3\.5\.26\); refused \(--affected-etcd refuse\)$/,
+        ],
+      ],
+    ],
+    [
+      "a fixed etcd passes with --affected-etcd refuse",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "3.6.5" } }]),
+      { affectedEtcd: "refuse" },
+      [],
+    ],
+    [
+      "an unparsable etcd version refuses, naming the member",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "three.six" } }]),
+      {},
+      [
+        [
+          "etcd-version",
+          /^member cp-3 \(0000000000000003\) reports etcd version "three\.six", which does not parse: whether it is safe to defragment cannot be told$/,
+        ],
+      ],
+    ],
+    [
+      "an empty etcd version refuses",
+      view([{ id: 1n, node: "10.0.0.1", status: { protocolVersion: "" } }, m2, m3]),
+      {},
+      [["etcd-version", /^member cp-1 .* reports no etcd version: /]],
+    ],
+    [
+      "an unknown major version refuses",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", status: { protocolVersion: "4.0.0" } }]),
+      {},
+      [["etcd-version", /cp-3 .* runs etcd 4\.0\.0, a major version this tool does not know/]],
+    ],
+    [
       "no member list",
       { ...view(three), members: undefined },
       {},
@@ -152,6 +198,38 @@ describe("member healthy again after its defragment", () => {
       assert.equal(status !== undefined, healthy);
       const n = v.nodes.find((x) => x.node === node);
       if (healthy) assert.equal(status, n?.ok ? n.status : undefined, "the member's own fresh status");
+    });
+  }
+});
+
+describe("fully caught up with the leader (an etcd with the snapshot/defragment bug)", () => {
+  const cases: [string, ClusterView, string, boolean][] = [
+    ["applied as much as the leader", view(three), "10.0.0.2", true],
+    ["the leader itself", view(three), "10.0.0.1", true],
+    ["one entry behind", view([m1, { ...m2, status: { raftAppliedIndex: 499n } }, m3]), "10.0.0.2", false],
+    [
+      "ahead of the leader's reading (read after it)",
+      view([m1, { ...m2, status: { raftAppliedIndex: 501n } }, m3]),
+      "10.0.0.2",
+      true,
+    ],
+    [
+      "its leader does not answer: not known to be caught up",
+      view([{ ...m1, error: "connection refused" }, m2, m3]),
+      "10.0.0.3",
+      false,
+    ],
+    ["knows no leader", view([m1, m2, { ...m3, status: { leaderId: 0n } }]), "10.0.0.3", false],
+    [
+      "does not answer",
+      view([m1, m2, { id: 3n, node: "10.0.0.3", error: "connection refused" }]),
+      "10.0.0.3",
+      false,
+    ],
+  ];
+  for (const [name, v, node, caught] of cases) {
+    it(name, () => {
+      assert.equal(caughtUpWithLeader(v, node) !== undefined, caught);
     });
   }
 });

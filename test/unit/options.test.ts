@@ -192,6 +192,14 @@ describe("option table", () => {
     assert.equal(err.hint, "use true/false, 1/0 or yes/no");
   });
 
+  it("--affected-etcd: caught-up by default, refuse by flag or environment, nothing else", () => {
+    assert.equal(parse("run", []).affectedEtcd, "caught-up");
+    assert.equal(parse("run", ["--affected-etcd", "refuse"]).affectedEtcd, "refuse");
+    assert.equal(parse("run", [], { TALOS_ETCD_DEFRAG_AFFECTED_ETCD: "refuse" }).affectedEtcd, "refuse");
+    const err = parseError("run", [], { TALOS_ETCD_DEFRAG_AFFECTED_ETCD: "ignore" });
+    assert.equal(err.message, 'TALOS_ETCD_DEFRAG_AFFECTED_ETCD "ignore" is not one of caught-up, refuse');
+  });
+
   it("durations: milliseconds; zero only where allowed", () => {
     const o = parse("run", ["--timeout", "1h30m", "--pause", "0s", "--heartbeat", "250ms"], {
       TALOS_ETCD_DEFRAG_MAX_WAIT: "90",

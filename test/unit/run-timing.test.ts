@@ -24,6 +24,7 @@ function options(over: Partial<RunOptions> = {}): RunOptions {
     pauseMs: 1000,
     nodes: ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
     maxAppliedLag: 1000,
+    affectedEtcd: "caught-up",
     healthTimeoutMs: 60_000,
     maxWaitMs: 600_000,
     shutdownGraceMs: 25_000,
@@ -460,5 +461,101 @@ describe("NOSPACE at the end", () => {
     assert.equal(result.result, "alarm-raised");
     assert.ok(!sim.calls.includes("EtcdAlarmDisarm"));
     assert.ok(lines.includes("NOSPACE stays armed: disarming is off (--nospace-disarm-below 0)"));
+  });
+});
+
+describe("an etcd with the snapshot/defragment bug (before 3.5.23, 3.6.0-3.6.4)", () => {
+  // Member 2 (a follower, defragmented first: most free space) runs `version`.
+  const affected = (version: string, appliedBehind?: (now: number) => number): SimCluster => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const m2 = sim.sim[1];
+    assert.ok(m2);
+    m2.version = version;
+    m2.dbSize = 500 * MiB;
+    if (appliedBehind !== undefined) m2.appliedBehind = appliedBehind;
+    return sim;
+  };
+  const run = (sim: SimCluster, over: Partial<RunOptions>, lines: string[]) =>
+    runDefrag(sim, options(over), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter(lines),
+    });
+  const WARNING =
+    "member cp-2 (0000000000000002) on 10.0.0.2 runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650 and 20653); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+); it is defragmented only while fully caught up with the leader (--affected-etcd refuse refuses instead)";
+
+  it("warns, and defragments the member only once its applied index equals the leader's", async () => {
+    // 5 entries behind for the first 3 s (within the default 1000 that the gates allow).
+    const sim = affected("3.6.4", (now) => (now < 3_000 ? 5 : 0));
+    const lines: string[] = [];
+    const result = await run(sim, {}, lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assert.ok(lines.includes(WARNING), lines.join("\n"));
+    const window = sim.windows.find((w) => w[0] === "10.0.0.2");
+    assert.ok(window && window[1] >= 3_000, `defragmented at ${window?.[1]}, before it caught up`);
+    const m2 = result.members.find((m) => m.node === "10.0.0.2");
+    assert.equal(m2?.action, "defragmented");
+    assert.ok(m2.notes.some((n) => /etcd 3\.6\.4 is affected .*fully caught up with the leader/.test(n)));
+    assert.ok(
+      lines.some((l) =>
+        /^10\.0\.0\.2: etcd 3\.6\.4 is affected .*applied index 100\), so defragmenting/.test(l),
+      ),
+    );
+    assertNoOverlap(sim.windows);
+  });
+
+  it("a member that never catches up is not defragmented: refused after --health-timeout, nothing touched", async () => {
+    const sim = affected("3.6.4", () => 1);
+    const lines: string[] = [];
+    const result = await run(sim, { healthTimeoutMs: 30_000 }, lines);
+    assert.equal(result.result, "refused", lines.join("\n"));
+    assert.deepEqual(sim.windows, []);
+    assert.ok(!sim.calls.some((c) => c.startsWith("EtcdDefragment")));
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["etcd-version", "10.0.0.2"]],
+    );
+    assert.match(
+      result.error?.message ?? "",
+      /^10\.0\.0\.2 runs etcd 3\.6\.4, affected by the snapshot\/defragment bug, and was not fully caught up with the leader \(applied index\) within 30\.0s; not defragmented$/,
+    );
+    assert.deepEqual(
+      result.members.map((m) => m.action),
+      ["not-reached", "not-reached", "not-reached"],
+    );
+  });
+
+  it("--affected-etcd refuse: refused at the gates, naming the member, nothing defragmented", async () => {
+    const sim = affected("3.5.21");
+    const lines: string[] = [];
+    const result = await run(sim, { affectedEtcd: "refuse" }, lines);
+    assert.equal(result.result, "refused");
+    assert.ok(!sim.calls.some((c) => c.startsWith("EtcdDefragment")));
+    assert.equal(result.refusals[0]?.gate, "etcd-version");
+    assert.match(
+      result.error?.message ?? "",
+      /member cp-2 \(0000000000000002\) runs etcd 3\.5\.21, .*fixed in etcd 3\.5\.23, shipped by Talos 1\.10\.9 and later \(etcd 3\.5\.26\); refused \(--affected-etcd refuse\)/,
+    );
+  });
+
+  it("an unparsable version is a refusal naming the member, nothing defragmented", async () => {
+    const sim = affected("unknown");
+    const lines: string[] = [];
+    const result = await run(sim, {}, lines);
+    assert.equal(result.result, "refused");
+    assert.ok(!sim.calls.some((c) => c.startsWith("EtcdDefragment")));
+    assert.match(
+      result.error?.message ?? "",
+      /member cp-2 \(0000000000000002\) reports etcd version "unknown", which does not parse: whether it is safe to defragment cannot be told/,
+    );
+  });
+
+  it("a fixed version: no warning, no wait", async () => {
+    const sim = affected("3.6.5", () => 5);
+    const lines: string[] = [];
+    const result = await run(sim, {}, lines);
+    assert.equal(result.result, "success");
+    assert.ok(!lines.some((l) => /snapshot/.test(l)), lines.join("\n"));
+    assert.equal(sim.windows[0]?.[1], 0);
   });
 });

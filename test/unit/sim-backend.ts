@@ -14,6 +14,10 @@ export interface SimMember {
   inUse: number;
   /** How long etcd takes to defragment this member (virtual ms). */
   defragMs: number;
+  /** The etcd version its status reports (EtcdMemberStatus.protocol_version); 3.6.16 when unset. */
+  version?: string;
+  /** How many entries its applied index trails the leader's, at a virtual time; 0 when unset. */
+  appliedBehind?: (now: number) => number;
 }
 
 export class SimCluster implements Backend {
@@ -119,10 +123,10 @@ export class SimCluster implements Backend {
       dbSizeInUse: m.inUse,
       raftTerm: 2n,
       raftIndex: 100n,
-      raftAppliedIndex: 100n,
+      raftAppliedIndex: 100n - BigInt(m.id === this.leader ? 0 : (m.appliedBehind?.(this.now) ?? 0)),
       isLearner: false,
-      protocolVersion: "3.5.0",
-      storageVersion: "3.5.0",
+      protocolVersion: m.version ?? "3.6.16",
+      storageVersion: "3.6.0",
       errors: [],
     });
   }

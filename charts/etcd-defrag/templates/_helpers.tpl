@@ -103,6 +103,8 @@ value of extraEnv wins).
   value: {{ .moveLeader | quote }}
 - name: TALOS_ETCD_DEFRAG_ALLOW_DOWNTIME
   value: {{ .allowDowntime | quote }}
+- name: TALOS_ETCD_DEFRAG_AFFECTED_ETCD
+  value: {{ .affectedEtcd | quote }}
 - name: TALOS_ETCD_DEFRAG_PAUSE
   value: {{ .pause | quote }}
 - name: TALOS_ETCD_DEFRAG_HEALTH_TIMEOUT
