@@ -39,7 +39,15 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ["**/talos/**", "**/k8s/**", "**/config/**", "**/cli/**", "**/report/**", "**/main.js"],
+              group: [
+                "**/talos/**",
+                "**/k8s/**",
+                "**/snapshot/**",
+                "**/config/**",
+                "**/cli/**",
+                "**/report/**",
+                "**/main.js",
+              ],
               message: "core/ and run/ talk to a Backend only (src/core/backend.ts); see README, Design.",
             },
           ],
@@ -58,6 +66,7 @@ export default tseslint.config(
               group: [
                 "**/talos/**",
                 "**/k8s/**",
+                "**/snapshot/**",
                 "**/config/**",
                 "**/cli/**",
                 "**/report/**",

@@ -9,7 +9,17 @@ import { parseBytes, parseDuration } from "../core/units.js";
 export type CommandName = "status" | "run";
 
 export type OptionKind =
-  "string" | "list" | "duration" | "size" | "ratio" | "boolean" | "choice" | "url" | "rule" | "lease";
+  | "string"
+  | "list"
+  | "duration"
+  | "size"
+  | "ratio"
+  | "count"
+  | "boolean"
+  | "choice"
+  | "url"
+  | "rule"
+  | "lease";
 
 /** How the text of a flag or environment variable becomes a value. */
 export interface OptionType<T> {
@@ -110,6 +120,17 @@ export const size: OptionType<number> = {
       );
     }
     return bytes;
+  },
+};
+
+/** A whole number from 1 up. */
+export const count: OptionType<number> = {
+  kind: "count",
+  parse: (value, source) => {
+    const n = /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+    if (!(n >= 1 && Number.isSafeInteger(n)))
+      throw configError(`${source} "${value}" is not a whole number from 1`, "e.g. 3");
+    return n;
   },
 };
 

@@ -7,6 +7,7 @@ import { DEFAULT_RULE } from "../core/rule.js";
 import {
   boolean,
   choice,
+  count,
   duration,
   leaseName,
   list,
@@ -130,6 +131,23 @@ const TABLE = [
     help: "etcd's --quota-backend-bytes on the cluster (Talos leaves etcd's 2 GiB default); e.g. 4GiB or 4294967296",
     commands: ["run"],
     type: size,
+  }),
+  option({
+    key: "snapshotDir",
+    flag: "--snapshot-dir <dir>",
+    env: "TALOS_ETCD_DEFRAG_SNAPSHOT_DIR",
+    help: "before the first defragment, save an etcd snapshot into this directory (mode 0600: it holds every Kubernetes Secret), checked against etcd's sha256; a failed snapshot refuses the run",
+    commands: ["run"],
+    type: text,
+  }),
+  option({
+    key: "snapshotKeep",
+    flag: "--snapshot-keep <count>",
+    env: "TALOS_ETCD_DEFRAG_SNAPSHOT_KEEP",
+    default: "3",
+    help: "how many snapshots to keep in --snapshot-dir (the newest)",
+    commands: ["run"],
+    type: count,
   }),
   option({
     key: "nospaceDisarmBelow",

@@ -8,6 +8,7 @@ import type { Logger } from "../report/logger.js";
 import { createReporter } from "../report/reporter.js";
 import { summaryJson, summaryText } from "../report/summary.js";
 import { systemClock } from "../run/clock.js";
+import { checkSnapshotDir, fileSnapshotStore } from "../snapshot/file-store.js";
 import { runDefrag } from "../run/run.js";
 import type { HeldGuard } from "../run/guard.js";
 import type { RunOptions, RunResult } from "../run/types.js";
@@ -92,6 +93,8 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
     cluster =
       ctx.options.clusterName ?? (config.contextName === "environment" ? "default" : config.contextName);
     const options = runOptions(ctx, config.nodes);
+    // A snapshot directory that cannot be written is found now, before any call (a dry run too).
+    if (ctx.options.snapshotDir !== undefined) checkSnapshotDir(ctx.options.snapshotDir);
     // A dry run changes nothing, so it does not need (or wait for) the guard against concurrent runs.
     prepared = { config, options, guard: options.dryRun ? undefined : await guardFor(ctx, systemClock) };
   } catch (err) {
@@ -133,6 +136,10 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
         // Stop requested, or the guard lost: start nothing new.
         signal: held === undefined ? ctx.signal : AbortSignal.any([ctx.signal, held.lost]),
         reporter,
+        snapshots:
+          ctx.options.snapshotDir === undefined || prepared.options.dryRun
+            ? undefined
+            : fileSnapshotStore(ctx.options.snapshotDir, { keep: ctx.options.snapshotKeep }),
       });
     } catch (err) {
       const e = DefragError.from(err);

@@ -42,6 +42,15 @@ export interface Backend {
    * finished with etcd's own duration. Rejects when it cannot tell: then nothing is started.
    */
   defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity>;
+  /**
+   * Streams an etcd snapshot of `node`'s member to `write`: the database as etcd's Maintenance.Snapshot
+   * sends it, etcd's sha256 of it in the last 32 bytes. Reads only; blocks nothing.
+   */
+  snapshot(
+    node: string,
+    write: (chunk: Uint8Array) => Promise<void>,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<void>;
   /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
   forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
   /**

@@ -16,6 +16,8 @@ export type GateName =
   | "permission"
   /** A defragment not started by this run is in progress, or cannot be ruled out. */
   | "quiet"
+  /** The snapshot asked for before the first defragment could not be taken. */
+  | "snapshot"
   /** Another run of this tool holds the guard (the Kubernetes Lease). */
   | "another-run"
   /** A member's etcd version is unknown, or affected by the snapshot/defragment bug under --affected-etcd refuse. */

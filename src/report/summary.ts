@@ -27,6 +27,7 @@ export function summaryJson(r: RunResult): object {
     durationMs: Math.round(r.durationMs),
     alarmsDisarmed: r.alarmsDisarmed,
     alarmsRaised: r.alarmsRaised,
+    snapshot: r.snapshot ?? null,
     refusals: r.refusals.map((f) => ({
       gate: f.gate,
       message: f.message,
@@ -67,6 +68,9 @@ export function summaryText(r: RunResult): string {
     rows,
   );
   const tail = [
+    r.snapshot
+      ? `snapshot: ${r.snapshot.path} (${formatBytes(r.snapshot.bytes)} from ${r.snapshot.node})`
+      : "",
     r.alarmsDisarmed.length > 0 ? `alarms disarmed: ${r.alarmsDisarmed.join(", ")}` : "",
     r.alarmsRaised.length > 0 ? `alarms still raised: ${r.alarmsRaised.map(alarmText).join(", ")}` : "",
     ...r.refusals.map((f) => `refused: ${f.message}`),

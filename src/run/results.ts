@@ -12,6 +12,7 @@ import type {
   RunResultKind,
   RunStop,
   Sizes,
+  SnapshotResult,
 } from "./types.js";
 
 export function sizes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): Sizes {
@@ -55,6 +56,9 @@ export class Results {
     this.startedAt = new Date(this.t0);
   }
 
+  /** The snapshot taken before the first defragment, if any. */
+  snapshot: SnapshotResult | undefined;
+
   add(result: MemberResult): void {
     this.members.push(result);
   }
@@ -81,6 +85,7 @@ export class Results {
       alarmsRaised: extra.alarmsRaised ?? [],
       refusals: extra.refusals ?? [],
       startedAt: this.startedAt,
+      ...(this.snapshot ? { snapshot: this.snapshot } : {}),
       ...(extra.error ? { error: extra.error } : {}),
     };
   }

@@ -15,6 +15,7 @@ import { defragmentMember } from "./member.js";
 import { percent, recoverNospace } from "./nospace.js";
 import { observeCluster } from "./observe.js";
 import { preflight } from "./preflight.js";
+import { takeSnapshot } from "./snapshot.js";
 import { busyNodes, readActivity, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
 import { alarmText, planned, Results, sizes } from "./results.js";
 import type { MemberResult, RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
@@ -95,7 +96,22 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     });
   }
 
-  // 5. Each member in turn; after a stop, the rest are not reached.
+  // 5. A snapshot first, when asked for and there is something to defragment.
+  if (deps.snapshots !== undefined && plan.some((p) => p.defragment)) {
+    const taken = await takeSnapshot(ctx, deps.snapshots, await cluster.fresh());
+    if ("stop" in taken) {
+      for (const p of plan)
+        results.add(planned(p, "not-reached", `not reached: ${taken.stop.error.message}`));
+      return results.finish("refused", {
+        refusals: taken.stop.refusals ?? [],
+        error: taken.stop.error,
+        alarmsRaised: cluster.alarmsRaised(),
+      });
+    }
+    results.snapshot = taken.snapshot;
+  }
+
+  // 6. Each member in turn; after a stop, the rest are not reached.
   const step = {
     cluster,
     gateOpts,
@@ -136,7 +152,7 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     });
   }
 
-  // 6. NOSPACE; an alarm still raised at the end is not a success (NOSPACE: etcd refuses writes).
+  // 7. NOSPACE; an alarm still raised at the end is not a success (NOSPACE: etcd refuses writes).
   const nospace = await recoverNospace(ctx, cluster);
   if ("stop" in nospace)
     return results.finish("failed", { error: nospace.stop.error, alarmsRaised: cluster.alarmsRaised() });

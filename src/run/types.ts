@@ -83,6 +83,8 @@ export interface RunResult {
   refusals: GateFailure[];
   error?: DefragError;
   startedAt: Date;
+  /** The snapshot taken before the first defragment, when asked for. */
+  snapshot?: SnapshotResult;
 }
 
 /** Why the run stopped early: a refusal (a gate, before anything changed) or a failure. */
@@ -104,8 +106,35 @@ export interface RunReporter {
   heartbeatDone(): void;
 }
 
+/** Where snapshots are kept (--snapshot-dir): src/snapshot/file-store.ts. */
+export interface SnapshotStore {
+  /** Where, for messages. */
+  readonly where: string;
+  /** A new snapshot of `node`'s member; nothing is kept unless committed. */
+  create(node: string): Promise<SnapshotWriter>;
+}
+
+export interface SnapshotWriter {
+  write(chunk: Uint8Array): Promise<void>;
+  /**
+   * Checks the snapshot (etcd's sha256 in its last 32 bytes matches the rest), keeps it, and removes the
+   * oldest beyond the store's limit. Rejects, keeping nothing, when the check fails.
+   */
+  commit(): Promise<{ path: string; bytes: number; removed: string[] }>;
+  /** Discards what was written. */
+  abort(): Promise<void>;
+}
+
+export interface SnapshotResult {
+  node: string;
+  path: string;
+  bytes: number;
+}
+
 export interface RunDeps {
   clock: Clock;
+  /** Take a snapshot before the first defragment into this store (--snapshot-dir). */
+  snapshots?: SnapshotStore | undefined;
   /** Aborted by SIGTERM/SIGINT: start nothing new. */
   signal: AbortSignal;
   reporter: RunReporter;

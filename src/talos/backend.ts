@@ -16,6 +16,7 @@ export type TalosCalls = Pick<
   | "status"
   | "alarms"
   | "etcdLog"
+  | "etcdSnapshot"
   | "defragment"
   | "forfeitLeadership"
   | "disarmAlarms"
@@ -134,6 +135,14 @@ export class TalosBackend implements Backend {
   async defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity> {
     const text = await this.client.etcdLog(node, ETCD_LOG_TAIL_LINES, signal);
     return defragActivity(text.split("\n"));
+  }
+
+  snapshot(
+    node: string,
+    write: (chunk: Uint8Array) => Promise<void>,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<void> {
+    return this.client.etcdSnapshot(node, write, opts);
   }
 
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {

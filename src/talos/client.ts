@@ -170,6 +170,33 @@ export class TalosClient {
     });
   }
 
+  /**
+   * The node's etcd snapshot as machined streams it (etcd's Maintenance.Snapshot: the database, then
+   * its sha256), handed to `write` chunk by chunk. Not retried on another endpoint once sent: a
+   * half-written file is the caller's to discard.
+   */
+  async etcdSnapshot(
+    node: string,
+    write: (chunk: Uint8Array) => Promise<void>,
+    opts: { timeoutMs: number; signal?: AbortSignal | undefined },
+  ): Promise<void> {
+    await this.invoke(
+      "EtcdSnapshot",
+      node,
+      opts.signal,
+      async (c, o) => {
+        for await (const data of c.etcdSnapshot({}, o)) {
+          if (data.metadata !== undefined && data.metadata.error !== "") {
+            throw new DefragError("etcd", `the etcd snapshot failed: ${data.metadata.error}`, { node });
+          }
+          await write(data.bytes);
+        }
+      },
+      opts.timeoutMs,
+      false,
+    );
+  }
+
   /** Returns the name of the member that took over, or "" when the node was not the leader. */
   async forfeitLeadership(node: string, signal?: AbortSignal): Promise<string> {
     const reply = await this.invoke("EtcdForfeitLeadership", node, signal, (c, o) =>

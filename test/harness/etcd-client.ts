@@ -59,6 +59,10 @@ export class EtcdClient implements EtcdMemberClient {
     await this.maintenance.defragment({}, signal ? { signal } : {});
   }
 
+  async *snapshot(signal?: AbortSignal): AsyncIterable<Uint8Array> {
+    for await (const r of this.maintenance.snapshot({}, signal ? { signal } : {})) yield r.blob;
+  }
+
   async alarmList(signal?: AbortSignal): Promise<EtcdAlarm[]> {
     const r = await this.maintenance.alarm(
       { action: AlarmRequest_AlarmAction.GET },

@@ -64,6 +64,7 @@ export const RBAC: Record<string, readonly string[]> = {
   EtcdDefragment: ["os:admin", "os:operator"],
   EtcdForfeitLeadership: ["os:admin"],
   Logs: ["os:admin", "os:operator", "os:reader"],
+  EtcdSnapshot: ["os:admin", "os:operator", "os:etcd:backup"],
   ServiceList: ["os:admin", "os:operator", "os:reader"],
   Version: ["os:admin", "os:operator", "os:reader"],
 };
@@ -260,7 +261,9 @@ export class TalosApiServer {
         );
         for await (const message of stream.message) yield message;
       } else {
-        yield* this.serveLogs(req as MessageShape<typeof LogsRequestSchema>, roles);
+        yield* method.name === "EtcdSnapshot"
+          ? this.serveSnapshot(roles, ctx.signal)
+          : this.serveLogs(req as MessageShape<typeof LogsRequestSchema>, roles);
       }
       finish(entry, "OK");
     } catch (err) {
@@ -270,21 +273,43 @@ export class TalosApiServer {
     }
   }
 
+  /** The checks machined makes before a streaming call: RBAC, an injected failure, a delay. */
+  private async admitStream(name: string, roles: string[]): Promise<void> {
+    const delay = this.latencyMs.get(name) ?? this.latencyMs.get("*") ?? 0;
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    const allowed = RBAC[name] ?? [];
+    if (!roles.some((r) => allowed.includes(r)))
+      throw new ConnectError("not authorized", Code.PermissionDenied);
+    const failure = this.failures.get(name);
+    if (failure) {
+      this.failures.delete(name);
+      throw new ConnectError(failure.message, failure.code);
+    }
+  }
+
+  /** machined's EtcdSnapshot: the local member's Maintenance.Snapshot, passed on chunk by chunk. */
+  private async *serveSnapshot(
+    roles: string[],
+    signal: AbortSignal,
+  ): AsyncGenerator<MessageShape<typeof DataSchema>> {
+    await this.admitStream("EtcdSnapshot", roles);
+    const etcd = this.opts.etcd;
+    if (etcd === undefined)
+      throw new ConnectError("etcd snapshot is only available on control plane nodes", Code.Unimplemented);
+    try {
+      for await (const blob of etcd.snapshot(signal)) yield create(DataSchema, { bytes: blob });
+    } catch (err) {
+      const message = err instanceof ConnectError ? err.rawMessage : (err as Error).message;
+      throw new ConnectError(`failed reading etcd snapshot: ${message}`, Code.Unknown);
+    }
+  }
+
   /** machined's Logs for the system namespace: the tail of the service's log file, in chunks. */
   private async *serveLogs(
     req: MessageShape<typeof LogsRequestSchema>,
     roles: string[],
   ): AsyncGenerator<MessageShape<typeof DataSchema>> {
-    const delay = this.latencyMs.get("Logs") ?? this.latencyMs.get("*") ?? 0;
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    const allowed = RBAC.Logs ?? [];
-    if (!roles.some((r) => allowed.includes(r)))
-      throw new ConnectError("not authorized", Code.PermissionDenied);
-    const failure = this.failures.get("Logs");
-    if (failure) {
-      this.failures.delete("Logs");
-      throw new ConnectError(failure.message, failure.code);
-    }
+    await this.admitStream("Logs", roles);
     if (req.namespace !== "system" || req.id !== "etcd")
       throw new ConnectError(
         `the test server serves only the etcd service's log, not ${req.namespace}/${req.id}`,

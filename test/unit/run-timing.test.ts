@@ -2,12 +2,13 @@
 // never two members defragmenting at once, even when a call times out.
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 
 import { DefragError } from "../../src/core/errors.js";
 import { compileRule } from "../../src/core/rule.js";
 import { runDefrag } from "../../src/run/run.js";
-import type { RunOptions, RunReporter } from "../../src/run/types.js";
+import type { RunOptions, RunReporter, SnapshotStore, SnapshotWriter } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
 
 import { MiB } from "../harness/units.js";
@@ -557,5 +558,95 @@ describe("an etcd with the snapshot/defragment bug (before 3.5.23, 3.6.0-3.6.4)"
     assert.equal(result.result, "success");
     assert.ok(!lines.some((l) => /snapshot/.test(l)), lines.join("\n"));
     assert.equal(sim.windows[0]?.[1], 0);
+  });
+});
+
+describe("a snapshot first (--snapshot-dir)", () => {
+  /** An in-memory store that checks etcd's sha256 like the file store. */
+  function memoryStore(): SnapshotStore & { kept: Buffer[]; aborted: number } {
+    const store = {
+      where: "memory",
+      kept: [] as Buffer[],
+      aborted: 0,
+      create: (node: string): Promise<SnapshotWriter> => {
+        const chunks: Buffer[] = [];
+        return Promise.resolve({
+          write: (c: Uint8Array) => {
+            chunks.push(Buffer.from(c));
+            return Promise.resolve();
+          },
+          commit: () => {
+            const all = Buffer.concat(chunks);
+            const ok = createHash("sha256").update(all.subarray(0, -32)).digest().equals(all.subarray(-32));
+            if (!ok) return Promise.reject(new DefragError("etcd", "sha256 mismatch"));
+            store.kept.push(all);
+            return Promise.resolve({ path: `memory/${node}`, bytes: all.length, removed: [] });
+          },
+          abort: () => {
+            store.aborted += 1;
+            return Promise.resolve();
+          },
+        });
+      },
+    };
+    return store;
+  }
+
+  it("is taken from the leader before the first defragment, and named in the result", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const store = memoryStore();
+    const result = await runDefrag(sim, options(), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter([]),
+      snapshots: store,
+    });
+    assert.equal(result.result, "success");
+    const snap = sim.calls.indexOf("EtcdSnapshot 10.0.0.1");
+    const firstDefrag = sim.calls.findIndex((c) => c.startsWith("EtcdDefragment"));
+    assert.ok(snap >= 0 && snap < firstDefrag, sim.calls.join(", "));
+    assert.equal(store.kept.length, 1);
+    assert.deepEqual(result.snapshot, {
+      node: "10.0.0.1",
+      path: "memory/10.0.0.1",
+      bytes: store.kept[0]?.length,
+    });
+  });
+
+  it("a snapshot that fails refuses the run: nothing defragmented, the partial one discarded", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.failingSnapshots.add("10.0.0.1");
+    const store = memoryStore();
+    const result = await runDefrag(sim, options(), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter([]),
+      snapshots: store,
+    });
+    assert.equal(result.result, "refused");
+    assert.equal(sim.windows.length, 0);
+    assert.equal(store.aborted, 1);
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["snapshot", "10.0.0.1"]],
+    );
+    assert.match(
+      result.error?.message ?? "",
+      /^the snapshot of 10\.0\.0\.1 failed: EtcdSnapshot via sim: the connection broke during the call; nothing is defragmented$/,
+    );
+    assert.ok(result.members.every((m) => m.action === "not-reached"));
+  });
+
+  it("nothing to defragment: no snapshot", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const store = memoryStore();
+    const result = await runDefrag(sim, options({ rule: compileRule("false") }), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter([]),
+      snapshots: store,
+    });
+    assert.equal(result.result, "nothing-to-do");
+    assert.ok(!sim.calls.some((c) => c.startsWith("EtcdSnapshot")));
   });
 });

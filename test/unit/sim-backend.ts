@@ -2,6 +2,8 @@
 // (what happens after a defragment call times out). Integration tests use real
 // etcd; this exists because minutes of etcd behaviour must run in milliseconds.
 
+import { createHash } from "node:crypto";
+
 import type { Backend, Permission, Permissions } from "../../src/core/backend.js";
 import { DefragError } from "../../src/core/errors.js";
 import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
@@ -179,6 +181,23 @@ export class SimCluster implements Backend {
         running === undefined ? undefined : { since: running[1], by: this.externalBy.get(node) ?? "call" },
       finished: mine.filter((w) => w[2] <= this.now).map((w) => ({ end: w[2], tookMs: w[2] - w[1] })),
     });
+  }
+
+  /** Nodes whose snapshot fails halfway (after some bytes were written). */
+  failingSnapshots = new Set<string>();
+
+  /** A snapshot as etcd streams it: the "database" (dbSizeInUse bytes, capped small), then its sha256. */
+  async snapshot(node: string, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+    this.calls.push(`EtcdSnapshot ${node}`);
+    const m = this.member(node);
+    const db = Buffer.alloc(Math.min(64 * 1024, m.inUse), m.node);
+    await write(db.subarray(0, db.length / 2));
+    if (this.failingSnapshots.has(node))
+      throw new DefragError("unreachable", "EtcdSnapshot via sim: the connection broke during the call", {
+        node,
+      });
+    await write(db.subarray(db.length / 2));
+    await write(createHash("sha256").update(db).digest());
   }
 
   forfeitLeadership(node: string): Promise<string> {

@@ -45,6 +45,10 @@ class FakeTalos implements TalosCalls {
     this.calls.push(`Logs ${node} tail ${tailLines}`);
     return Promise.resolve(this.log);
   }
+  async etcdSnapshot(node: string, write: (chunk: Uint8Array) => Promise<void>) {
+    this.calls.push(`EtcdSnapshot ${node}`);
+    await write(new Uint8Array([1, 2, 3]));
+  }
   defragment(node: string) {
     this.calls.push(`EtcdDefragment ${node}`);
     return Promise.resolve();

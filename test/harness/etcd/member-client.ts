@@ -40,6 +40,8 @@ export interface EtcdMemberClient {
   status(signal?: AbortSignal): Promise<EtcdMemberStatusReply>;
   /** Blocks until etcd finishes; like etcd itself, never cancelled server-side. */
   defragment(signal?: AbortSignal): Promise<void>;
+  /** etcd's Maintenance.Snapshot: the database in chunks, then its sha256 (what `etcdctl snapshot save` reads). */
+  snapshot(signal?: AbortSignal): AsyncIterable<Uint8Array>;
   alarmList(signal?: AbortSignal): Promise<EtcdAlarm[]>;
   /** Raises an alarm as etcd's Maintenance.Alarm ACTIVATE does (tests only). */
   alarmActivate(alarm: Exclude<EtcdAlarmType, "NONE">, memberId: bigint, signal?: AbortSignal): Promise<void>;
