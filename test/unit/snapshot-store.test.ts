@@ -102,7 +102,9 @@ describe("snapshot file store", () => {
     const file = join(d, "file");
     writeFileSync(file, "");
     assert.throws(
-      () => checkSnapshotDir(join(d, "nope")),
+      () => {
+        checkSnapshotDir(join(d, "nope"));
+      },
       (err: unknown) => {
         assert.ok(err instanceof DefragError);
         assert.equal(err.kind, "config");
@@ -110,7 +112,12 @@ describe("snapshot file store", () => {
         return true;
       },
     );
-    assert.throws(() => checkSnapshotDir(file), new RegExp(`--snapshot-dir ${file} is not a directory`));
+    assert.throws(
+      () => {
+        checkSnapshotDir(file);
+      },
+      new RegExp(`--snapshot-dir ${file} is not a directory`),
+    );
     checkSnapshotDir(d);
   });
 });
