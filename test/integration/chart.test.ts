@@ -360,6 +360,37 @@ describe("Helm chart", () => {
     assert.equal(quota("4GiB"), "4GiB");
   });
 
+  it("snapshot: off by default; on, a kept PVC mounted at /snapshots, the run told to use it, writable by its group", () => {
+    assert.equal(
+      render().find((o) => o.kind === "PersistentVolumeClaim"),
+      undefined,
+    );
+    const objects = render({ snapshot: { enabled: true, keep: 5, size: "20Gi", storageClassName: "fast" } });
+    const pvc = find(objects, "PersistentVolumeClaim");
+    assert.equal(pvc.metadata.name, "etcd-defrag-snapshots");
+    assert.equal(pvc.metadata.annotations?.["helm.sh/resource-policy"], "keep");
+    assert.deepEqual(pvc.spec, {
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "fast",
+      resources: { requests: { storage: "20Gi" } },
+    });
+    const pod = podSpec(find(objects, "CronJob"));
+    const c = pod.containers[0]!;
+    assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_SNAPSHOT_DIR")?.value, "/snapshots");
+    assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_SNAPSHOT_KEEP")?.value, "5");
+    assert.deepEqual(
+      c.volumeMounts?.find((m) => m.name === "snapshots"),
+      { name: "snapshots", mountPath: "/snapshots" },
+    );
+    assert.deepEqual(
+      (pod.volumes as { name: string; persistentVolumeClaim?: unknown }[] | undefined)?.find(
+        (v) => v.name === "snapshots",
+      ),
+      { name: "snapshots", persistentVolumeClaim: { claimName: "etcd-defrag-snapshots" } },
+    );
+    assert.equal((pod.securityContext as { fsGroup?: number }).fsGroup, 65532);
+  });
+
   it("defrag.nospaceDisarmBelow reaches the tool (0 switches disarming off)", () => {
     const share = (v: unknown): string | undefined =>
       podSpec(find(render({ defrag: { nospaceDisarmBelow: v } }), "CronJob")).containers[0]?.env.find(
@@ -611,6 +642,8 @@ describe("Helm chart", () => {
       [{ defrag: { quotaBytes: true } }, /\/defrag\/quotaBytes.*got boolean, want integer or string/],
       [{ defrag: { quotaBytes: 0 } }, /\/defrag\/quotaBytes.*minimum/],
       [{ defrag: { nospaceDisarmBelow: 2 } }, /\/defrag\/nospaceDisarmBelow.*maximum: got 2, want 1/],
+      [{ snapshot: { keep: 0 } }, /\/snapshot\/keep.*minimum: got 0, want 1/],
+      [{ snapshot: { enabled: true, size: "lots" } }, /\/snapshot\/size.*does not match pattern/],
       [{ defrag: { nospaceDisarmBelow: "80%" } }, /\/defrag\/nospaceDisarmBelow.*got string, want number/],
       [{ imagePullSecrets: ["regcred"] }, /\/imagePullSecrets\/0.*got string, want object/],
       [{ verify: { enabled: "yes" } }, /\/verify\/enabled.*got string, want boolean/],
