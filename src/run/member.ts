@@ -159,11 +159,16 @@ export async function defragmentMember(
   const durationMs = clock.now() - started;
 
   // This member healthy again before anything else; the next member's gates then check the whole cluster.
+  // etcd logged the defragment's end before its call returned: its blocked time is read meanwhile.
+  const blocked = blockedTime(ctx, item.node, lastEnd);
+  // Awaited below; until then a rejection (only a bug) must not count as unhandled.
+  blocked.catch(() => undefined);
   const healthy = await pollUntil(
     clock,
     { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
     async () => memberHealthy(await step.cluster.read(), item.node, opts.maxAppliedLag),
   );
+  const blockedMs = await blocked;
   if (!("value" in healthy)) {
     const error = new DefragError(
       "etcd",
@@ -179,13 +184,13 @@ export async function defragmentMember(
         ...(after ? { after: sizes(after) } : {}),
         notes: [...notes, "not healthy again afterwards"],
         durationMs,
+        ...(blockedMs === undefined ? {} : { blockedMs }),
       },
       stop: { kind: "failed", error },
     };
   }
   after = healthy.value;
   const reclaimed = before.dbSize - after.dbSize;
-  const blockedMs = await blockedTime(ctx, item.node, lastEnd);
   reporter.info(
     `${item.node}: defragmented in ${formatDuration(durationMs)}${blockedMs === undefined ? "" : ` (etcd blocked for ${formatDuration(blockedMs)})`}: ${formatBytes(before.dbSize)} -> ${formatBytes(after.dbSize)} (reclaimed ${formatBytes(reclaimed)})`,
     {
