@@ -17,7 +17,7 @@ describe("the Dockerfile's build stage", () => {
     const stage = dockerfile.slice(start, dockerfile.indexOf("\nFROM ", start));
     assert.match(stage, /^RUN npm ci .*--ignore-scripts/m);
     assert.match(stage, /^RUN node scripts\/bundle\.mjs$/m);
-    assert.match(dockerfile, /^COPY --from=build \/src\/dist\/bundle\/ \/app\/$/m);
+    assert.match(dockerfile, /^COPY --from=build (--chown=65532:65532 )?\/src\/dist\/bundle\/ \/app\/$/m);
   });
 
   it("replayed, it produces the same bundle as npm run bundle", () => {
