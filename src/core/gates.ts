@@ -16,7 +16,9 @@ export type GateName =
   /** A defragment not started by this run is in progress, or cannot be ruled out. */
   | "quiet"
   /** Another run of this tool holds the guard (the Kubernetes Lease). */
-  | "another-run";
+  | "another-run"
+  /** A member's configuration was read but does not parse (its quota): nothing may rely on it. */
+  | "member-config";
 
 export interface GateFailure {
   gate: GateName;

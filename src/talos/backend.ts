@@ -5,6 +5,7 @@
 import type { Backend, Permission, Permissions } from "../core/backend.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
 import { defragActivity } from "../core/etcd-log.js";
+import { memberConfigFromFlags, type MemberConfig } from "../core/member-config.js";
 import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
 import type { TalosClient } from "./client.js";
 import { ALLOWED_ROLES, roleNeeded, rolesAllow, type TalosMethod } from "./rbac.js";
@@ -19,6 +20,7 @@ export type TalosCalls = Pick<
   | "defragment"
   | "forfeitLeadership"
   | "disarmAlarms"
+  | "etcdExtraArgs"
   | "close"
 >;
 
@@ -134,6 +136,11 @@ export class TalosBackend implements Backend {
   async defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity> {
     const text = await this.client.etcdLog(node, ETCD_LOG_TAIL_LINES, signal);
     return defragActivity(text.split("\n"));
+  }
+
+  /** From the node's etcd spec resource (cluster.etcd.extraArgs), read with os:reader or more. */
+  async memberConfig(node: string, signal?: AbortSignal): Promise<MemberConfig> {
+    return memberConfigFromFlags(await this.client.etcdExtraArgs(node, signal), node);
   }
 
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {

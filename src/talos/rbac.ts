@@ -8,7 +8,9 @@ export type TalosMethod =
   | "EtcdAlarmDisarm"
   | "EtcdDefragment"
   | "EtcdForfeitLeadership"
-  | "Logs";
+  | "Logs"
+  /** COSI's State.Get (resources such as etcdspecs), os:reader and up for resources that are not sensitive. */
+  | "State.Get";
 
 export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
@@ -18,6 +20,7 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdDefragment: ["os:admin", "os:operator"],
   EtcdForfeitLeadership: ["os:admin"],
   Logs: ["os:admin", "os:operator", "os:reader"],
+  "State.Get": ["os:admin", "os:operator", "os:reader"],
 };
 
 /** The least-privileged role that allows the call, for messages. */

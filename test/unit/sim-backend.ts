@@ -4,6 +4,7 @@
 
 import type { Backend, Permission, Permissions } from "../../src/core/backend.js";
 import { DefragError } from "../../src/core/errors.js";
+import type { MemberConfig } from "../../src/core/member-config.js";
 import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
 import type { Clock } from "../../src/run/clock.js";
 
@@ -14,6 +15,8 @@ export interface SimMember {
   inUse: number;
   /** How long etcd takes to defragment this member (virtual ms). */
   defragMs: number;
+  /** What the member is configured with (Backend.memberConfig); default: nothing set. */
+  config?: MemberConfig;
 }
 
 export class SimCluster implements Backend {
@@ -175,6 +178,16 @@ export class SimCluster implements Backend {
         running === undefined ? undefined : { since: running[1], by: this.externalBy.get(node) ?? "call" },
       finished: mine.filter((w) => w[2] <= this.now).map((w) => ({ end: w[2], tookMs: w[2] - w[1] })),
     });
+  }
+
+  /** Nodes whose configuration cannot be read (an older Talos, a role that may not read it). */
+  unreadableConfigs = new Set<string>();
+
+  memberConfig(node: string): Promise<MemberConfig> {
+    this.calls.push(`MemberConfig ${node}`);
+    if (this.unreadableConfigs.has(node))
+      return Promise.reject(new DefragError("permission", "State.Get was denied", { node }));
+    return Promise.resolve(this.member(node).config ?? { startupDefrag: [] });
   }
 
   forfeitLeadership(node: string): Promise<string> {

@@ -53,6 +53,11 @@ class FakeTalos implements TalosCalls {
     this.calls.push(`EtcdForfeitLeadership ${node}`);
     return Promise.resolve("cp-2");
   }
+  extraArgs: Record<string, string[]> = {};
+  etcdExtraArgs(node: string) {
+    this.calls.push(`State.Get ${node}`);
+    return Promise.resolve(this.extraArgs);
+  }
   disarmAlarms(node: string) {
     this.calls.push(`EtcdAlarmDisarm ${node}`);
     const was = this.alarmList;
