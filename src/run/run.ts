@@ -23,7 +23,20 @@ import type { MemberResult, RunContext, RunDeps, RunOptions, RunResult, RunStop 
 
 export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDeps): Promise<RunResult> {
   const ctx: RunContext = { ...deps, backend, opts, quotas: new Map() };
-  const { reporter } = ctx;
+  const result = await runSteps(ctx);
+  // Each member's quota as the run used it, for the summary and the metrics.
+  return {
+    ...result,
+    members: result.members.map((m) => {
+      const quotaBytes = ctx.quotas.get(m.node);
+      return quotaBytes === undefined ? m : { ...m, quotaBytes };
+    }),
+  };
+}
+
+async function runSteps(ctx: RunContext): Promise<RunResult> {
+  const { reporter, backend, opts } = ctx;
+  const deps = ctx;
   const results = new Results(() => deps.clock.now());
 
   // 1. Read the cluster.

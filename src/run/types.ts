@@ -61,6 +61,8 @@ export interface MemberResult {
   durationMs?: number;
   /** How long etcd itself was blocked, from the durations it logged. */
   blockedMs?: number;
+  /** The member's etcd quota the run judged it by (its quota-backend-bytes, or --quota-bytes). */
+  quotaBytes?: number;
   /** Name of the member that took over leadership before this one was defragmented. */
   leadershipMovedTo?: string;
   notes: string[];
