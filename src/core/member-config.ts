@@ -110,8 +110,8 @@ export interface StartupDefragReport {
 }
 
 /**
- * The start-up defragment flag names etcd accepts by version: 3.5 only the experimental
- * one, 3.6 both (the experimental one deprecated), 3.7 and later only the new one (the old
+ * The start-up defragment flag names etcd accepts by version, the one to use first: 3.4 none
+ * (the experimental flag came with 3.5.0), 3.5 only the experimental one, 3.6 both (the experimental one deprecated), 3.7 and later only the new one (the old
  * spelling stops etcd from starting: on Talos 1.14 that is the etcd of every control plane).
  */
 export function acceptedStartupDefragFlags(version: string): StartupDefragFlag[] | undefined {
@@ -120,7 +120,8 @@ export function acceptedStartupDefragFlags(version: string): StartupDefragFlag[]
   const major = Number(m[1]);
   const minor = Number(m[2]);
   if (major !== 3) return major > 3 ? [STARTUP_DEFRAG_FLAG] : undefined;
-  if (minor <= 5) return [STARTUP_DEFRAG_FLAG_EXPERIMENTAL];
+  if (minor <= 4) return [];
+  if (minor === 5) return [STARTUP_DEFRAG_FLAG_EXPERIMENTAL];
   if (minor === 6) return [STARTUP_DEFRAG_FLAG, STARTUP_DEFRAG_FLAG_EXPERIMENTAL];
   return [STARTUP_DEFRAG_FLAG];
 }
@@ -142,12 +143,12 @@ export function startupDefragReport(
   for (const s of settings) {
     if (accepted !== undefined && !accepted.includes(s.flag)) {
       const why =
-        s.flag === STARTUP_DEFRAG_FLAG_EXPERIMENTAL
-          ? `etcd ${version} no longer accepts it (removed in 3.7: etcd does not start with it)`
-          : `etcd ${version} does not accept it yet (new in 3.6: etcd does not start with it)`;
-      report.warnings.push(
-        `${node}: etcd flag --${s.flag}=${s.value} in cluster.etcd.extraArgs: ${why}; spell it --${preferred ?? STARTUP_DEFRAG_FLAG}`,
-      );
+        preferred === undefined
+          ? `etcd ${version} has no start-up defragment (3.5 added it): etcd does not start with it`
+          : s.flag === STARTUP_DEFRAG_FLAG_EXPERIMENTAL
+            ? `etcd ${version} no longer accepts it (removed in 3.7: etcd does not start with it); spell it --${preferred}`
+            : `etcd ${version} does not accept it yet (new in 3.6: etcd does not start with it); spell it --${preferred}`;
+      report.warnings.push(`${node}: etcd flag --${s.flag}=${s.value} in cluster.etcd.extraArgs: ${why}`);
       continue;
     }
     const megabytes = /^\d+$/.test(s.value.trim()) ? Number(s.value.trim()) : undefined;
@@ -167,7 +168,7 @@ export function startupDefragReport(
     );
   else if (usable[0]?.flag === STARTUP_DEFRAG_FLAG_EXPERIMENTAL && accepted?.length === 2)
     report.warnings.push(
-      `${node}: etcd flag --${STARTUP_DEFRAG_FLAG_EXPERIMENTAL} is deprecated in etcd ${version} and removed in 3.7 (Talos 1.14), where etcd does not start with it; spell it --${STARTUP_DEFRAG_FLAG}`,
+      `${node}: etcd flag --${STARTUP_DEFRAG_FLAG_EXPERIMENTAL}=${usable[0].megabytes} in cluster.etcd.extraArgs is deprecated in etcd ${version} and removed in 3.7 (Talos 1.14), where etcd does not start with it; spell it --${STARTUP_DEFRAG_FLAG}`,
     );
   // With both spellings set, the new one is what etcd would take (3.6 refuses to start at all).
   const chosen = usable.find((u) => u.flag === STARTUP_DEFRAG_FLAG) ?? usable[0];

@@ -105,7 +105,7 @@ describe("memberConfigFromFlags", () => {
 
 describe("acceptedStartupDefragFlags: by etcd version", () => {
   const cases: [string, string[] | undefined][] = [
-    ["3.4.34", [STARTUP_DEFRAG_FLAG_EXPERIMENTAL]],
+    ["3.4.34", []],
     ["3.5.21", [STARTUP_DEFRAG_FLAG_EXPERIMENTAL]],
     ["3.6.4", [STARTUP_DEFRAG_FLAG, STARTUP_DEFRAG_FLAG_EXPERIMENTAL]],
     ["v3.6.16", [STARTUP_DEFRAG_FLAG, STARTUP_DEFRAG_FLAG_EXPERIMENTAL]],
@@ -202,6 +202,13 @@ describe("startupDefragReport: what status says, per version and spelling", () =
       warnings: [
         /etcd 3\.7\.3 no longer accepts it \(removed in 3\.7: etcd does not start with it\); spell it --bootstrap-defrag-threshold-megabytes/,
       ],
+    },
+    {
+      name: "3.4: no start-up defragment at all",
+      version: "3.4.23",
+      settings: [exp("100")],
+      configured: false,
+      warnings: [/etcd 3\.4\.23 has no start-up defragment \(3\.5 added it\): etcd does not start with it/],
     },
     {
       name: "3.7 new spelling",
