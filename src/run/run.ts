@@ -45,8 +45,15 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
   for (const w of firstRead.warnings) reporter.warn(w);
   const cluster = new ClusterReader(backend, deps.clock, firstRead);
 
-  // Each member's quota, from its own configuration unless --quota-bytes says otherwise.
-  const configStop = await readQuotas(ctx, cluster.nodes);
+  const gateOpts = { allowDowntime: opts.allowDowntime, maxAppliedLag: opts.maxAppliedLag };
+
+  // 2. Each member's quota, from its own configuration unless --quota-bytes says otherwise; at the
+  // same time, nobody else is defragmenting any member (waiting while someone is; a dry run only
+  // says so), then the gates, on numbers read after any such wait.
+  const [configStop, quiet] = await Promise.all([
+    readQuotas(ctx, cluster.nodes),
+    opts.dryRun ? dryRunQuiet(ctx, cluster.nodes) : waitUntilQuiet(ctx, cluster.nodes, "the first member"),
+  ]);
   if (configStop !== undefined) {
     reportRefusals(ctx, configStop.refusals ?? []);
     for (const n of firstRead.nodes)
@@ -57,13 +64,6 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
       alarmsRaised: cluster.alarmsRaised(),
     });
   }
-  const gateOpts = { allowDowntime: opts.allowDowntime, maxAppliedLag: opts.maxAppliedLag };
-
-  // 2. Nobody else is defragmenting any member (waiting while someone is; a dry run only
-  // says so), then the gates, on numbers read after any such wait.
-  const quiet = opts.dryRun
-    ? await dryRunQuiet(ctx, cluster.nodes)
-    : await waitUntilQuiet(ctx, cluster.nodes, "the first member");
   if ("stop" in quiet) {
     for (const n of firstRead.nodes)
       results.add(notReachedNode(n, `not reached: ${quiet.stop.error.message}`));
