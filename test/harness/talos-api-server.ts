@@ -141,7 +141,7 @@ export class TalosApiServer {
     return this.server?.listening === true;
   }
 
-  /** The next call of `method` handled locally fails with this status. */
+  /** The next call of `method` handled locally fails with this status ("Get": COSI State.Get, the etcd spec). */
   failNext(method: string, code: Code, message: string): void {
     this.failures.set(method, { code, message });
   }
