@@ -48,14 +48,14 @@ export function memberConfigFromFlags(flags: EtcdFlags, node: string): MemberCon
         `etcd's quota-backend-bytes on ${node} is "${quota}", which is not a byte count`,
         {
           node,
-          hint: "fix cluster.etcd.extraArgs in the machine config (an integer number of bytes), or pass --quota-bytes",
+          hint: "fix cluster.etcd.extraArgs in the machine config (an integer number of bytes), or run with --quota-bytes",
         },
       );
     if (bytes < 0)
       throw new DefragError(
         "config",
         `etcd's quota-backend-bytes on ${node} is ${quota}: the quota is switched off, so no share of it can be judged`,
-        { node, hint: "pass --quota-bytes with the size the rule and the NOSPACE check should assume" },
+        { node, hint: "run with --quota-bytes set to the size the rule and the NOSPACE check should assume" },
       );
     if (bytes > 0) config.quotaBytes = bytes;
   }

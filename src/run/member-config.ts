@@ -69,7 +69,7 @@ export async function readMemberConfigs(
     result.warning =
       `cannot read etcd's configuration on ${nodesText} (${first?.message ?? "unknown"}): ` +
       `assuming etcd's default quota of ${formatBytes(ETCD_DEFAULT_QUOTA_BYTES)} there; ` +
-      "pass --quota-bytes if the cluster sets quota-backend-bytes (reading the etcd spec needs Talos's State API and role os:reader or more)";
+      "run with --quota-bytes if the cluster sets quota-backend-bytes (reading the etcd spec needs Talos's State API and role os:reader or more)";
   }
   return result;
 }

@@ -113,7 +113,7 @@ describe("the run and each member's quota", () => {
     assert.equal(warnings.length, 1, lines.join("\n"));
     assert.match(
       warnings[0] ?? "",
-      /cannot read etcd's configuration on 10\.0\.0\.1, 10\.0\.0\.2 \(State\.Get was denied\): assuming etcd's default quota of 2\.0 GiB there; pass --quota-bytes/,
+      /cannot read etcd's configuration on 10\.0\.0\.1, 10\.0\.0\.2 \(State\.Get was denied\): assuming etcd's default quota of 2\.0 GiB there; run with --quota-bytes/,
     );
     assert.deepEqual(
       result.members.map((m) => [m.node, m.action]),
