@@ -24,7 +24,7 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
   const o = ctx.options;
   return {
     rule: o.rule,
-    quotaBytes: o.quotaBytes,
+    ...(o.quotaBytes !== undefined ? { quotaBytes: o.quotaBytes } : {}),
     nospaceDisarmBelow: o.nospaceDisarmBelow,
     timeoutMs: o.timeoutMs,
     maxWaitMs: o.maxWaitMs,

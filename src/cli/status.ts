@@ -1,7 +1,8 @@
 // `talos-etcd-defrag status`: one row per member.
 
 import { affectedMembers } from "../core/gates.js";
-import { statusJson, statusTable } from "../report/status.js";
+import { configWarnings, statusJson, statusTable } from "../report/status.js";
+import { readMemberConfigs } from "../run/member-config.js";
 import { observeCluster } from "../run/observe.js";
 import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
@@ -14,14 +15,21 @@ export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise
   const backend = connect(ctx, config);
   try {
     const view = await observeCluster(backend, { nodes: config.nodes, signal: ctx.signal });
-    for (const warning of view.warnings) ctx.logger.warn(warning);
+    // Each member's quota and start-up defragment, from its own configuration (read once).
+    const configs = await readMemberConfigs(
+      backend,
+      view.nodes.filter((n) => n.ok).map((n) => n.node),
+      { signal: ctx.signal },
+    );
+    for (const warning of [...view.warnings, ...configWarnings(view, configs)]) ctx.logger.warn(warning);
     for (const a of affectedMembers(view))
       ctx.logger.warn(a.warning, { node: a.node, etcdVersion: a.version });
     for (const n of view.nodes) {
       if (!n.ok) ctx.logger.error(`cannot read member status: ${n.error.describe()}`, { node: n.node });
     }
-    if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(statusJson(view), null, 2) + "\n");
-    else ctx.stdout.write(statusTable(view));
+    if (ctx.options.output === "json")
+      ctx.stdout.write(JSON.stringify(statusJson(view, configs), null, 2) + "\n");
+    else ctx.stdout.write(statusTable(view, configs));
     return exitCodeForStatus(view.nodes.filter((n) => !n.ok).length);
   } finally {
     backend.close();

@@ -9,6 +9,7 @@
 // Every method rejects with a DefragError whose kind says what happened
 // (src/core/errors.ts); anything else it throws is treated as a bug.
 
+import type { MemberConfig } from "./member-config.js";
 import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
 
 /** Whether the credential allows an action, known before trying it. */
@@ -51,6 +52,16 @@ export interface Backend {
     write: (chunk: Uint8Array) => Promise<void>,
     opts: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<void>;
+  /**
+   * How `node`'s etcd is configured, as far as defragmentation cares: its quota
+   * (quota-backend-bytes; absent when not set, so etcd's 2 GiB default applies) and its
+   * start-up defragment flags. Read once per command, not per member step: it changes only
+   * when etcd restarts. Rejects with kind "config", naming the node, when it was read but a
+   * setting does not parse (a quota that is not a byte count): nothing may rely on it then.
+   * Rejects with any other kind when it cannot be read at all (an older server, a role that
+   * may not read it): the caller falls back to etcd's defaults and says so.
+   */
+  memberConfig(node: string, signal?: AbortSignal): Promise<MemberConfig>;
   /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
   forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
   /**

@@ -21,7 +21,9 @@ export type GateName =
   /** Another run of this tool holds the guard (the Kubernetes Lease). */
   | "another-run"
   /** A member's etcd version is unknown, or affected by the snapshot/defragment bug under --affected-etcd refuse. */
-  | "etcd-version";
+  | "etcd-version"
+  /** A member's configuration was read but does not parse (its quota): nothing may rely on it. */
+  | "member-config";
 
 export interface GateFailure {
   gate: GateName;

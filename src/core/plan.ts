@@ -18,7 +18,15 @@ export interface PlanItem {
 
 export interface PlanOptions {
   rule: Rule;
+  /** The quota of a member not in `quotaByNode`. */
   quotaBytes: number;
+  /** Each member's own quota (etcd's quota-backend-bytes), by node. */
+  quotaByNode?: ReadonlyMap<string, number>;
+}
+
+/** The quota that applies to `node`. */
+export function quotaFor(opts: Pick<PlanOptions, "quotaBytes" | "quotaByNode">, node: string): number {
+  return opts.quotaByNode?.get(node) ?? opts.quotaBytes;
 }
 
 /** NOSPACE is raised for the whole cluster; every member counts as under NOSPACE while it is. */
@@ -30,10 +38,10 @@ export function describeSizes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): 
   return `${formatBytes(freeBytes(s))} free of ${formatBytes(s.dbSize)} (${(fragmentation(s) * 100).toFixed(0)}%)`;
 }
 
-/** Evaluates the rule for one member's (fresh) status. */
+/** Evaluates the rule for one member's (fresh) status; `opts.quotaBytes` is that member's quota. */
 export function decide(
   status: MemberStatus,
-  opts: PlanOptions,
+  opts: Pick<PlanOptions, "rule" | "quotaBytes">,
   nospace: boolean,
 ): { defragment: boolean; reason: string } {
   if (status.isLearner) return { defragment: false, reason: "learner (not a voting member): skipped" };
@@ -50,7 +58,7 @@ export function makePlan(view: ClusterView, opts: PlanOptions): PlanItem[] {
   const items: PlanItem[] = [];
   for (const n of view.nodes) {
     if (!n.ok) continue;
-    const decision = decide(n.status, opts, nospace);
+    const decision = decide(n.status, { rule: opts.rule, quotaBytes: quotaFor(opts, n.node) }, nospace);
     items.push({
       node: n.node,
       name: n.name,

@@ -96,8 +96,14 @@ export function buildRegistry(m: RunMetrics): Registry {
     "How long etcd itself was blocked defragmenting the member (the durations it logged).",
     labels,
   );
+  const quota = gauge(
+    "etcd_defrag_member_quota_bytes",
+    "The member's etcd quota the last run judged it by (quota-backend-bytes from its etcd spec, etcd's 2 GiB default, or --quota-bytes).",
+    labels,
+  );
   for (const member of run.members) {
     const l = { node: member.node, member: member.memberId, name: member.name };
+    if (member.quotaBytes !== undefined) quota.set(l, member.quotaBytes);
     action.set({ ...l, action: member.action }, 1);
     if (member.before) {
       dbSize.set({ ...l, phase: "before" }, member.before.dbSize);

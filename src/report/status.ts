@@ -4,10 +4,48 @@ import { judgeEtcdVersion } from "../core/etcd-versions.js";
 import { formatBytes, formatMemberId } from "../core/units.js";
 import { fragmentation, freeBytes, isLeader, type ClusterView, type NodeView } from "../core/model.js";
 import { membersNotRead } from "../run/observe.js";
+import { DefragError } from "../core/errors.js";
+import { startupDefragCell, startupDefragReport, type StartupDefragReport } from "../core/member-config.js";
+import type { MemberConfigs, MemberQuota } from "../run/member-config.js";
 
-export function statusJson(view: ClusterView): object {
+/** What `status` knows of one member's configuration: its quota, its start-up defragment. */
+interface ConfigView {
+  quota: MemberQuota | undefined;
+  /** The configuration was read but its quota does not parse. */
+  invalid: DefragError | undefined;
+  startupDefrag: StartupDefragReport | undefined;
+}
+
+function configView(configs: MemberConfigs | undefined, n: NodeView): ConfigView {
+  const config = configs?.byNode.get(n.node);
+  const read = config !== undefined && !(config instanceof DefragError) ? config : undefined;
   return {
-    members: view.nodes.map((n) => nodeJson(view, n)),
+    quota:
+      config instanceof DefragError && config.kind === "config" ? undefined : configs?.quotas.get(n.node),
+    invalid: config instanceof DefragError && config.kind === "config" ? config : undefined,
+    startupDefrag:
+      read !== undefined && n.ok
+        ? startupDefragReport(read.startupDefrag, n.status.protocolVersion, n.node)
+        : undefined,
+  };
+}
+
+/**
+ * The warnings about members' configurations, for the log and the JSON: the one about
+ * configurations that could not be read, quotas that do not parse, start-up defragment spellings.
+ */
+export function configWarnings(view: ClusterView, configs: MemberConfigs | undefined): string[] {
+  if (configs === undefined) return [];
+  const out: string[] = [];
+  if (configs.warning !== undefined) out.push(configs.warning);
+  for (const e of configs.invalid) out.push(e.describe());
+  for (const n of view.nodes) out.push(...(configView(configs, n).startupDefrag?.warnings ?? []));
+  return out;
+}
+
+export function statusJson(view: ClusterView, configs?: MemberConfigs): object {
+  return {
+    members: view.nodes.map((n) => nodeJson(view, n, configView(configs, n))),
     alarms: view.alarms.map((a) => ({ memberId: formatMemberId(a.memberId), alarm: a.alarm })),
     // Members of the member list without a row (e.g. not among --nodes): never fewer rows silently.
     membersNotShown: membersNotRead(view).map((m) => ({
@@ -16,7 +54,7 @@ export function statusJson(view: ClusterView): object {
       ...(m.node !== undefined ? { node: m.node } : {}),
       isLearner: m.isLearner,
     })),
-    warnings: view.warnings,
+    warnings: [...view.warnings, ...configWarnings(view, configs)],
   };
 }
 
@@ -26,7 +64,7 @@ function listedId(view: ClusterView, node: string): string | undefined {
   return m === undefined ? undefined : formatMemberId(m.id);
 }
 
-function nodeJson(view: ClusterView, n: NodeView): object {
+function nodeJson(view: ClusterView, n: NodeView, config: ConfigView): object {
   if (!n.ok) {
     const memberId = listedId(view, n.node);
     return {
@@ -57,6 +95,25 @@ function nodeJson(view: ClusterView, n: NodeView): object {
     // The etcd server's version (protocol_version), and whether it has the snapshot/defragment bug.
     etcdVersion: s.protocolVersion,
     etcdVersionStatus: judgeEtcdVersion(s.protocolVersion).kind,
+    ...(config.quota !== undefined
+      ? {
+          quotaBytes: config.quota.bytes,
+          quotaSource: config.quota.source,
+          quotaUsage: Number((s.dbSize / config.quota.bytes).toFixed(4)),
+        }
+      : {}),
+    ...(config.invalid !== undefined ? { quotaError: config.invalid.message } : {}),
+    ...(config.startupDefrag !== undefined
+      ? {
+          startupDefrag: {
+            configured: config.startupDefrag.configured,
+            ...(config.startupDefrag.thresholdMegabytes !== undefined
+              ? { thresholdMegabytes: config.startupDefrag.thresholdMegabytes }
+              : {}),
+            ...(config.startupDefrag.flag !== undefined ? { flag: config.startupDefrag.flag } : {}),
+          },
+        }
+      : {}),
     alarms: n.alarms,
     errors: s.errors,
   };
@@ -76,11 +133,22 @@ const HEADERS = [
   "APPLIED",
   "LEARNER",
   "ETCD",
+  "QUOTA",
+  "STARTUP DEFRAG",
   "ALARMS",
   "ERRORS",
 ];
 
-export function statusTable(view: ClusterView): string {
+/** The quota cell: its size and how full, marked when it is etcd's default rather than read. */
+function quotaCell(config: ConfigView, dbSize: number): string {
+  if (config.invalid !== undefined) return "invalid";
+  const q = config.quota;
+  if (q === undefined) return "-";
+  const mark = q.source === "fallback" ? " (assumed)" : q.source === "default" ? " (default)" : "";
+  return `${formatBytes(q.bytes)} ${((dbSize / q.bytes) * 100).toFixed(0)}%${mark}`;
+}
+
+export function statusTable(view: ClusterView, configs?: MemberConfigs): string {
   const rows = view.nodes.map((n): string[] => {
     if (!n.ok) return [n.node, listedId(view, n.node) ?? "-", n.name || "-", "error:", n.error.describe()];
     const s = n.status;
@@ -98,6 +166,11 @@ export function statusTable(view: ClusterView): string {
       s.raftAppliedIndex.toString(),
       s.isLearner ? "yes" : "no",
       etcdCell(s.protocolVersion),
+      quotaCell(configView(configs, n), s.dbSize),
+      (() => {
+        const r = configView(configs, n).startupDefrag;
+        return r === undefined ? "-" : startupDefragCell(r);
+      })(),
       n.alarms.join(",") || "-",
       s.errors.join(", ") || "-",
     ];

@@ -20,6 +20,7 @@ export function summaryJson(r: RunResult): object {
       after: m.after ?? null,
       durationMs: m.durationMs === undefined ? null : Math.round(m.durationMs),
       blockedMs: m.blockedMs === undefined ? null : Math.round(m.blockedMs),
+      ...(m.quotaBytes !== undefined ? { quotaBytes: m.quotaBytes } : {}),
       ...(m.leadershipMovedTo !== undefined ? { leadershipMovedTo: m.leadershipMovedTo } : {}),
       notes: m.notes,
     })),

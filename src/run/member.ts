@@ -12,7 +12,7 @@ import { whenCaughtUp } from "./caught-up.js";
 import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
 import type { LeaderMoves } from "./leader.js";
 import { planned, sizes } from "./results.js";
-import type { MemberResult, RunContext, RunStop } from "./types.js";
+import { quotaOf, type MemberResult, type RunContext, type RunStop } from "./types.js";
 import { lastFinishedEnd, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
 import { pollUntil } from "./wait.js";
 
@@ -71,7 +71,7 @@ export async function defragmentMember(
     });
   }
   let status = fresh.status;
-  const decision = decide(status, { rule: opts.rule, quotaBytes: opts.quotaBytes }, hasNospace(view));
+  const decision = decide(status, { rule: opts.rule, quotaBytes: quotaOf(ctx, item.node) }, hasNospace(view));
   const base: MemberResult = {
     ...planned(item, "skipped", decision.reason),
     isLeader: isLeader(status),

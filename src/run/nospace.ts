@@ -7,7 +7,7 @@ import type { MemberAlarm } from "../core/model.js";
 import { formatBytes } from "../core/units.js";
 import type { ClusterReader } from "./cluster.js";
 import { alarmText, raised } from "./results.js";
-import type { RaisedAlarm, RunContext, RunStop } from "./types.js";
+import { quotaOf, type RaisedAlarm, type RunContext, type RunStop } from "./types.js";
 import { pollUntil } from "./wait.js";
 
 export async function recoverNospace(
@@ -28,11 +28,13 @@ export async function recoverNospace(
     reporter.warn("NOSPACE stays armed: disarming is off (--nospace-disarm-below 0)");
     return { disarmed: [], raised: raisedNow };
   }
-  const limit = opts.quotaBytes * opts.nospaceDisarmBelow;
-  const over = view.nodes.filter((n) => !n.ok || n.status.dbSize > limit);
+  // Each member against its own quota (etcd raises NOSPACE per member, at that member's quota).
+  const over = view.nodes.filter(
+    (n) => !n.ok || n.status.dbSize > quotaOf(ctx, n.node) * opts.nospaceDisarmBelow,
+  );
   if (over.length > 0) {
     reporter.warn(
-      `NOSPACE stays armed: ${over.map((n) => (n.ok ? `${n.node} is at ${formatBytes(n.status.dbSize)} of a ${formatBytes(opts.quotaBytes)} quota` : `${n.node} did not answer`)).join(", ")}; free space or raise the quota first`,
+      `NOSPACE stays armed: ${over.map((n) => (n.ok ? `${n.node} is at ${formatBytes(n.status.dbSize)} of a ${formatBytes(quotaOf(ctx, n.node))} quota` : `${n.node} did not answer`)).join(", ")}; free space or raise the quota first`,
     );
     return { disarmed: [], raised: raisedNow };
   }

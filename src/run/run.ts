@@ -8,7 +8,9 @@ import { DefragError } from "../core/errors.js";
 import { affectedMembers, checkGates, type GateFailure } from "../core/gates.js";
 import { isLeader, type NodeView } from "../core/model.js";
 import { makePlan, type PlanItem } from "../core/plan.js";
-import { formatMemberId } from "../core/units.js";
+import { ETCD_DEFAULT_QUOTA_BYTES } from "../core/member-config.js";
+import { formatBytes, formatMemberId } from "../core/units.js";
+import { describeQuotas, readMemberConfigs } from "./member-config.js";
 import { ClusterReader } from "./cluster.js";
 import { LeaderMoves } from "./leader.js";
 import { defragmentMember } from "./member.js";
@@ -21,8 +23,21 @@ import { alarmText, planned, Results, sizes } from "./results.js";
 import type { MemberResult, RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
 
 export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDeps): Promise<RunResult> {
-  const ctx: RunContext = { ...deps, backend, opts };
-  const { reporter } = ctx;
+  const ctx: RunContext = { ...deps, backend, opts, quotas: new Map() };
+  const result = await runSteps(ctx);
+  // Each member's quota as the run used it, for the summary and the metrics.
+  return {
+    ...result,
+    members: result.members.map((m) => {
+      const quotaBytes = ctx.quotas.get(m.node);
+      return quotaBytes === undefined ? m : { ...m, quotaBytes };
+    }),
+  };
+}
+
+async function runSteps(ctx: RunContext): Promise<RunResult> {
+  const { reporter, backend, opts } = ctx;
+  const deps = ctx;
   const results = new Results(() => deps.clock.now());
 
   // 1. Read the cluster.
@@ -42,11 +57,23 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
         { node: w.node, etcdVersion: w.version },
       );
 
-  // 2. Nobody else is defragmenting any member (waiting while someone is; a dry run only
+  // 2. Each member's quota, from its own configuration unless --quota-bytes says otherwise; at the
+  // same time, nobody else is defragmenting any member (waiting while someone is; a dry run only
   // says so), then the gates, on numbers read after any such wait.
-  const quiet = opts.dryRun
-    ? await dryRunQuiet(ctx, cluster.nodes)
-    : await waitUntilQuiet(ctx, cluster.nodes, "the first member");
+  const [configStop, quiet] = await Promise.all([
+    readQuotas(ctx, cluster.nodes),
+    opts.dryRun ? dryRunQuiet(ctx, cluster.nodes) : waitUntilQuiet(ctx, cluster.nodes, "the first member"),
+  ]);
+  if (configStop !== undefined) {
+    reportRefusals(ctx, configStop.refusals ?? []);
+    for (const n of firstRead.nodes)
+      results.add(notReachedNode(n, "the run was refused: a member's configuration does not parse"));
+    return results.finish("refused", {
+      refusals: configStop.refusals ?? [],
+      error: configStop.error,
+      alarmsRaised: cluster.alarmsRaised(),
+    });
+  }
   if ("stop" in quiet) {
     for (const n of firstRead.nodes)
       results.add(notReachedNode(n, `not reached: ${quiet.stop.error.message}`));
@@ -73,7 +100,11 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   }
 
   // 3. The plan.
-  const plan = makePlan(initial, { rule: opts.rule, quotaBytes: opts.quotaBytes });
+  const plan = makePlan(initial, {
+    rule: opts.rule,
+    quotaBytes: opts.quotaBytes ?? ETCD_DEFAULT_QUOTA_BYTES,
+    quotaByNode: ctx.quotas,
+  });
   reportPlan(ctx, plan);
   if (opts.dryRun) {
     for (const p of plan) results.add(planned(p, p.defragment ? "would-defragment" : "skipped"));
@@ -176,6 +207,36 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
   });
 }
 
+/**
+ * Fills ctx.quotas: --quota-bytes for every member (and says so), else each member's own
+ * configuration; one warning for those that cannot be read (etcd's default assumed), a
+ * refusal for a configuration that does not parse.
+ */
+async function readQuotas(ctx: RunContext, nodes: readonly string[]): Promise<RunStop | undefined> {
+  const override = ctx.opts.quotaBytes;
+  if (override !== undefined) {
+    for (const node of nodes) ctx.quotas.set(node, override);
+    ctx.reporter.info(
+      `etcd quota: ${formatBytes(override)} for every member, from --quota-bytes (overrides the quota configured on the nodes, which is not read)`,
+      { quotaBytes: override },
+    );
+    return undefined;
+  }
+  const configs = await readMemberConfigs(ctx.backend, nodes, { signal: ctx.signal });
+  for (const [node, q] of configs.quotas) ctx.quotas.set(node, q.bytes);
+  if (configs.invalid.length > 0) {
+    const refusals: GateFailure[] = configs.invalid.map((e) => ({
+      gate: "member-config",
+      message: e.describe(),
+      ...(e.node !== undefined ? { node: e.node } : {}),
+    }));
+    return { kind: "refused", error: refusal(refusals), refusals };
+  }
+  if (configs.warning !== undefined) ctx.reporter.warn(configs.warning);
+  ctx.reporter.info(describeQuotas(configs.quotas));
+  return undefined;
+}
+
 function notReachedNode(n: NodeView, reason: string): MemberResult {
   return {
     node: n.node,
@@ -224,7 +285,7 @@ function reportPlan(ctx: RunContext, plan: readonly PlanItem[]): void {
   const todo = plan.filter((p) => p.defragment);
   ctx.reporter.info(
     `plan: ${todo.length === 0 ? "nothing to defragment" : `defragment ${todo.map((p) => p.node).join(", ")} in this order`}`,
-    { rule: ctx.opts.rule.source, quotaBytes: ctx.opts.quotaBytes },
+    { rule: ctx.opts.rule.source, quotaBytes: Object.fromEntries(ctx.quotas) },
   );
   for (const p of plan) {
     ctx.reporter.info(

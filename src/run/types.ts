@@ -3,6 +3,7 @@
 import type { Backend } from "../core/backend.js";
 import type { DefragError } from "../core/errors.js";
 import type { AffectedEtcdMode, GateFailure } from "../core/gates.js";
+import { ETCD_DEFAULT_QUOTA_BYTES } from "../core/member-config.js";
 import type { Rule } from "../core/rule.js";
 import type { Clock } from "./clock.js";
 
@@ -10,7 +11,8 @@ export type MoveLeader = "auto" | "always" | "never";
 
 export interface RunOptions {
   rule: Rule;
-  quotaBytes: number;
+  /** --quota-bytes: every member's quota, instead of the one configured on it. */
+  quotaBytes?: number;
   /** NOSPACE is disarmed only when every member is below this share of the quota; 0: never. */
   nospaceDisarmBelow: number;
   /** The longest one member's defragment call may take. */
@@ -61,6 +63,8 @@ export interface MemberResult {
   durationMs?: number;
   /** How long etcd itself was blocked, from the durations it logged. */
   blockedMs?: number;
+  /** The member's etcd quota the run judged it by (its quota-backend-bytes, or --quota-bytes). */
+  quotaBytes?: number;
   /** Name of the member that took over leadership before this one was defragmented. */
   leadershipMovedTo?: string;
   notes: string[];
@@ -144,4 +148,11 @@ export interface RunDeps {
 export interface RunContext extends RunDeps {
   backend: Backend;
   opts: RunOptions;
+  /** Each member's quota by node, read at the start (etcd's quota-backend-bytes, or --quota-bytes). */
+  quotas: Map<string, number>;
+}
+
+/** The quota that applies to `node`: as read at the start, else --quota-bytes, else etcd's default. */
+export function quotaOf(ctx: Pick<RunContext, "quotas" | "opts">, node: string): number {
+  return ctx.quotas.get(node) ?? ctx.opts.quotaBytes ?? ETCD_DEFAULT_QUOTA_BYTES;
 }

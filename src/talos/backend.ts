@@ -5,6 +5,7 @@
 import type { Backend, Permission, Permissions } from "../core/backend.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
 import { defragActivity } from "../core/etcd-log.js";
+import { memberConfigFromFlags, type MemberConfig } from "../core/member-config.js";
 import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
 import type { TalosClient } from "./client.js";
 import { ALLOWED_ROLES, roleNeeded, rolesAllow, type TalosMethod } from "./rbac.js";
@@ -20,6 +21,7 @@ export type TalosCalls = Pick<
   | "defragment"
   | "forfeitLeadership"
   | "disarmAlarms"
+  | "etcdExtraArgs"
   | "close"
 >;
 
@@ -143,6 +145,11 @@ export class TalosBackend implements Backend {
     opts: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<void> {
     return this.client.etcdSnapshot(node, write, opts);
+  }
+
+  /** From the node's etcd spec resource (cluster.etcd.extraArgs), read with os:reader or more. */
+  async memberConfig(node: string, signal?: AbortSignal): Promise<MemberConfig> {
+    return memberConfigFromFlags(await this.client.etcdExtraArgs(node, signal), node);
   }
 
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {

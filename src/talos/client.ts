@@ -18,6 +18,9 @@ import {
   type EtcdMemberStatus,
 } from "./gen/machine/machine_pb.js";
 import { ContainerDriver, type Metadata } from "./gen/common/common_pb.js";
+import { State } from "./gen/cosi/state_pb.js";
+import { SpecSpecSchema } from "./gen/resource/etcd_pb.js";
+import { fromBinary } from "@bufbuild/protobuf";
 import type { TalosMethod } from "./rbac.js";
 import { unpackMessages } from "./replies.js";
 import { grpcConnection, type EndpointConnection } from "./session.js";
@@ -39,6 +42,8 @@ interface Connection {
   address: string;
   manager: EndpointConnection["manager"];
   client: Client<typeof MachineService>;
+  /** COSI's resource state (what `talosctl get` reads), proxied by apid like the machine API. */
+  state: Client<typeof State>;
   /** Skip this endpoint until then (ms since epoch) after it failed. */
   downUntil: number;
   warned: boolean;
@@ -70,6 +75,7 @@ export class TalosClient {
         address: endpointAddress(endpoint),
         manager,
         client: createClient(MachineService, transport),
+        state: createClient(State, transport),
         downUntil: 0,
         warned: false,
       };
@@ -197,6 +203,21 @@ export class TalosClient {
     );
   }
 
+  /**
+   * etcd's extra command-line flags on the node (cluster.etcd.extraArgs), from its etcd spec
+   * resource (`talosctl get etcdspecs`: namespace etcd, type EtcdSpecs.etcd.talos.dev, id etcd),
+   * by flag name without dashes, each with its values. Talos before 1.13 keeps one value per flag.
+   */
+  async etcdExtraArgs(node: string, signal?: AbortSignal): Promise<Record<string, string[]>> {
+    const reply = await this.invoke("State.Get", node, signal, (_c, o, state) =>
+      state.get({ namespace: ETCD_SPEC.namespace, type: ETCD_SPEC.type, id: ETCD_SPEC.id }, o),
+    );
+    const bytes = reply.resource?.spec?.protoSpec;
+    if (bytes === undefined)
+      throw new DefragError("etcd", "the etcd spec resource came without a spec", { node });
+    return extraArgsOf(bytes, node);
+  }
+
   /** Returns the name of the member that took over, or "" when the node was not the leader. */
   async forfeitLeadership(node: string, signal?: AbortSignal): Promise<string> {
     const reply = await this.invoke("EtcdForfeitLeadership", node, signal, (c, o) =>
@@ -235,7 +256,11 @@ export class TalosClient {
     method: TalosMethod,
     node: string | undefined,
     signal: AbortSignal | undefined,
-    call: (client: Client<typeof MachineService>, opts: CallOptions) => Promise<T>,
+    call: (
+      client: Client<typeof MachineService>,
+      opts: CallOptions,
+      state: Client<typeof State>,
+    ) => Promise<T>,
     timeoutMs: number = this.callTimeoutMs,
     idempotent = true,
   ): Promise<T> {
@@ -250,7 +275,11 @@ export class TalosClient {
       }
       const headers: Record<string, string> = node === undefined ? {} : { node };
       try {
-        const result = await call(conn.client, { headers, timeoutMs, ...(signal ? { signal } : {}) });
+        const result = await call(
+          conn.client,
+          { headers, timeoutMs, ...(signal ? { signal } : {}) },
+          conn.state,
+        );
         this.preferred = this.connections.indexOf(conn);
         return result;
       } catch (err) {
@@ -357,4 +386,24 @@ export class TalosClient {
 function toAlarm(a: EtcdMemberAlarm): MemberAlarm {
   const name = EtcdMemberAlarm_AlarmType[a.alarm] as AlarmName | undefined;
   return { memberId: a.memberId, alarm: name ?? "NONE" };
+}
+
+/** The etcd spec resource's pointer (Talos pkg/machinery/resources/etcd: NamespaceName, SpecType, SpecID). */
+export const ETCD_SPEC = { namespace: "etcd", type: "EtcdSpecs.etcd.talos.dev", id: "etcd" } as const;
+
+/** The extra args of an encoded talos.resource.definitions.etcd.SpecSpec (field 7, or field 4 before Talos 1.13). */
+export function extraArgsOf(protoSpec: Uint8Array, node: string): Record<string, string[]> {
+  let spec;
+  try {
+    spec = fromBinary(SpecSpecSchema, protoSpec);
+  } catch (err) {
+    throw new DefragError("etcd", `the etcd spec resource does not decode: ${(err as Error).message}`, {
+      node,
+      cause: err,
+    });
+  }
+  const args: Record<string, string[]> = {};
+  for (const [name, value] of Object.entries(spec.extraArgsLegacy)) args[name] = [value];
+  for (const [name, values] of Object.entries(spec.extraArgs)) args[name] = [...values.values];
+  return args;
 }

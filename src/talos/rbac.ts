@@ -9,7 +9,9 @@ export type TalosMethod =
   | "EtcdDefragment"
   | "EtcdForfeitLeadership"
   | "Logs"
-  | "EtcdSnapshot";
+  | "EtcdSnapshot"
+  /** COSI's State.Get (resources such as etcdspecs), os:reader and up for resources that are not sensitive. */
+  | "State.Get";
 
 export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
@@ -20,6 +22,7 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdForfeitLeadership: ["os:admin"],
   Logs: ["os:admin", "os:operator", "os:reader"],
   EtcdSnapshot: ["os:admin", "os:operator", "os:etcd:backup"],
+  "State.Get": ["os:admin", "os:operator", "os:reader"],
 };
 
 /** The least-privileged role that allows the call, for messages. */

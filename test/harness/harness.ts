@@ -103,6 +103,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         etcd: member?.client,
         etcdRunning: () => member?.state === "running",
         ...(member ? { etcdLogFile: member.logFile } : {}),
+        // The node's etcd spec carries the flags its etcd was started with, as Talos renders them.
+        ...(member && opts.quotaBackendBytes !== undefined
+          ? { etcdExtraArgs: { "quota-backend-bytes": [String(opts.quotaBackendBytes)] } }
+          : {}),
         journal,
       });
       await server.up();

@@ -22,6 +22,8 @@ export interface Summary {
     after: { dbSize: number; dbSizeInUse: number } | null;
     durationMs: number | null;
     blockedMs: number | null;
+    /** The member's quota the run judged it by. */
+    quotaBytes?: number;
     notes: string[];
     leadershipMovedTo?: string;
   }[];

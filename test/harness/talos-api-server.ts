@@ -44,6 +44,8 @@ import {
   type LogsRequestSchema,
 } from "../../src/talos/gen/machine/machine_pb.js";
 import { MachineService as HarnessOnlyService } from "./talospb/gen/machine/harness_pb.js";
+import { State, type GetRequestSchema } from "../../src/talos/gen/cosi/state_pb.js";
+import { SpecSpecSchema } from "../../src/talos/gen/resource/etcd_pb.js";
 import type { CertAndKey } from "./certs.js";
 import { nodeKeyPem } from "./certs.js";
 import type { EtcdAlarm, EtcdMemberClient } from "./etcd/member-client.js";
@@ -67,6 +69,9 @@ export const RBAC: Record<string, readonly string[]> = {
   EtcdSnapshot: ["os:admin", "os:operator", "os:etcd:backup"],
   ServiceList: ["os:admin", "os:operator", "os:reader"],
   Version: ["os:admin", "os:operator", "os:reader"],
+  // cosi.resource.State/Get: os:reader and up; Talos's access policy then lets only os:admin read
+  // sensitive resources, and the etcd spec is not one.
+  Get: ["os:admin", "os:operator", "os:reader"],
 };
 
 /** How machined names each API in its "only available on control plane nodes" error. */
@@ -97,6 +102,8 @@ export interface TalosApiServerOptions {
   etcdRunning?: () => boolean;
   /** The node's etcd log (zap JSON lines), served by Logs as machined serves /var/log/etcd.log. */
   etcdLogFile?: string;
+  /** cluster.etcd.extraArgs as the node's etcd spec resource carries them (etcd flags without dashes). */
+  etcdExtraArgs?: Record<string, string[]>;
   journal: Journal;
 }
 
@@ -111,12 +118,18 @@ export class TalosApiServer {
   /** Extra latency before local handling, per method or "*" for all. */
   readonly latencyMs = new Map<string, number>();
   private readonly failures = new Map<string, { code: Code; message: string }>();
+  /**
+   * The etcd spec's extraArgs (served by State.Get for EtcdSpecs.etcd.talos.dev): the flags the
+   * harness started etcd with; a test may change them to serve a spec etcd was not started with.
+   */
+  etcdExtraArgs: Record<string, string[]>;
   private server: Http2SecureServer | undefined;
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly forwarders = new Map<string, { transport: Transport; session: EndpointSession }>();
 
   constructor(private readonly opts: TalosApiServerOptions) {
     this.address = opts.address;
+    this.etcdExtraArgs = { ...(opts.etcdExtraArgs ?? {}) };
   }
 
   /** The port it actually listens on. */
@@ -129,7 +142,7 @@ export class TalosApiServer {
     return this.server?.listening === true;
   }
 
-  /** The next call of `method` handled locally fails with this status. */
+  /** The next call of `method` handled locally fails with this status ("Get": COSI State.Get, the etcd spec). */
   failNext(method: string, code: Code, message: string): void {
     this.failures.set(method, { code, message });
   }
@@ -141,6 +154,8 @@ export class TalosApiServer {
         // Two descriptors of Talos's one machine.MachineService: the product's RPCs and the harness-only ones.
         router.service(MachineService, this.implementation(MachineService.method));
         router.service(HarnessOnlyService, this.implementation(HarnessOnlyService.method));
+        // COSI's state API (talosctl get), which machined serves and apid proxies like the machine API.
+        router.service(State, this.implementation(State.method));
       },
       grpc: true,
       grpcWeb: false,
@@ -474,7 +489,7 @@ export class TalosApiServer {
   /** machined's handlers, on this node's etcd member. */
   private async local(
     method: AnyMethod,
-    _req: MessageShape<DescMessage>,
+    req: MessageShape<DescMessage>,
     ctx: HandlerContext,
     roles: string[],
     target: string | null,
@@ -488,7 +503,7 @@ export class TalosApiServer {
       roles,
     });
     try {
-      const reply = await this.serve(name, ctx, roles, entry);
+      const reply = await this.serve(name, ctx, roles, entry, req);
       finish(entry, "OK");
       return create(method.output, reply as never);
     } catch (err) {
@@ -503,6 +518,7 @@ export class TalosApiServer {
     ctx: HandlerContext,
     roles: string[],
     entry: JournalEntry,
+    req: MessageShape<DescMessage>,
   ): Promise<object> {
     const delay = this.latencyMs.get(name) ?? this.latencyMs.get("*") ?? 0;
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
@@ -540,6 +556,7 @@ export class TalosApiServer {
       }
       return { messages: [{ services }] };
     }
+    if (name === "Get") return this.getResource(req as MessageShape<typeof GetRequestSchema>);
     const etcd = this.opts.etcd;
     const api = API_NAME[name];
     if (api === undefined)
@@ -623,6 +640,55 @@ export class TalosApiServer {
       default:
         throw new ConnectError(`${name} is not implemented by the test server`, Code.Unimplemented);
     }
+  }
+
+  /**
+   * machined's COSI State.Get, for the one resource the tool reads: the node's etcd spec
+   * (namespace etcd, type EtcdSpecs.etcd.talos.dev, id etcd), which exists only on a
+   * control-plane node. Its spec is Talos's SpecSpec, protobuf-encoded, with the YAML beside.
+   */
+  private getResource(req: MessageShape<typeof GetRequestSchema>): object {
+    if (req.type !== "EtcdSpecs.etcd.talos.dev")
+      throw new ConnectError(
+        `resource type ${JSON.stringify(req.type)} is not supported`,
+        Code.PermissionDenied,
+      );
+    if (req.namespace !== "etcd")
+      throw new ConnectError(
+        `namespace ${JSON.stringify(req.namespace)} is not supported`,
+        Code.PermissionDenied,
+      );
+    const etcd = this.opts.etcd;
+    if (etcd === undefined || req.id !== "etcd")
+      throw new ConnectError(
+        `resource ${req.type}(${req.namespace}/${req.id}@undefined) doesn't exist`,
+        Code.NotFound,
+      );
+    const extraArgs = Object.fromEntries(
+      Object.entries(this.etcdExtraArgs).map(([k, values]) => [k, { values }]),
+    );
+    const spec = { name: this.address, image: "gcr.io/etcd-development/etcd:harness", extraArgs };
+    const yaml = [
+      `name: ${this.address}`,
+      `image: ${spec.image}`,
+      "extraArgs:",
+      ...Object.entries(this.etcdExtraArgs).map(
+        ([k, v]) => `    ${k}: ${JSON.stringify(v.length === 1 ? v[0] : v)}`,
+      ),
+    ].join("\n");
+    return {
+      resource: {
+        metadata: {
+          namespace: "etcd",
+          type: "EtcdSpecs.etcd.talos.dev",
+          id: "etcd",
+          version: "1",
+          owner: "etcd.SpecController",
+          phase: "running",
+        },
+        spec: { protoSpec: toBinary(SpecSpecSchema, create(SpecSpecSchema, spec)), yamlSpec: yaml },
+      },
+    };
   }
 }
 

@@ -70,6 +70,9 @@ describe("metrics", () => {
     for (const m of s.members) {
       const l = { ...group, node: m.node, member: m.memberId };
       assert.equal(sample(pushed, "etcd_defrag_member_action", { ...l, action: "defragmented" }), 1);
+      // The harness sets no quota-backend-bytes: etcd's default, as read from each node's etcd spec.
+      assert.equal(sample(pushed, "etcd_defrag_member_quota_bytes", l), 2 * 1024 ** 3);
+      assert.equal(m.quotaBytes, 2 * 1024 ** 3);
       assert.equal(
         sample(pushed, "etcd_defrag_member_db_size_bytes", { ...l, phase: "before" }),
         m.before?.dbSize,

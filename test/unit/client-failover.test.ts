@@ -20,6 +20,20 @@ import { DefragError } from "../../src/core/errors.js";
 import { TalosClient } from "../../src/talos/client.js";
 import type { EndpointConnection } from "../../src/talos/session.js";
 import { MachineService } from "../../src/talos/gen/machine/machine_pb.js";
+import { GetResponseSchema, State, type GetRequest } from "../../src/talos/gen/cosi/state_pb.js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+/** The COSI Get reply for an etcd spec, as Talos encodes it (test/vectors/talos-wire.json). */
+const ETCDSPEC_REPLY = (() => {
+  const file = join(import.meta.dirname, "..", "vectors", "talos-wire.json");
+  const vectors = (JSON.parse(readFileSync(file, "utf8")) as { vectors: { name: string; base64: string }[] })
+    .vectors;
+  const v = vectors.find((x) => x.name === "etcdspec-get");
+  assert.ok(v);
+  return fromBinary(GetResponseSchema, Buffer.from(v.base64, "base64"));
+})();
 
 const BACKOFF_MS = 15_000;
 
@@ -38,6 +52,8 @@ class FakeEndpoint {
   readonly dropReply = new Set<string>();
   /** The next call of a method is answered with this status. */
   readonly failNext = new Map<string, ConnectError>();
+  /** The COSI Get requests received. */
+  readonly gets: GetRequest[] = [];
 
   constructor(
     readonly address: string,
@@ -59,6 +75,13 @@ class FakeEndpoint {
         etcdDefragment: (_req, ctx) => {
           this.receive("EtcdDefragment", ctx);
           return { messages: [{}] };
+        },
+      });
+      router.service(State, {
+        get: (req, ctx) => {
+          this.receive("Get", ctx);
+          this.gets.push(req);
+          return ETCDSPEC_REPLY;
         },
       });
     });
@@ -282,5 +305,20 @@ describe("TalosClient and the caller's AbortSignal", () => {
     await client.memberList(stop.signal);
     await client.defragment("10.0.0.7", { timeoutMs: 5_000, signal: stop.signal });
     assert.equal(getEventListeners(stop.signal, "abort").length, before);
+  });
+  it("reads the etcd spec with COSI's State.Get through the node metadata, failing over like any read", async () => {
+    const { client, ep, received } = setup(2);
+    ep(0).reachable = false;
+    const args = await client.etcdExtraArgs("10.32.8.80");
+    assert.deepEqual(args["quota-backend-bytes"], ["8589934592"]);
+    assert.deepEqual(received("Get"), ["10.0.0.2:50000 10.32.8.80"]);
+    const [req] = ep(1).gets;
+    assert.deepEqual([req?.namespace, req?.type, req?.id], ["etcd", "EtcdSpecs.etcd.talos.dev", "etcd"]);
+    ep(1).failNext.set("Get", new ConnectError("not authorized", Code.PermissionDenied));
+    await assert.rejects(
+      client.etcdExtraArgs("10.32.8.80"),
+      (e: unknown) =>
+        e instanceof DefragError && e.kind === "permission" && /State\.Get was denied/.test(e.message),
+    );
   });
 });

@@ -149,7 +149,7 @@ describe("option table", () => {
         clusterName: run.clusterName,
       },
       {
-        quotaBytes: 2 * 1024 ** 3,
+        quotaBytes: undefined, // unset: each node's own quota-backend-bytes is read
         timeoutMs: 15 * 60_000,
         maxWaitMs: 15 * 60_000,
         moveLeader: "auto",

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 
 import type { Backend, Permission, Permissions } from "../../src/core/backend.js";
 import { DefragError } from "../../src/core/errors.js";
+import type { MemberConfig } from "../../src/core/member-config.js";
 import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
 import type { Clock } from "../../src/run/clock.js";
 
@@ -20,6 +21,8 @@ export interface SimMember {
   version?: string;
   /** How many entries its applied index trails the leader's, at a virtual time; 0 when unset. */
   appliedBehind?: (now: number) => number;
+  /** What the member is configured with (Backend.memberConfig); default: nothing set. */
+  config?: MemberConfig;
 }
 
 export class SimCluster implements Backend {
@@ -198,6 +201,16 @@ export class SimCluster implements Backend {
       });
     await write(db.subarray(db.length / 2));
     await write(createHash("sha256").update(db).digest());
+  }
+
+  /** Nodes whose configuration cannot be read (an older Talos, a role that may not read it). */
+  unreadableConfigs = new Set<string>();
+
+  memberConfig(node: string): Promise<MemberConfig> {
+    this.calls.push(`MemberConfig ${node}`);
+    if (this.unreadableConfigs.has(node))
+      return Promise.reject(new DefragError("permission", "State.Get was denied", { node }));
+    return Promise.resolve(this.member(node).config ?? { startupDefrag: [] });
   }
 
   forfeitLeadership(node: string): Promise<string> {

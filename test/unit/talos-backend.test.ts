@@ -57,6 +57,11 @@ class FakeTalos implements TalosCalls {
     this.calls.push(`EtcdForfeitLeadership ${node}`);
     return Promise.resolve("cp-2");
   }
+  extraArgs: Record<string, string[]> = {};
+  etcdExtraArgs(node: string) {
+    this.calls.push(`State.Get ${node}`);
+    return Promise.resolve(this.extraArgs);
+  }
   disarmAlarms(node: string) {
     this.calls.push(`EtcdAlarmDisarm ${node}`);
     const was = this.alarmList;
@@ -178,5 +183,25 @@ describe("TalosBackend", () => {
     });
     // Roles unknown (a certificate without them): every call is tried, and apid decides.
     assert.deepEqual(await perms([]), { defragment: { allowed: true }, moveLeadership: { allowed: true } });
+  });
+  it("reads a member's configuration from its etcd spec's extraArgs, through that node", async () => {
+    const fake = new FakeTalos();
+    const backend = new TalosBackend(fake, { roles: [], nodes: [] });
+    fake.extraArgs = {
+      "quota-backend-bytes": ["8589934592"],
+      "bootstrap-defrag-threshold-megabytes": ["100"],
+    };
+    assert.deepEqual(await backend.memberConfig("10.0.0.2"), {
+      quotaBytes: 8 * 1024 ** 3,
+      startupDefrag: [{ flag: "bootstrap-defrag-threshold-megabytes", value: "100" }],
+    });
+    assert.deepEqual(fake.calls, ["State.Get 10.0.0.2"]);
+    fake.extraArgs = {};
+    assert.deepEqual(await backend.memberConfig("10.0.0.3"), { startupDefrag: [] }, "unset: etcd's default");
+    fake.extraArgs = { "quota-backend-bytes": ["8G"] };
+    await assert.rejects(
+      backend.memberConfig("10.0.0.3"),
+      (e: unknown) => e instanceof DefragError && e.kind === "config" && e.node === "10.0.0.3",
+    );
   });
 });
