@@ -1,7 +1,8 @@
 // The one place that writes the run's per-member results, and the arithmetic on them.
 
+import { DefragError } from "../core/errors.js";
 import type { GateFailure } from "../core/gates.js";
-import type { MemberAlarm, MemberStatus } from "../core/model.js";
+import { isLeader, type MemberAlarm, type MemberStatus, type NodeView } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
 import { formatMemberId } from "../core/units.js";
 import type {
@@ -89,4 +90,23 @@ export class Results {
       ...(extra.error ? { error: extra.error } : {}),
     };
   }
+}
+
+/** A node the run did not reach, from the first reading (it may not have answered). */
+export function notReachedNode(n: NodeView, reason: string): MemberResult {
+  return {
+    node: n.node,
+    memberId: n.ok ? formatMemberId(n.status.memberId) : "",
+    name: n.name,
+    action: "not-reached",
+    reason,
+    isLeader: n.ok && isLeader(n.status),
+    notes: [],
+    ...(n.ok ? { before: sizes(n.status) } : {}),
+  };
+}
+
+/** The error of a refusal by these gates. */
+export function refusal(refusals: GateFailure[]): DefragError {
+  return new DefragError("refused", `refused: ${refusals.map((f) => f.message).join("; ")}`);
 }

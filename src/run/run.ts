@@ -6,7 +6,6 @@
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
 import { affectedMembers, checkGates, type GateFailure } from "../core/gates.js";
-import { isLeader, type NodeView } from "../core/model.js";
 import { makePlan, type PlanItem } from "../core/plan.js";
 import { ETCD_DEFAULT_QUOTA_BYTES } from "../core/member-config.js";
 import { formatBytes, formatMemberId } from "../core/units.js";
@@ -19,8 +18,8 @@ import { observeCluster } from "./observe.js";
 import { preflight } from "./preflight.js";
 import { takeSnapshot } from "./snapshot.js";
 import { busyNodes, readActivity, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
-import { alarmText, planned, Results, sizes } from "./results.js";
-import type { MemberResult, RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
+import { alarmText, notReachedNode, planned, refusal, Results } from "./results.js";
+import type { RunContext, RunDeps, RunOptions, RunResult, RunStop } from "./types.js";
 
 export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDeps): Promise<RunResult> {
   const ctx: RunContext = { ...deps, backend, opts, quotas: new Map() };
@@ -237,19 +236,6 @@ async function readQuotas(ctx: RunContext, nodes: readonly string[]): Promise<Ru
   return undefined;
 }
 
-function notReachedNode(n: NodeView, reason: string): MemberResult {
-  return {
-    node: n.node,
-    memberId: n.ok ? formatMemberId(n.status.memberId) : "",
-    name: n.name,
-    action: "not-reached",
-    reason,
-    isLeader: n.ok && isLeader(n.status),
-    notes: [],
-    ...(n.ok ? { before: sizes(n.status) } : {}),
-  };
-}
-
 /** A dry run waits for nobody: it says what a real run would wait for, and refuses what it would refuse. */
 async function dryRunQuiet(
   ctx: RunContext,
@@ -270,10 +256,6 @@ async function dryRunQuiet(
 function stopReason(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   return reason instanceof Error && reason.message !== "" ? reason.message : "a stop request";
-}
-
-function refusal(refusals: GateFailure[]): DefragError {
-  return new DefragError("refused", `refused: ${refusals.map((f) => f.message).join("; ")}`);
 }
 
 function reportRefusals(ctx: RunContext, refusals: GateFailure[]): void {

@@ -19,7 +19,7 @@ import {
   EtcdStatusResponseSchema,
 } from "../../src/talos/gen/machine/machine_pb.js";
 import { unpackMessages } from "../../src/talos/replies.js";
-import { ETCD_SPEC, extraArgsOf } from "../../src/talos/client.js";
+import { ETCD_SPEC, extraArgsOf } from "../../src/talos/etcd-spec.js";
 import { GetResponseSchema } from "../../src/talos/gen/cosi/state_pb.js";
 import { SpecSpecSchema } from "../../src/talos/gen/resource/etcd_pb.js";
 import { memberConfigFromFlags, startupDefragReport } from "../../src/core/member-config.js";
