@@ -42,7 +42,10 @@ export async function defragmentMember(
 
   // Nobody else is defragmenting any member (waiting while someone is), then fresh numbers
   // and gates just before this member.
+  // The run's first reading serves the first member only: a defragment (ours or anyone's) may
+  // have happened since, so every later member reads every log again.
   const recent = step.quiet !== undefined && clock.now() - step.quiet.at < 1000 ? step.quiet : undefined;
+  step.quiet = undefined;
   const quiet = recent ?? (await waitUntilQuiet(ctx, step.cluster.nodes, item.node));
   if ("stop" in quiet) return notReached(quiet.stop);
   const view = await step.cluster.fresh();

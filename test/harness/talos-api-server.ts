@@ -10,7 +10,7 @@ import {
   type Http2ServerRequest,
   type ServerHttp2Session,
 } from "node:http2";
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
 
@@ -333,16 +333,12 @@ export class TalosApiServer {
     const file = this.opts.etcdLogFile;
     if (file === undefined)
       throw new ConnectError("open /var/log/etcd.log: no such file or directory", Code.Unknown);
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(file, "utf8");
+      bytes = await tailOf(file, req.tailLines);
     } catch {
       throw new ConnectError("open /var/log/etcd.log: no such file or directory", Code.Unknown);
     }
-    const lines = text.split("\n");
-    if (lines.at(-1) === "") lines.pop();
-    const tail = req.tailLines >= 0 ? lines.slice(Math.max(0, lines.length - req.tailLines)) : lines;
-    const bytes = Buffer.from(tail.map((l) => `${l}\n`).join(""), "utf8");
     for (let i = 0; i < bytes.length; i += LOG_CHUNK_BYTES) {
       yield create(DataSchema, { bytes: bytes.subarray(i, i + LOG_CHUNK_BYTES) });
     }
@@ -689,6 +685,39 @@ export class TalosApiServer {
         spec: { protoSpec: toBinary(SpecSpecSchema, create(SpecSpecSchema, spec)), yamlSpec: yaml },
       },
     };
+  }
+}
+
+/**
+ * The last `lines` lines of a file (all of it when negative), read backwards from its end in blocks,
+ * as Talos's log reader seeks: the cost follows what is asked for, not the file's size.
+ */
+async function tailOf(path: string, lines: number): Promise<Buffer> {
+  const file = await open(path, "r");
+  try {
+    const size = (await file.stat()).size;
+    if (lines < 0) return (await file.read(Buffer.alloc(size), 0, size, 0)).buffer;
+    const BLOCK = 64 * 1024;
+    let start = size;
+    let chunks: Buffer[] = [];
+    let newlines = 0;
+    // One more newline than lines: the file ends with one.
+    while (start > 0 && newlines <= lines) {
+      const from = Math.max(0, start - BLOCK);
+      const buf = Buffer.alloc(start - from);
+      await file.read(buf, 0, buf.length, from);
+      chunks = [buf, ...chunks];
+      for (const b of buf) if (b === 0x0a) newlines += 1;
+      start = from;
+    }
+    const all = Buffer.concat(chunks);
+    const text = all.toString("utf8").split("\n");
+    if (text.at(-1) === "") text.pop();
+    // A first line cut by the block boundary is dropped when more than asked for was read.
+    const kept = text.slice(Math.max(0, text.length - lines));
+    return Buffer.from(kept.map((l) => `${l}\n`).join(""), "utf8");
+  } finally {
+    await file.close();
   }
 }
 

@@ -650,3 +650,22 @@ describe("a snapshot first (--snapshot-dir)", () => {
     assert.ok(!sim.calls.some((c) => c.startsWith("EtcdSnapshot")));
   });
 });
+
+describe("reading etcd's logs", () => {
+  it("reads every member's log again before every member, even when the previous one was quick", async () => {
+    const sim = cluster([100, 100, 100]);
+    const result = await runDefrag(sim, options({ pauseMs: 0 }), {
+      clock: sim.clock,
+      signal: new AbortController().signal,
+      reporter: reporter([]),
+    });
+    assert.equal(result.result, "success");
+    // Before each defragment after the first, all three logs were read since the previous one ended.
+    const defragAt = sim.calls.flatMap((c, i) => (c.startsWith("EtcdDefragment") ? [i] : []));
+    for (let k = 1; k < defragAt.length; k += 1) {
+      const between = sim.calls.slice(defragAt[k - 1], defragAt[k]).filter((c) => c.startsWith("Logs "));
+      for (const node of ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        assert.ok(between.includes(`Logs ${node}`), `before defragment ${k + 1}: ${between.join(", ")}`);
+    }
+  });
+});
