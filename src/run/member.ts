@@ -26,7 +26,7 @@ export interface MemberStep {
   gateOpts: GateOptions;
   leader: LeaderMoves;
   /** The last reading of every member's etcd log, reused for the next member while under a second old. */
-  quiet?: { activity: Activity; at: number };
+  quiet?: { activity: Activity; at: number } | undefined;
 }
 
 export async function defragmentMember(
