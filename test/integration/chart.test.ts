@@ -24,18 +24,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { ExternalSecret } from "@kubernetes-models/external-secrets/external-secrets.io/v1beta1/ExternalSecret";
-import { HelmRelease } from "@kubernetes-models/flux-cd/helm.toolkit.fluxcd.io/v2beta2/HelmRelease";
-import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.fluxcd.io/v1/Kustomization";
-import { OCIRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/OCIRepository";
-import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { CronJob } from "kubernetes-models/batch/v1/CronJob";
-import { Job } from "kubernetes-models/batch/v1/Job";
-import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { parse, parseAllDocuments } from "yaml";
 
 import { loadKubeConfig } from "../../src/k8s/kubeconfig.js";
@@ -57,6 +46,7 @@ import {
   type K8sObject,
 } from "../harness/chart.js";
 import { MINIMAL_CRDS } from "../harness/crds.js";
+import { validateObject } from "../harness/k8s-schemas.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import { KubeApiServer } from "../harness/kube-apiserver.js";
 import { REPO_ROOT, runCli } from "../harness/run-cli.js";
@@ -98,65 +88,6 @@ const KUBE_API_ACCESS_MOUNT = {
 };
 const LEASE_ENV = /^TALOS_ETCD_DEFRAG_LEASE/;
 
-/** Validates with the library's schema; for an API version newer than the library, with its newest one. */
-function validate(o: K8sObject): void {
-  switch (o.kind) {
-    case "CronJob":
-      new CronJob(o as never).validate();
-      return;
-    case "Job":
-      new Job(o as never).validate();
-      return;
-    case "NetworkPolicy":
-      new NetworkPolicy(o as never).validate();
-      return;
-    case "ExternalSecret":
-      // external-secrets.io/v1 has the same ExternalSecret schema as v1beta1, the library's newest.
-      new ExternalSecret({ ...o, apiVersion: "external-secrets.io/v1beta1" } as never).validate();
-      return;
-    case "HelmRelease": {
-      // helm.toolkit.fluxcd.io/v2 is v2beta2 plus chartRef (which the library's schema predates): the rest
-      // validates with v2beta2, chartRef is checked here.
-      const { chartRef, ...rest } = o.spec as { chartRef?: unknown };
-      const spec: Record<string, unknown> = rest;
-      if (chartRef !== undefined) {
-        assert.deepEqual(Object.keys(chartRef as object).sort(), ["kind", "name"]);
-        assert.ok(["OCIRepository", "HelmChart"].includes((chartRef as { kind: string }).kind));
-        spec.chart = { spec: { chart: "placeholder", sourceRef: { kind: "HelmRepository", name: "x" } } };
-      }
-      new HelmRelease({ ...o, spec, apiVersion: "helm.toolkit.fluxcd.io/v2beta2" } as never).validate();
-      return;
-    }
-    case "OCIRepository":
-      // source.toolkit.fluxcd.io/v1 (Flux 2.6) promoted v1beta2 unchanged, the library's newest.
-      new OCIRepository({ ...o, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as never).validate();
-      return;
-    case "PrometheusRule":
-      new PrometheusRule(o).validate();
-      return;
-    case "Kustomization":
-      new Kustomization(o as never).validate();
-      return;
-    case "ServiceAccount":
-      if (o.apiVersion === "v1") {
-        new ServiceAccount(o).validate();
-        return;
-      }
-      // talos.dev/v1alpha1 has no published schema: its fields are asserted directly.
-      assert.equal(o.apiVersion, "talos.dev/v1alpha1");
-      assert.deepEqual(Object.keys(o.spec), ["roles"]);
-      return;
-    case "Role":
-      new Role(o).validate();
-      return;
-    case "RoleBinding":
-      new RoleBinding(o as never).validate();
-      return;
-    default:
-      assert.fail(`no schema check for ${o.apiVersion} ${o.kind}`);
-  }
-}
-
 describe("Helm chart", () => {
   it("passes helm lint", () => {
     const r = helm(["lint", CHART]);
@@ -168,13 +99,13 @@ describe("Helm chart", () => {
     const broken = structuredClone(cronJob);
     (broken.spec as { schedule: unknown }).schedule = 7;
     assert.throws(() => {
-      validate(broken);
+      validateObject(broken);
     });
   });
 
   it("serviceAccount mode (default): the weekly, locked-down CronJob and a Talos ServiceAccount with os:operator", () => {
     const objects = render();
-    for (const o of objects) validate(o);
+    for (const o of objects) validateObject(o);
     assert.deepEqual(objects.map((o) => `${o.apiVersion} ${o.kind}`).sort(), [
       "batch/v1 CronJob",
       "batch/v1 Job",
@@ -239,7 +170,7 @@ describe("Helm chart", () => {
       auth: { mode: "secret", endpoints: ["10.0.0.11", "10.0.0.12"] },
       lease: { enabled: false },
     });
-    for (const o of objects) validate(o);
+    for (const o of objects) validateObject(o);
     assert.deepEqual(
       objects.map((o) => o.kind),
       ["CronJob", "Job"],
@@ -256,7 +187,7 @@ describe("Helm chart", () => {
 
   it("externalSecret mode: an ExternalSecret from the ClusterSecretStore fills that Secret", () => {
     const objects = render({ auth: { mode: "externalSecret", endpoints: ["10.0.0.11"] } });
-    for (const o of objects) validate(o);
+    for (const o of objects) validateObject(o);
     const es = find(objects, "ExternalSecret");
     assert.equal(es.apiVersion, "external-secrets.io/v1");
     assert.deepEqual(es.spec.secretStoreRef, { kind: "ClusterSecretStore", name: "onepassword-connect" });
@@ -280,12 +211,12 @@ describe("Helm chart", () => {
       "ExternalSecret",
     );
     assert.equal(es.apiVersion, "external-secrets.io/v1beta1");
-    validate(es);
+    validateObject(es);
   });
 
   it("the optional NetworkPolicy allows egress only to the Talos API, DNS, and with the lease the Kubernetes API", () => {
     const withLease = find(render({ networkPolicy: { enabled: true } }), "NetworkPolicy");
-    validate(withLease);
+    validateObject(withLease);
     assert.deepEqual((withLease.spec.egress as unknown[]).at(-1), {
       ports: [
         { protocol: "TCP", port: 443 },
@@ -296,7 +227,7 @@ describe("Helm chart", () => {
       render({ networkPolicy: { enabled: true }, lease: { enabled: false } }),
       "NetworkPolicy",
     );
-    validate(policy);
+    validateObject(policy);
     assert.deepEqual(policy.spec.egress, [
       { ports: [{ protocol: "TCP", port: 50000 }] },
       {
@@ -313,7 +244,7 @@ describe("Helm chart", () => {
       metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "prod" },
       prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
     });
-    for (const o of objects) validate(o);
+    for (const o of objects) validateObject(o);
     const c = podSpec(find(objects, "CronJob")).containers[0]!;
     assert.equal(
       c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL")?.value,
@@ -344,7 +275,7 @@ describe("Helm chart", () => {
 
   it("imagePullSecrets reach the CronJob's and the verification Job's pods", () => {
     const objects = render({ imagePullSecrets: [{ name: "regcred" }] });
-    for (const o of objects) validate(o);
+    for (const o of objects) validateObject(o);
     assert.deepEqual(podSpec(find(objects, "CronJob")).imagePullSecrets, [{ name: "regcred" }]);
     assert.deepEqual(podSpec(find(objects, "Job")).imagePullSecrets, [{ name: "regcred" }]);
     assert.equal(podSpec(find(render(), "CronJob")).imagePullSecrets, undefined);
@@ -408,7 +339,7 @@ describe("Helm chart", () => {
   it("the verification Job: a post-install/post-upgrade hook running status, then run --dry-run, without metrics", () => {
     const objects = render({ metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091" } });
     const job = find(objects, "Job");
-    validate(job);
+    validateObject(job);
     assert.equal(job.metadata.name, "etcd-defrag-verify");
     const annotations = job.metadata.annotations ?? {};
     assert.equal(annotations["helm.sh/hook"], "post-install,post-upgrade");
@@ -678,7 +609,7 @@ describe("Flux example", () => {
     assert.equal(r.status, 0, r.stderr);
     const objects = parseAllDocuments(r.stdout).map((d) => d.toJSON() as K8sObject);
     assert.deepEqual(objects.map((o) => o.kind).sort(), ["ExternalSecret", "HelmRelease", "OCIRepository"]);
-    for (const o of objects) validate(o);
+    for (const o of objects) validateObject(o);
     const release = find(objects, "HelmRelease");
     const source = find(objects, "OCIRepository");
     // The source kind current Flux recommends for OCI charts, and what the release pushes.
@@ -710,7 +641,7 @@ describe("Flux example", () => {
 
   it("ks.yaml is a valid Flux Kustomization named etcd-defrag in flux-system", () => {
     const ks = parse(readFileSync(join(FLUX, "ks.yaml"), "utf8")) as K8sObject;
-    validate(ks);
+    validateObject(ks);
     assert.equal(ks.metadata.name, "etcd-defrag");
     assert.equal(ks.metadata.namespace, "flux-system");
     assert.equal(ks.spec.targetNamespace, "kube-system");

@@ -18,18 +18,10 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { ExternalSecret } from "@kubernetes-models/external-secrets/external-secrets.io/v1beta1/ExternalSecret";
-import { HelmRelease } from "@kubernetes-models/flux-cd/helm.toolkit.fluxcd.io/v2beta2/HelmRelease";
-import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.fluxcd.io/v1/Kustomization";
-import { OCIRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/OCIRepository";
-import { CronJob } from "kubernetes-models/batch/v1/CronJob";
-import { Job } from "kubernetes-models/batch/v1/Job";
-import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
-import { RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding";
-import { ServiceAccount } from "kubernetes-models/v1/ServiceAccount";
 import { parse, parseAllDocuments, stringify } from "yaml";
 
 import { Pki } from "../harness/certs.js";
+import { validateObject } from "../harness/k8s-schemas.js";
 import { REPO_ROOT } from "../harness/run-cli.js";
 
 const DOC = join(REPO_ROOT, "docs", "migrate.md");
@@ -72,53 +64,6 @@ function blocks(): { files: Map<string, string>; commands: string[] } {
     }
   }
   return { files, commands };
-}
-
-/** Validates with the library's schema; for an API version newer than the library, as chart.test.ts does. */
-function validate(o: K8sObject): void {
-  switch (o.kind) {
-    case "ExternalSecret":
-      // external-secrets.io/v1 has the same ExternalSecret schema as v1beta1, the library's newest.
-      new ExternalSecret({ ...o, apiVersion: "external-secrets.io/v1beta1" } as never).validate();
-      return;
-    case "HelmRelease": {
-      // helm.toolkit.fluxcd.io/v2 is v2beta2 plus chartRef (which the library's schema predates): the rest
-      // validates with v2beta2, chartRef is checked here.
-      const { chartRef, ...rest } = o.spec as { chartRef?: unknown };
-      const spec: Record<string, unknown> = rest;
-      if (chartRef !== undefined) {
-        assert.deepEqual(Object.keys(chartRef as object).sort(), ["kind", "name"]);
-        assert.ok(["OCIRepository", "HelmChart"].includes((chartRef as { kind: string }).kind));
-        spec.chart = { spec: { chart: "placeholder", sourceRef: { kind: "HelmRepository", name: "x" } } };
-      }
-      new HelmRelease({ ...o, spec, apiVersion: "helm.toolkit.fluxcd.io/v2beta2" } as never).validate();
-      return;
-    }
-    case "OCIRepository":
-      // source.toolkit.fluxcd.io/v1 (Flux 2.6) promoted v1beta2 unchanged, the library's newest.
-      new OCIRepository({ ...o, apiVersion: "source.toolkit.fluxcd.io/v1beta2" } as never).validate();
-      return;
-    case "Kustomization":
-      new Kustomization(o as never).validate();
-      return;
-    case "CronJob":
-      new CronJob(o as never).validate();
-      return;
-    case "Job":
-      new Job(o as never).validate();
-      return;
-    case "ServiceAccount":
-      new ServiceAccount(o).validate();
-      return;
-    case "Role":
-      new Role(o).validate();
-      return;
-    case "RoleBinding":
-      new RoleBinding(o as never).validate();
-      return;
-    default:
-      assert.fail(`unexpected ${o.apiVersion} ${o.kind}`);
-  }
 }
 
 describe("docs/migrate.md", () => {
@@ -174,8 +119,8 @@ describe("docs/migrate.md", () => {
 
   it("the Flux files build and validate; one ExternalSecret (theirs) and no second owner of the Secret", () => {
     assert.deepEqual(objects.map((o) => o.kind).sort(), ["ExternalSecret", "HelmRelease", "OCIRepository"]);
-    for (const o of objects) validate(o);
-    for (const o of rendered) validate(o);
+    for (const o of objects) validateObject(o);
+    for (const o of rendered) validateObject(o);
     assert.deepEqual(
       rendered.map((o) => `${o.apiVersion} ${o.kind}`),
       [
@@ -269,7 +214,7 @@ describe("docs/migrate.md", () => {
   it("deploy/flux/ks.yaml says its path is an example to adjust", () => {
     const text = readFileSync(join(REPO_ROOT, "deploy", "flux", "ks.yaml"), "utf8");
     const ks = parse(text) as K8sObject;
-    validate(ks);
+    validateObject(ks);
     assert.match(text, /# .*spec\.path|path: .*# /i);
   });
 });

@@ -11,44 +11,19 @@ import { compileRule } from "../../src/core/rule.js";
 import { runDefrag } from "../../src/run/run.js";
 import type { RunOptions, RunReporter } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
+import { recordingReporter, simOptions } from "./sim-run.js";
 
 import { MiB } from "../harness/units.js";
 
 const GiB = 1024 * MiB;
 
 function options(over: Partial<RunOptions> = {}): RunOptions {
-  return {
-    // Only a member above 30% of its own quota.
-    rule: compileRule("dbQuotaUsage > 0.3"),
-    nospaceDisarmBelow: 0.8,
-    affectedEtcd: "caught-up",
-    timeoutMs: 60_000,
-    moveLeader: "never",
-    allowDowntime: false,
-    dryRun: false,
-    pauseMs: 0,
-    nodes: ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
-    maxAppliedLag: 1000,
-    healthTimeoutMs: 60_000,
-    maxWaitMs: 600_000,
-    shutdownGraceMs: 25_000,
-    pollIntervalMs: 500,
-    heartbeatMs: 30_000,
-    ...over,
-  };
+  // Only a member above 30% of its own quota.
+  return simOptions({ rule: compileRule("dbQuotaUsage > 0.3"), pauseMs: 0, ...over });
 }
 
 function reporter(lines: string[]): RunReporter {
-  const push = (m: string): void => {
-    lines.push(m);
-  };
-  return {
-    info: push,
-    warn: (m) => lines.push(`WARN ${m}`),
-    error: (m) => lines.push(`ERROR ${m}`),
-    heartbeat: () => undefined,
-    heartbeatDone: () => undefined,
-  };
+  return recordingReporter(lines, { levels: true });
 }
 
 /** Three members of 1 GiB each (half in use); member 1 leads. */

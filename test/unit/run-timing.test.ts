@@ -10,44 +10,16 @@ import { compileRule } from "../../src/core/rule.js";
 import { runDefrag } from "../../src/run/run.js";
 import type { RunOptions, RunReporter, SnapshotStore, SnapshotWriter } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
+import { recordingReporter, simOptions } from "./sim-run.js";
 
 import { MiB } from "../harness/units.js";
 
 function options(over: Partial<RunOptions> = {}): RunOptions {
-  return {
-    rule: compileRule("true"),
-    quotaBytes: 2 * 1024 * MiB,
-    nospaceDisarmBelow: 0.8,
-    timeoutMs: 60_000,
-    moveLeader: "never",
-    allowDowntime: false,
-    dryRun: false,
-    pauseMs: 1000,
-    nodes: ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
-    maxAppliedLag: 1000,
-    affectedEtcd: "caught-up",
-    healthTimeoutMs: 60_000,
-    maxWaitMs: 600_000,
-    shutdownGraceMs: 25_000,
-    pollIntervalMs: 500,
-    heartbeatMs: 30_000,
-    ...over,
-  };
+  return simOptions({ quotaBytes: 2 * 1024 * MiB, ...over });
 }
 
 function reporter(lines: string[]): RunReporter {
-  const push = (m: string): void => {
-    lines.push(m);
-  };
-  return {
-    info: push,
-    warn: push,
-    error: push,
-    heartbeat: (node, elapsedMs) => {
-      lines.push(`heartbeat ${node} ${elapsedMs}`);
-    },
-    heartbeatDone: () => undefined,
-  };
+  return recordingReporter(lines);
 }
 
 function cluster(defragMs: number[]): SimCluster {
