@@ -257,19 +257,28 @@ describe("Helm chart", () => {
   it("the defaults' worst case fits the deadline, and one that fits renders", () => {
     const cronJob = find(render(), "CronJob");
     const job = (cronJob.spec.jobTemplate as { spec: { activeDeadlineSeconds: number } }).spec;
-    // 3 x (10m + 10m + 5m + 10s) + 10 x 30s = 4830 s.
-    assert.ok(job.activeDeadlineSeconds >= 4830, String(job.activeDeadlineSeconds));
+    // 3 x (10m + 2 x 10m + 2 x 5m + 10s) + 10 x 30s + lease.wait 1m = 7590 s.
+    assert.ok(job.activeDeadlineSeconds >= 7590, String(job.activeDeadlineSeconds));
     const tight = find(
       render({
-        cronjob: { activeDeadlineSeconds: 1000 },
+        cronjob: { activeDeadlineSeconds: 1500 },
         defrag: { timeout: "2m", maxWait: "1m", healthTimeout: "90s", pause: "500ms", callTimeout: "10s" },
       }),
       "CronJob",
     );
-    // 3 x (120 + 60 + 90 + 0.5) + 100 = 911.5 s, under 1000.
+    // 3 x (120 + 2 x 60 + 2 x 90 + 0.5) + 100 + 60 = 1421.5 s, under 1500.
     assert.equal(
       (tight.spec.jobTemplate as { spec: { activeDeadlineSeconds: number } }).spec.activeDeadlineSeconds,
-      1000,
+      1500,
+    );
+    // The snapshot adds its timeout: 1421.5 + 120 = 1541.5 s, over 1500.
+    assert.match(
+      tryRender({
+        cronjob: { activeDeadlineSeconds: 1500 },
+        defrag: { timeout: "2m", maxWait: "1m", healthTimeout: "90s", pause: "500ms", callTimeout: "10s" },
+        snapshot: { enabled: true },
+      }).stderr,
+      /worst case of a run, 1542 s/,
     );
   });
 
@@ -583,11 +592,11 @@ describe("Helm chart", () => {
       [{ imagePullSecret: [] }, /additional properties 'imagePullSecret' not allowed/],
       [
         { cronjob: { activeDeadlineSeconds: 3600 } },
-        /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 4830 s: 3 members \(defrag\.maxMembers, or defrag\.nodes\) x \(defrag\.timeout 10m \+ defrag\.maxWait 10m \+ defrag\.healthTimeout 5m \+ defrag\.pause 10s\) \+ 10 x defrag\.callTimeout 30s/,
+        /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 7590 s: 3 members \(defrag\.maxMembers, or defrag\.nodes\) x \(defrag\.timeout 10m \+ 2 x defrag\.maxWait 10m \+ 2 x defrag\.healthTimeout 5m \+ defrag\.pause 10s\) \+ 10 x defrag\.callTimeout 30s, \+ defrag\.timeout for the snapshot when snapshot\.enabled, \+ lease\.wait when lease\.enabled/,
       ],
       [
         { defrag: { nodes: ["a", "b", "c", "d", "e"], timeout: "20m" } },
-        /worst case of a run, 10850 s: 5 members/,
+        /worst case of a run, 15410 s: 5 members/,
       ],
       [{ prometheusRule: { enabled: true, noRunFor: "1d12h" } }, /prometheusRule\.noRunFor "1d12h"/],
       [{ lease: { name: "Etcd_Defrag" } }, /\/lease\/name.*does not match pattern/],
@@ -742,7 +751,7 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
         metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "prod" },
         prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
         defrag: { nodes: ["10.0.0.11"], rule: "true", maxMembers: 5, quotaBytes: "4GiB" },
-        cronjob: { activeDeadlineSeconds: 9000 },
+        cronjob: { activeDeadlineSeconds: 14400 },
         verify: { enabled: true, activeDeadlineSeconds: 600 },
         imagePullSecrets: [{ name: "regcred" }],
         lease: { name: "defrag.lock", wait: "0s" },

@@ -51,14 +51,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The run's worst case in seconds; fails rendering when cronjob.activeDeadlineSeconds cannot hold it. */}}
 {{- define "etcd-defrag.checkDeadline" -}}
 {{- $d := .Values.defrag -}}
-{{- $members := max (int $d.maxMembers) (len $d.nodes) -}}
-{{- $perMember := 0.0 -}}
-{{- range $key := list "timeout" "maxWait" "healthTimeout" "pause" -}}
-{{- $perMember = addf $perMember (include "etcd-defrag.durationSeconds" (get $d $key) | float64) -}}
+{{- $sec := dict -}}
+{{- range $key := list "timeout" "maxWait" "healthTimeout" "pause" "callTimeout" -}}
+{{- $_ := set $sec $key (include "etcd-defrag.durationSeconds" (get $d $key) | float64) -}}
 {{- end -}}
-{{- $worst := addf (mulf $members $perMember) (mulf 10 (include "etcd-defrag.durationSeconds" $d.callTimeout | float64)) | ceil | int64 -}}
+{{- $members := max (int $d.maxMembers) (len $d.nodes) -}}
+{{- /* Per member: the call; proof of finish and another run's defragment (maxWait each); healthy again and, on an affected etcd, caught up (healthTimeout each); the pause. */ -}}
+{{- $perMember := addf $sec.timeout (mulf 2 $sec.maxWait) (mulf 2 $sec.healthTimeout) $sec.pause -}}
+{{- $worst := addf (mulf $members $perMember) (mulf 10 $sec.callTimeout) -}}
+{{- $snapshot := 0.0 -}}
+{{- if .Values.snapshot.enabled -}}{{- $snapshot = $sec.timeout -}}{{- end -}}
+{{- $lease := 0.0 -}}
+{{- if .Values.lease.enabled -}}{{- $lease = include "etcd-defrag.durationSeconds" .Values.lease.wait | float64 -}}{{- end -}}
+{{- $worst = addf $worst $snapshot $lease | ceil | int64 -}}
 {{- if lt (int64 .Values.cronjob.activeDeadlineSeconds) $worst -}}
-{{- fail (printf "cronjob.activeDeadlineSeconds (%d s) is shorter than the worst case of a run, %d s: %d members (defrag.maxMembers, or defrag.nodes) x (defrag.timeout %s + defrag.maxWait %s + defrag.healthTimeout %s + defrag.pause %s) + 10 x defrag.callTimeout %s. Raise cronjob.activeDeadlineSeconds or lower those values" (int64 .Values.cronjob.activeDeadlineSeconds) $worst $members $d.timeout $d.maxWait $d.healthTimeout $d.pause $d.callTimeout) -}}
+{{- fail (printf "cronjob.activeDeadlineSeconds (%d s) is shorter than the worst case of a run, %d s: %d members (defrag.maxMembers, or defrag.nodes) x (defrag.timeout %s + 2 x defrag.maxWait %s + 2 x defrag.healthTimeout %s + defrag.pause %s) + 10 x defrag.callTimeout %s, + defrag.timeout for the snapshot when snapshot.enabled, + lease.wait when lease.enabled. Raise cronjob.activeDeadlineSeconds or lower those values" (int64 .Values.cronjob.activeDeadlineSeconds) $worst $members $d.timeout $d.maxWait $d.healthTimeout $d.pause $d.callTimeout) -}}
 {{- end -}}
 {{- end }}
 
