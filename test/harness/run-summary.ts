@@ -31,6 +31,7 @@ export interface Summary {
   durationMs: number;
   alarmsDisarmed: string[];
   alarmsRaised: { alarm: string; member: string }[];
+  snapshot: { node: string; path: string; bytes: number } | null;
   refusals: { gate: string; message: string; node?: string }[];
   error?: string;
 }

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { DefragError } from "../../src/core/errors.js";
 import { compileRule } from "../../src/core/rule.js";
 import { runDefrag } from "../../src/run/run.js";
-import type { RunOptions, RunReporter, SnapshotStore, SnapshotWriter } from "../../src/run/types.js";
+import type { RunDeps, RunOptions, RunReporter, SnapshotStore, SnapshotWriter } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
 import { recordingReporter, simOptions } from "./sim-run.js";
 
@@ -20,6 +20,16 @@ function options(over: Partial<RunOptions> = {}): RunOptions {
 
 function reporter(lines: string[]): RunReporter {
   return recordingReporter(lines);
+}
+
+/** Runs on the simulation with its clock, no stop request, and `lines` collecting what it reports. */
+function runOn(sim: SimCluster, opts: RunOptions, lines: string[], extra: Partial<RunDeps> = {}) {
+  return runDefrag(sim, opts, {
+    clock: sim.clock,
+    signal: new AbortController().signal,
+    reporter: reporter(lines),
+    ...extra,
+  });
 }
 
 function cluster(defragMs: number[]): SimCluster {
@@ -49,11 +59,7 @@ describe("run timing", () => {
   it("defragments followers then the leader, one at a time", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success");
     assert.deepEqual(
       sim.windows.map((w) => w[0]),
@@ -67,11 +73,7 @@ describe("run timing", () => {
     // Member 2's defrag takes 5 minutes; the call gives up after 1 minute.
     const sim = cluster([5_000, 300_000, 5_000]);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     assertNoOverlap(sim.windows);
     const slow = result.members.find((m) => m.node === "10.0.0.2");
@@ -113,11 +115,7 @@ describe("run timing", () => {
       return s;
     };
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     assertNoOverlap(sim.windows);
     assert.match(
@@ -129,11 +127,7 @@ describe("run timing", () => {
   it("without proof within --max-wait, fails and touches no other member", async () => {
     const sim = cluster([5_000, 3_600_000, 5_000]);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ maxWaitMs: 120_000 }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options({ maxWaitMs: 120_000 }), lines);
     assert.equal(result.result, "failed");
     assert.ok(
       sim.windows.every((w) => w[0] === "10.0.0.2"),
@@ -154,11 +148,7 @@ describe("run timing", () => {
     const sim = cluster([5_000, 120_000, 5_000]);
     for (const m of sim.sim) m.inUse = m.dbSize; // nothing to reclaim: the size cannot prove anything
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     assertNoOverlap(sim.windows);
     assert.equal(sim.windows.filter((w) => w[0] === "10.0.0.2").length, 2);
@@ -182,11 +172,7 @@ describe("run timing", () => {
       await origDefrag(node, opts);
     };
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ timeoutMs: 1_000 }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options({ timeoutMs: 1_000 }), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     const notes = result.members.find((m) => m.node === "10.0.0.2")?.notes.join(" ") ?? "";
     assert.match(notes, /a second defragment call returned/);
@@ -203,11 +189,7 @@ describe("run timing", () => {
       controller.abort();
       await origDefrag(node, opts);
     };
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: controller.signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options(), lines, { signal: controller.signal });
     assert.equal(result.result, "failed");
     assert.equal(sim.windows.length, 1);
     assert.deepEqual(
@@ -228,11 +210,7 @@ describe("run timing", () => {
       await origDefrag(node, opts);
     };
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ timeoutMs: 600_000 }), {
-      clock: sim.clock,
-      signal: controller.signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options({ timeoutMs: 600_000 }), lines, { signal: controller.signal });
     assert.equal(result.result, "failed", lines.join("\n"));
     assert.ok(lines.some((l) => /stop requested: waiting up to 25\.0s for 10\.0\.0\.2/.test(l)));
     // The call was abandoned 25 s after the stop (at 10 s), not when etcd finished (300 s).
@@ -266,11 +244,7 @@ describe("run timing", () => {
   it("moves leadership first when allowed, and defragments the former leader as a follower", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ moveLeader: "auto" }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options({ moveLeader: "auto" }), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     const forfeit = sim.calls.indexOf("EtcdForfeitLeadership 10.0.0.1");
     assert.ok(forfeit > 0 && forfeit < sim.calls.lastIndexOf("EtcdDefragment 10.0.0.1"));
@@ -284,11 +258,7 @@ describe("run timing", () => {
       reason: "moving leadership needs role os:admin (the certificate has os:operator)",
     };
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ moveLeader: "auto" }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    const result = await runOn(sim, options({ moveLeader: "auto" }), lines);
     assert.equal(result.result, "success");
     assert.ok(!sim.calls.some((c) => c.startsWith("EtcdForfeitLeadership")));
     assert.equal(sim.windows.at(-1)?.[0], "10.0.0.1");
@@ -297,17 +267,11 @@ describe("run timing", () => {
 });
 
 describe("other defragments (another run, a person, etcd at start-up)", () => {
-  const deps = (sim: SimCluster, lines: string[]) => ({
-    clock: sim.clock,
-    signal: new AbortController().signal,
-    reporter: reporter(lines),
-  });
-
   it("one in progress when the run starts: waits for it, then goes on; never two at once", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     sim.startExternal("10.0.0.3", 40_000);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), deps(sim, lines));
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     assertNoOverlap(sim.windows);
     assert.ok(
@@ -335,7 +299,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
       if (node === "10.0.0.2") sim.startExternal("10.0.0.1", 20_000, "start-up");
     };
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), deps(sim, lines));
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     assertNoOverlap(sim.windows);
     assert.ok(lines.some((l) => /in progress on 10\.0\.0\.1 \(etcd's start-up defragment/.test(l)));
@@ -345,7 +309,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     sim.startExternal("10.0.0.1", 3_600_000);
     const lines: string[] = [];
-    const result = await runDefrag(sim, options({ maxWaitMs: 120_000 }), deps(sim, lines));
+    const result = await runOn(sim, options({ maxWaitMs: 120_000 }), lines);
     assert.equal(result.result, "refused");
     assert.deepEqual(
       sim.windows.map((w) => w[0]),
@@ -367,7 +331,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     sim.unreadableLogs.add("10.0.0.3");
     const lines: string[] = [];
-    const result = await runDefrag(sim, options(), deps(sim, lines));
+    const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "refused");
     assert.equal(sim.windows.length, 0);
     assert.match(
@@ -378,7 +342,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
 
   it("reports how long etcd itself was blocked on each member", async () => {
     const sim = cluster([4_000, 7_000, 9_000]);
-    const result = await runDefrag(sim, options(), deps(sim, []));
+    const result = await runOn(sim, options(), []);
     assert.deepEqual(
       result.members.map((m) => [m.node, m.blockedMs]),
       [
@@ -397,11 +361,7 @@ describe("NOSPACE at the end", () => {
     return sim;
   };
   const run = (sim: SimCluster, over: Partial<RunOptions>, lines: string[]) =>
-    runDefrag(sim, options({ quotaBytes: 400 * MiB, ...over }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    runOn(sim, options({ quotaBytes: 400 * MiB, ...over }), lines);
 
   it("disarmed when every member is below the share of the quota (100 MiB of 400 MiB < 80%)", async () => {
     const sim = nospace();
@@ -449,11 +409,7 @@ describe("an etcd with the snapshot/defragment bug (before 3.5.23, 3.6.0-3.6.4)"
     return sim;
   };
   const run = (sim: SimCluster, over: Partial<RunOptions>, lines: string[]) =>
-    runDefrag(sim, options(over), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter(lines),
-    });
+    runOn(sim, options(over), lines);
   const WARNING =
     "member cp-2 (0000000000000002) on 10.0.0.2 runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650 and 20653); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+); it is defragmented only while fully caught up with the leader (--affected-etcd refuse refuses instead)";
 
@@ -567,12 +523,7 @@ describe("a snapshot first (--snapshot-dir)", () => {
   it("is taken from the leader before the first defragment, and named in the result", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const store = memoryStore();
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter([]),
-      snapshots: store,
-    });
+    const result = await runOn(sim, options(), [], { snapshots: store });
     assert.equal(result.result, "success");
     const snap = sim.calls.indexOf("EtcdSnapshot 10.0.0.1");
     const firstDefrag = sim.calls.findIndex((c) => c.startsWith("EtcdDefragment"));
@@ -589,12 +540,7 @@ describe("a snapshot first (--snapshot-dir)", () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     sim.failingSnapshots.add("10.0.0.1");
     const store = memoryStore();
-    const result = await runDefrag(sim, options(), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter([]),
-      snapshots: store,
-    });
+    const result = await runOn(sim, options(), [], { snapshots: store });
     assert.equal(result.result, "refused");
     assert.equal(sim.windows.length, 0);
     assert.equal(store.aborted, 1);
@@ -612,12 +558,7 @@ describe("a snapshot first (--snapshot-dir)", () => {
   it("nothing to defragment: no snapshot", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const store = memoryStore();
-    const result = await runDefrag(sim, options({ rule: compileRule("false") }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter([]),
-      snapshots: store,
-    });
+    const result = await runOn(sim, options({ rule: compileRule("false") }), [], { snapshots: store });
     assert.equal(result.result, "nothing-to-do");
     assert.ok(!sim.calls.some((c) => c.startsWith("EtcdSnapshot")));
   });
@@ -626,11 +567,7 @@ describe("a snapshot first (--snapshot-dir)", () => {
 describe("reading etcd's logs", () => {
   it("reads every member's log again before every member, even when the previous one was quick", async () => {
     const sim = cluster([100, 100, 100]);
-    const result = await runDefrag(sim, options({ pauseMs: 0 }), {
-      clock: sim.clock,
-      signal: new AbortController().signal,
-      reporter: reporter([]),
-    });
+    const result = await runOn(sim, options({ pauseMs: 0 }), []);
     assert.equal(result.result, "success");
     // Before each defragment after the first, all three logs were read since the previous one ended.
     const defragAt = sim.calls.flatMap((c, i) => (c.startsWith("EtcdDefragment") ? [i] : []));
