@@ -14,7 +14,7 @@ const ADAPTERS = [
 ];
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "**/gen/", ".cache/"] },
+  { ignores: ["dist/", "node_modules/", "**/gen/", ".cache/", "bench/tmp/"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

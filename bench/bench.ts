@@ -183,9 +183,13 @@ async function measure(
     const journalBefore = h.journal.length;
     let result: Spawned;
     if (tool === "talos-etcd-defrag") {
+      // BENCH_PROFILE=DIR: a CPU profile of our measured run, for finding where its time goes.
+      const profile = process.env.BENCH_PROFILE;
+      const flags = profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`, "--cpu-prof-interval=250"] : [];
       result = await run(
         NODE,
         [
+          ...flags,
           ...TOOL,
           "run",
           "--output",
@@ -294,6 +298,14 @@ async function measure(
         ? { startToFirstRpcMs: firstRpc - result.startedAt, overhead: overheadOf(calls, result) }
         : {}),
     };
+    if (tool === "talos-etcd-defrag" && process.env.BENCH_TRACE === "1") {
+      // Every Talos API call of our run, relative to the spawn: where the overhead goes, call by call.
+      for (const c of calls)
+        process.stderr.write(
+          `[trace] ${(c.start - result.startedAt).toFixed(1).padStart(8)} +${((c.end || now()) - c.start).toFixed(1).padStart(7)} ${c.via.padEnd(9)} ${c.server} -> ${c.target ?? "-"} ${c.method}\n`,
+        );
+      process.stderr.write(`[trace] exit at ${(result.endedAt - result.startedAt).toFixed(1)}\n`);
+    }
     if (result.code !== 0)
       row.note = `exit ${result.code}: ${result.stderr.trim().split("\n").at(-1)?.slice(0, 160) ?? ""}`;
     const file = join(outDir, `${scenario}-${tool.replace(/[^a-z0-9]+/g, "-")}.svg`);

@@ -13,7 +13,15 @@ import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
 import type { LeaderMoves } from "./leader.js";
 import { planned, sizes } from "./results.js";
 import { quotaOf, type MemberResult, type RunContext, type RunStop } from "./types.js";
-import { lastFinishedEnd, unreadableStop, waitUntilQuiet, type Activity } from "./quiet.js";
+import {
+  busyNodes,
+  lastFinishedEnd,
+  QUIET_FRESH_MS,
+  readActivity,
+  unreadableStop,
+  waitUntilQuiet,
+  type Activity,
+} from "./quiet.js";
 import { pollUntil } from "./wait.js";
 
 export interface MemberOutcome {
@@ -25,8 +33,14 @@ export interface MemberStep {
   cluster: ClusterReader;
   gateOpts: GateOptions;
   leader: LeaderMoves;
-  /** The last reading of every member's etcd log, reused for the next member while under a second old. */
+  /**
+   * The last reading of every member's etcd log (the run's first, or the one taken once the previous
+   * member was healthy again) and when it started: it serves the next member while under a second old,
+   * with every log read and no defragment in progress.
+   */
   quiet?: { activity: Activity; at: number } | undefined;
+  /** This is the last member to defragment: after it, only its own log is read (its blocked time). */
+  last?: boolean;
 }
 
 export async function defragmentMember(
@@ -42,9 +56,15 @@ export async function defragmentMember(
 
   // Nobody else is defragmenting any member (waiting while someone is), then fresh numbers
   // and gates just before this member.
-  // The run's first reading serves the first member only: a defragment (ours or anyone's) may
-  // have happened since, so every later member reads every log again.
-  const recent = step.quiet !== undefined && clock.now() - step.quiet.at < 1000 ? step.quiet : undefined;
+  // A reading under a second old serves (the run's first, or the one taken as the previous member
+  // finished), if it shows nothing in progress and every log read; else every log is read again now.
+  const recent =
+    step.quiet !== undefined &&
+    clock.now() - step.quiet.at < QUIET_FRESH_MS &&
+    step.quiet.activity.unreadable.length === 0 &&
+    busyNodes(step.quiet.activity).length === 0
+      ? step.quiet
+      : undefined;
   step.quiet = undefined;
   const quiet = recent ?? (await waitUntilQuiet(ctx, step.cluster.nodes, item.node));
   if ("stop" in quiet) return notReached(quiet.stop);
@@ -162,16 +182,26 @@ export async function defragmentMember(
   const durationMs = clock.now() - started;
 
   // This member healthy again before anything else; the next member's gates then check the whole cluster.
-  // etcd logged the defragment's end before its call returned: its blocked time is read meanwhile.
-  const blocked = blockedTime(ctx, item.node, lastEnd);
+  // Its blocked time comes from its own etcd log (etcd logged the defragment's end before its call
+  // returned). When the next member follows within a second, every member's log is read once this one
+  // is healthy: that reading is the next member's quiet check and gives this one's blocked time too.
+  // Otherwise only this member's log is read, while its health is checked.
+  const nextSoon = step.last !== true && opts.pauseMs < QUIET_FRESH_MS;
+  const own = nextSoon ? undefined : readActivity(ctx, [item.node]);
   // Awaited below; until then a rejection (only a bug) must not count as unhandled.
-  blocked.catch(() => undefined);
+  own?.catch(() => undefined);
   const healthy = await pollUntil(
     clock,
     { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
     async () => memberHealthy(await step.cluster.read(), item.node, opts.maxAppliedLag),
   );
-  const blockedMs = await blocked;
+  const readAt = clock.now();
+  const activity =
+    own === undefined
+      ? await readActivity(ctx, "value" in healthy ? step.cluster.nodes : [item.node])
+      : await own;
+  if (own === undefined && "value" in healthy) step.quiet = { activity, at: readAt };
+  const blockedMs = blockedTime(ctx, item.node, lastEnd, activity);
   if (!("value" in healthy)) {
     const error = new DefragError(
       "etcd",
@@ -224,17 +254,16 @@ export async function defragmentMember(
  * for the defragments that ended after `lastEnd` (two when a second call proved the
  * first finished). Undefined, with a warning, when the log does not say.
  */
-async function blockedTime(ctx: RunContext, node: string, lastEnd: number): Promise<number | undefined> {
-  try {
-    const ended = (await ctx.backend.defragActivity(node)).finished.filter((f) => f.end > lastEnd);
-    if (ended.length > 0) return ended.reduce((sum, f) => sum + f.tookMs, 0);
-    ctx.reporter.warn(
-      `${node}: etcd's log does not show the end of the defragment; its blocked time is unknown`,
-    );
-  } catch (err) {
-    const e = DefragError.from(err);
-    if (e.kind === "internal") throw e;
-    ctx.reporter.warn(`${node}: cannot read etcd's log for the blocked time: ${e.message}`);
+function blockedTime(ctx: RunContext, node: string, lastEnd: number, activity: Activity): number | undefined {
+  const unreadable = activity.unreadable.find((u) => u.node === node);
+  if (unreadable !== undefined) {
+    ctx.reporter.warn(`${node}: cannot read etcd's log for the blocked time: ${unreadable.error.message}`);
+    return undefined;
   }
+  const ended = (activity.byNode.get(node)?.finished ?? []).filter((f) => f.end > lastEnd);
+  if (ended.length > 0) return ended.reduce((sum, f) => sum + f.tookMs, 0);
+  ctx.reporter.warn(
+    `${node}: etcd's log does not show the end of the defragment; its blocked time is unknown`,
+  );
   return undefined;
 }

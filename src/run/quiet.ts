@@ -13,6 +13,9 @@ export function lastFinishedEnd(a: DefragActivity | undefined): number {
   return Math.max(Number.NEGATIVE_INFINITY, ...(a?.finished ?? []).map((f) => f.end));
 }
 
+/** How long a reading of every member's log may serve before a member is started. */
+export const QUIET_FRESH_MS = 1000;
+
 /** Reading every member's log each poll is not free: no more often than this. */
 const MIN_POLL_MS = 1000;
 

@@ -12,7 +12,7 @@ import { formatBytes, formatMemberId } from "../core/units.js";
 import { describeQuotas, readMemberConfigs } from "./member-config.js";
 import { ClusterReader } from "./cluster.js";
 import { LeaderMoves } from "./leader.js";
-import { defragmentMember } from "./member.js";
+import { defragmentMember, type MemberStep } from "./member.js";
 import { percent, recoverNospace } from "./nospace.js";
 import { observeCluster } from "./observe.js";
 import { preflight } from "./preflight.js";
@@ -142,11 +142,12 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
   }
 
   // 6. Each member in turn; after a stop, the rest are not reached.
-  const step = {
+  const step: MemberStep = {
     cluster,
     gateOpts,
     leader: new LeaderMoves(ctx, cluster, gateOpts, permissions.moveLeadership),
     quiet: { activity: quiet.activity, at: deps.clock.now() },
+    last: false,
   };
   const lastTodo = plan.filter((p) => p.defragment).at(-1);
   let stop: RunStop | undefined;
@@ -164,6 +165,7 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
       };
       results.add(planned(item, "not-reached", `not reached: stopped (${why})`));
     } else {
+      step.last = item === lastTodo;
       const outcome = await defragmentMember(ctx, step, item);
       results.add(outcome.result);
       stop = outcome.stop;

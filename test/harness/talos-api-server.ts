@@ -160,6 +160,10 @@ export class TalosApiServer {
       grpc: true,
       grpcWeb: false,
       connect: false,
+      // apid and machined (grpc-go, gzip registered) compress a reply only when its request was
+      // compressed, and Talos clients send uncompressed: the replies are uncompressed. Connect's
+      // server would compress any reply over 1 KiB for a client that accepts gzip.
+      acceptCompression: [],
       contextValues: (req) => {
         const values = createContextValues();
         const socket = (req as Http2ServerRequest).stream.session?.socket as TLSSocket | undefined;

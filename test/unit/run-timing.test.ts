@@ -291,18 +291,44 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     assert.ok(first && first[1] >= 40_000, "the run's first defragment starts after the other one ended");
   });
 
-  it("one that starts between two members (etcd's start-up defragment): the next member waits", async () => {
+  for (const pauseMs of [0, 1000]) {
+    it(`one that starts between two members (etcd's start-up defragment): the next member waits (--pause ${pauseMs}ms)`, async () => {
+      const sim = cluster([5_000, 5_000, 5_000]);
+      const origDefrag = sim.defragment.bind(sim);
+      sim.defragment = async (node, opts) => {
+        await origDefrag(node, opts);
+        if (node === "10.0.0.2") sim.startExternal("10.0.0.1", 20_000, "start-up");
+      };
+      const lines: string[] = [];
+      const result = await runOn(sim, options({ pauseMs }), lines);
+      assert.equal(result.result, "success", lines.join("\n"));
+      assertNoOverlap(sim.windows);
+      assert.ok(lines.some((l) => /in progress on 10\.0\.0\.1 \(etcd's start-up defragment/.test(l)));
+    });
+  }
+
+  it("one that starts while the previous member's health is checked: the next member waits", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
+    // The logs are read as 10.0.0.2's defragment returns; the other one starts just after, at the
+    // health check's first reading.
+    let armed = false;
     const origDefrag = sim.defragment.bind(sim);
     sim.defragment = async (node, opts) => {
       await origDefrag(node, opts);
-      if (node === "10.0.0.2") sim.startExternal("10.0.0.1", 20_000, "start-up");
+      armed = node === "10.0.0.2";
+    };
+    const origStatus = sim.status.bind(sim);
+    sim.status = (node) => {
+      if (armed) {
+        armed = false;
+        sim.startExternal("10.0.0.1", 20_000, "start-up");
+      }
+      return origStatus(node);
     };
     const lines: string[] = [];
-    const result = await runOn(sim, options(), lines);
+    const result = await runOn(sim, options({ pauseMs: 0, pollIntervalMs: 100 }), lines);
     assert.equal(result.result, "success", lines.join("\n"));
     assertNoOverlap(sim.windows);
-    assert.ok(lines.some((l) => /in progress on 10\.0\.0\.1 \(etcd's start-up defragment/.test(l)));
   });
 
   it("one that outlasts --max-wait: refused, nothing defragmented", async () => {
@@ -565,6 +591,40 @@ describe("a snapshot first (--snapshot-dir)", () => {
 });
 
 describe("reading etcd's logs", () => {
+  it("the reading taken once a member is healthy again serves the next one only while under a second old", async () => {
+    const sim = cluster([100, 100, 100]);
+    const reads: [string, number][] = [];
+    const orig = sim.defragActivity.bind(sim);
+    sim.defragActivity = (node) => {
+      reads.push([node, sim.now]);
+      return orig(node);
+    };
+    const result = await runOn(sim, options({ pauseMs: 1500 }), []);
+    assert.equal(result.result, "success");
+    // With a 1.5 s pause, every log is read again after the pause, before the next member.
+    for (let k = 1; k < sim.windows.length; k += 1) {
+      const [, start] = sim.windows[k] ?? ["", 0];
+      const prevEnd = sim.windows[k - 1]?.[2] ?? 0;
+      for (const node of ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        assert.ok(
+          reads.some(([n, at]) => n === node && at >= prevEnd + 1500 && at <= start),
+          `${node} read after the pause before defragment ${k + 1}: ${JSON.stringify(reads)}`,
+        );
+    }
+  });
+
+  it("after the last member only its own log is read (its blocked time)", async () => {
+    const sim = cluster([100, 100, 100]);
+    const result = await runOn(sim, options({ pauseMs: 0 }), []);
+    assert.equal(result.result, "success");
+    const last = sim.calls.lastIndexOf(`EtcdDefragment ${result.members.at(-1)?.node ?? ""}`);
+    assert.deepEqual(
+      sim.calls.slice(last).filter((c) => c.startsWith("Logs ")),
+      [`Logs ${result.members.at(-1)?.node ?? ""}`],
+    );
+    assert.ok(result.members.every((m) => m.blockedMs === 100));
+  });
+
   it("reads every member's log again before every member, even when the previous one was quick", async () => {
     const sim = cluster([100, 100, 100]);
     const result = await runOn(sim, options({ pauseMs: 0 }), []);
