@@ -56,14 +56,14 @@ function imageCommand(): string[] {
 const [NODE = process.execPath, ...TOOL] = imageCommand();
 
 /**
- * The image's compile cache (its runtime stage runs `version` once with NODE_COMPILE_CACHE set), made
+ * The image's compile cache (its runtime stage runs `warm-up` once with NODE_COMPILE_CACHE set), made
  * here the same way in a folder of the bench's own, so that every run reads it as in the image.
  */
 const IMAGE_ENV: Record<string, string> = (() => {
   const cache = mkdtempSync(join(tmpdir(), "bench-compile-cache-"));
   const env = { NODE_COMPILE_CACHE: cache };
-  const r = spawnSync(NODE, [...TOOL, "version"], { env: { PATH: process.env.PATH ?? "", ...env } });
-  if (r.status !== 0) throw new Error("the compile-cache warm-up (the image's RUN ... version) failed");
+  const r = spawnSync(NODE, [...TOOL, "warm-up"], { env: { PATH: process.env.PATH ?? "", ...env } });
+  if (r.status !== 0) throw new Error("the compile-cache warm-up (the image's RUN ... warm-up) failed");
   return env;
 })();
 
@@ -105,6 +105,43 @@ function overheadOf(calls: JournalEntry[], run: Spawned): Overhead | undefined {
     afterMs: run.endedAt - tail.end,
     defragMs: defrags.reduce((sum, d) => sum + d.end - d.start, 0),
   };
+}
+
+/** Our tool's measured command: the same rule as the peers, no pause between members. */
+function ourRunArgs(preset: Preset, timeout: string): string[] {
+  return [
+    "run",
+    "--output",
+    "json",
+    "--rule",
+    `dbQuotaUsage > 0.8 || dbSizeFree > ${preset.thresholdBytes}`,
+    "--pause",
+    "0s",
+    "--timeout",
+    timeout,
+  ];
+}
+
+/**
+ * Start-up on the idle machine (the target's condition: the cluster up, nothing else running): our
+ * measured command as a dry run (it reads the cluster and changes nothing), the median of five after a
+ * first `status` has opened the test servers' connections between themselves.
+ */
+async function idleStartUps(tool: Tool, h: Harness, dir: string, preset: Preset): Promise<number[]> {
+  if (tool !== "talos-etcd-defrag") return [];
+  const env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }), HOME: dir };
+  const warm = await run(NODE, [...TOOL, "status", "--output", "json"], env);
+  if (warm.code !== 0) throw new Error(`warm-up status failed: ${warm.stderr.trim()}`);
+  const starts: number[] = [];
+  for (let i = 0; i < 5; i += 1) {
+    const before = h.journal.length;
+    const dry = await run(NODE, [...TOOL, ...ourRunArgs(preset, "15m"), "--dry-run"], env);
+    const first = h.journal[before];
+    if (dry.code !== 0 || first === undefined)
+      throw new Error(`the idle dry run failed: ${dry.stderr.trim()}`);
+    starts.push(first.start - dry.startedAt);
+  }
+  return starts;
 }
 
 interface Spawned {
@@ -163,6 +200,7 @@ async function measure(
   const dir = mkdtempSync(join(tmpdir(), "bench-"));
   try {
     h = await startHarness({ members: 3 });
+    const idleStarts = await idleStartUps(tool, h, dir, preset);
     await h.etcd.fragment({ targetDbBytes: preset.dbBytes, liveFraction: preset.liveFraction });
     const before = await h.etcd.sizes();
     const compactBefore = (await h.etcd.hashKV(0)).compactRevision;
@@ -186,23 +224,10 @@ async function measure(
       // BENCH_PROFILE=DIR: a CPU profile of our measured run, for finding where its time goes.
       const profile = process.env.BENCH_PROFILE;
       const flags = profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`, "--cpu-prof-interval=250"] : [];
-      result = await run(
-        NODE,
-        [
-          ...flags,
-          ...TOOL,
-          "run",
-          "--output",
-          "json",
-          "--rule",
-          `dbQuotaUsage > 0.8 || dbSizeFree > ${threshold}`,
-          "--pause",
-          "0s",
-          "--timeout",
-          timeout,
-        ],
-        { TALOSCONFIG: talosconfig, HOME: dir },
-      );
+      result = await run(NODE, [...flags, ...TOOL, ...ourRunArgs(preset, timeout)], {
+        TALOSCONFIG: talosconfig,
+        HOME: dir,
+      });
     } else if (tool === "etcdctl") {
       result = await run(
         "etcdctl",
@@ -295,7 +320,11 @@ async function measure(
       compacted: compactAfter !== compactBefore,
       peakRssMb: result.peakRssKb / 1024,
       ...(tool === "talos-etcd-defrag" && firstRpc !== undefined
-        ? { startToFirstRpcMs: firstRpc - result.startedAt, overhead: overheadOf(calls, result) }
+        ? {
+            startToFirstRpcMs: firstRpc - result.startedAt,
+            idleStartMs: percentile(idleStarts, 50),
+            overhead: overheadOf(calls, result),
+          }
         : {}),
     };
     if (tool === "talos-etcd-defrag" && process.env.BENCH_TRACE === "1") {

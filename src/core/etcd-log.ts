@@ -52,8 +52,11 @@ interface Entry {
   took: string | undefined;
 }
 
+/** Every marker above contains one of these: other lines (most of them) are not parsed at all. */
+const MARKER_WORDS = ["defragment", "starting an etcd server"];
+
 function parse(line: string): Entry | undefined {
-  if (!line.startsWith("{")) return undefined;
+  if (!line.startsWith("{") || !MARKER_WORDS.some((w) => line.includes(w))) return undefined;
   try {
     const o = JSON.parse(line) as { msg?: unknown; ts?: unknown; took?: unknown };
     if (typeof o.msg !== "string") return undefined;

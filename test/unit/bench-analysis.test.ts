@@ -60,6 +60,7 @@ describe("bench: analysis", () => {
       opsTotal: 100,
       reclaimedOfFreePct: 99.5,
       startToFirstRpcMs: 250,
+      idleStartMs: 120,
       peakRssMb: 65,
     };
     const etcdctl: Row = {
@@ -79,11 +80,14 @@ describe("bench: analysis", () => {
       /normal 3\.0% \(300 ms\).*etcdctl 0\.4%/,
     );
     assert.equal(met(d, /reclaims/), true);
-    // 250 ms is over the 100 ms start-up target; 90 ms meets it.
+    // The start-up target is on the idle machine: 120 ms is over it, 90 ms meets it; the number under
+    // the load is printed beside it.
     assert.equal(met(d, /start to first call/), false);
-    assert.equal(
-      met(targets([{ ...ours, startToFirstRpcMs: 90 }, etcdctl], "default"), /start to first call/),
-      true,
+    const idle = targets([{ ...ours, idleStartMs: 90 }, etcdctl], "default");
+    assert.equal(met(idle, /start to first call/), true);
+    assert.match(
+      idle.find((t) => /start to first call/.test(t.target))?.measured ?? "",
+      /^normal 90 ms; under the benchmark's load 250 ms$/,
     );
     assert.equal(met(targets([{ ...ours, maxBlocked: 2 }, etcdctl], "default"), /one member blocked/), false);
     assert.equal(met(targets([{ ...ours, reclaimedOfFreePct: 90 }, etcdctl], "default"), /reclaims/), false);
