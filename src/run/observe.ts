@@ -9,6 +9,8 @@ export interface ObserveOptions {
   /** Explicit nodes (--nodes or the context's); empty means discover them from the member list. */
   nodes: readonly string[];
   signal?: AbortSignal | undefined;
+  /** Called once the nodes to read are known, before their statuses are read (to read more at once). */
+  onNodes?: ((nodes: readonly string[]) => void) | undefined;
 }
 
 /** The nodes of the member list (learners included, marked by their status), as the backend reaches them. */
@@ -47,6 +49,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
 
   // The member list and the alarms are read at once; with the nodes known, the statuses too.
   const known = opts.nodes.length > 0;
+  if (known) opts.onNodes?.(opts.nodes);
   const [membersResult, early, alarmsResult] = await Promise.all([
     settle(backend.members(opts.signal)),
     known ? readStatuses(opts.nodes) : Promise.resolve(undefined),
@@ -74,6 +77,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
       hint: "pass --nodes to name the control-plane nodes",
     });
   }
+  if (!known) opts.onNodes?.(nodes);
   const statuses = early ?? (await readStatuses(nodes));
   for (const s of statuses) if (!s.ok && s.error.kind === "internal") throw s.error;
 

@@ -39,9 +39,20 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
   const deps = ctx;
   const results = new Results(() => deps.clock.now());
 
-  // 1. Read the cluster.
+  // 1. Read the cluster. As soon as the nodes are known, at the same time: each member's quota, from
+  // its own configuration unless --quota-bytes says otherwise, and every member's etcd log (is anyone
+  // else defragmenting?). Neither waits for anything, so nothing is left running if the read fails.
   reporter.info("reading the cluster");
-  const firstRead = await observeCluster(backend, { nodes: opts.nodes, signal: deps.signal });
+  let side: Promise<[RunStop | undefined, Activity]> | undefined;
+  const firstRead = await observeCluster(backend, {
+    nodes: opts.nodes,
+    signal: deps.signal,
+    onNodes: (nodes) => {
+      side = Promise.all([readQuotas(ctx, nodes), readActivity(ctx, nodes)]);
+      // Awaited below; until then a rejection (only a bug) must not count as unhandled.
+      side.catch(() => undefined);
+    },
+  });
   for (const w of firstRead.warnings) reporter.warn(w);
   const cluster = new ClusterReader(backend, deps.clock, firstRead);
   const gateOpts = {
@@ -56,13 +67,15 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
         { node: w.node, etcdVersion: w.version },
       );
 
-  // 2. Each member's quota, from its own configuration unless --quota-bytes says otherwise; at the
-  // same time, nobody else is defragmenting any member (waiting while someone is; a dry run only
-  // says so), then the gates, on numbers read after any such wait.
-  const [configStop, quiet] = await Promise.all([
-    readQuotas(ctx, cluster.nodes),
-    opts.dryRun ? dryRunQuiet(ctx, cluster.nodes) : waitUntilQuiet(ctx, cluster.nodes, "the first member"),
-  ]);
+  // 2. Nobody else is defragmenting any member (waiting while someone is; a dry run only says so),
+  // then the gates, on numbers read after any such wait.
+  const [configStop, activity] = await (side ??
+    Promise.all([readQuotas(ctx, cluster.nodes), readActivity(ctx, cluster.nodes)]));
+  const quiet = opts.dryRun
+    ? dryRunQuiet(ctx, activity)
+    : busyNodes(activity).length === 0
+      ? { activity, waited: false }
+      : await waitUntilQuiet(ctx, cluster.nodes, "the first member");
   if (configStop !== undefined) {
     reportRefusals(ctx, configStop.refusals ?? []);
     for (const n of firstRead.nodes)
@@ -239,11 +252,7 @@ async function readQuotas(ctx: RunContext, nodes: readonly string[]): Promise<Ru
 }
 
 /** A dry run waits for nobody: it says what a real run would wait for, and refuses what it would refuse. */
-async function dryRunQuiet(
-  ctx: RunContext,
-  nodes: readonly string[],
-): Promise<{ activity: Activity; waited: false }> {
-  const activity = await readActivity(ctx, nodes);
+function dryRunQuiet(ctx: RunContext, activity: Activity): { activity: Activity; waited: false } {
   for (const b of busyNodes(activity))
     ctx.reporter.warn(
       `a defragment is in progress on ${b.node} (${b.by}): a real run would wait for it first`,
