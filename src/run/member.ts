@@ -182,25 +182,27 @@ export async function defragmentMember(
   const durationMs = clock.now() - started;
 
   // This member healthy again before anything else; the next member's gates then check the whole cluster.
-  // Its blocked time comes from its own etcd log (etcd logged the defragment's end before its call
-  // returned). When the next member follows within a second, every member's log is read once this one
-  // is healthy: that reading is the next member's quiet check and gives this one's blocked time too.
-  // Otherwise only this member's log is read, while its health is checked.
+  // Meanwhile its etcd log gives its blocked time (etcd logged the defragment's end before its call
+  // returned). When the next member follows within a second, every member's log is read instead, at
+  // the same time as the first health check, as the first member's were with the first statuses: if
+  // that check passes, the reading is the next member's quiet check. A check that passes only later
+  // leaves that reading behind, and every log is read again before the next member.
   const nextSoon = step.last !== true && opts.pauseMs < QUIET_FRESH_MS;
-  const own = nextSoon ? undefined : readActivity(ctx, [item.node]);
+  const readAt = clock.now();
+  const reading = readActivity(ctx, nextSoon ? step.cluster.nodes : [item.node]);
   // Awaited below; until then a rejection (only a bug) must not count as unhandled.
-  own?.catch(() => undefined);
+  reading.catch(() => undefined);
+  let checks = 0;
   const healthy = await pollUntil(
     clock,
     { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
-    async () => memberHealthy(await step.cluster.read(), item.node, opts.maxAppliedLag),
+    async () => {
+      checks += 1;
+      return memberHealthy(await step.cluster.read(), item.node, opts.maxAppliedLag);
+    },
   );
-  const readAt = clock.now();
-  const activity =
-    own === undefined
-      ? await readActivity(ctx, "value" in healthy ? step.cluster.nodes : [item.node])
-      : await own;
-  if (own === undefined && "value" in healthy) step.quiet = { activity, at: readAt };
+  const activity = await reading;
+  if (nextSoon && checks === 1 && "value" in healthy) step.quiet = { activity, at: readAt };
   const blockedMs = blockedTime(ctx, item.node, lastEnd, activity);
   if (!("value" in healthy)) {
     const error = new DefragError(

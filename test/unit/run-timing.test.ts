@@ -307,20 +307,25 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     });
   }
 
-  it("one that starts while the previous member's health is checked: the next member waits", async () => {
+  it("one that starts while the previous member is not yet healthy again: the next member waits", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
-    // The logs are read as 10.0.0.2's defragment returns; the other one starts just after, at the
-    // health check's first reading.
-    let armed = false;
+    // 10.0.0.2 answers as behind the leader for 300 ms after its defragment, so its health check
+    // passes only at a later poll; the other defragment starts meanwhile, after the logs were read
+    // together with the first poll.
+    let healthyAt = Number.POSITIVE_INFINITY;
     const origDefrag = sim.defragment.bind(sim);
     sim.defragment = async (node, opts) => {
       await origDefrag(node, opts);
-      armed = node === "10.0.0.2";
+      if (node === "10.0.0.2") healthyAt = sim.now + 300;
     };
+    const m2 = sim.sim[1];
+    if (m2 !== undefined)
+      m2.appliedBehind = (now) => (now >= healthyAt - 300 && now < healthyAt ? 10_000 : 0);
     const origStatus = sim.status.bind(sim);
+    let started = false;
     sim.status = (node) => {
-      if (armed) {
-        armed = false;
+      if (!started && sim.now > healthyAt - 300 && sim.now < healthyAt) {
+        started = true;
         sim.startExternal("10.0.0.1", 20_000, "start-up");
       }
       return origStatus(node);
@@ -328,7 +333,12 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     const lines: string[] = [];
     const result = await runOn(sim, options({ pauseMs: 0, pollIntervalMs: 100 }), lines);
     assert.equal(result.result, "success", lines.join("\n"));
+    assert.ok(started, "the other defragment started during the health check");
     assertNoOverlap(sim.windows);
+    assert.ok(
+      lines.some((l) => /in progress on 10\.0\.0\.1 \(etcd's start-up defragment/.test(l)),
+      lines.join("\n"),
+    );
   });
 
   it("one that outlasts --max-wait: refused, nothing defragmented", async () => {
