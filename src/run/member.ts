@@ -34,11 +34,11 @@ export interface MemberStep {
   gateOpts: GateOptions;
   leader: LeaderMoves;
   /**
-   * The last reading of every member's etcd log (the run's first, or the one taken once the previous
-   * member was healthy again) and when it started: it serves the next member while under a second old,
-   * with every log read and no defragment in progress.
+   * The last reading of every member's etcd log (the run's first, or the one taken with the previous
+   * member's first health check): it serves the next member while under a second old, with every log
+   * read and no defragment in progress.
    */
-  quiet?: { activity: Activity; at: number } | undefined;
+  quiet?: Activity | undefined;
   /** This is the last member to defragment: after it, only its own log is read (its blocked time). */
   last?: boolean;
 }
@@ -61,9 +61,9 @@ export async function defragmentMember(
   const recent =
     step.quiet !== undefined &&
     clock.now() - step.quiet.at < QUIET_FRESH_MS &&
-    step.quiet.activity.unreadable.length === 0 &&
-    busyNodes(step.quiet.activity).length === 0
-      ? step.quiet
+    step.quiet.unreadable.length === 0 &&
+    busyNodes(step.quiet).length === 0
+      ? { activity: step.quiet }
       : undefined;
   step.quiet = undefined;
   const quiet = recent ?? (await waitUntilQuiet(ctx, step.cluster.nodes, item.node));
@@ -188,7 +188,6 @@ export async function defragmentMember(
   // that check passes, the reading is the next member's quiet check. A check that passes only later
   // leaves that reading behind, and every log is read again before the next member.
   const nextSoon = step.last !== true && opts.pauseMs < QUIET_FRESH_MS;
-  const readAt = clock.now();
   const reading = readActivity(ctx, nextSoon ? step.cluster.nodes : [item.node]);
   // Awaited below; until then a rejection (only a bug) must not count as unhandled.
   reading.catch(() => undefined);
@@ -202,7 +201,7 @@ export async function defragmentMember(
     },
   );
   const activity = await reading;
-  if (nextSoon && checks === 1 && "value" in healthy) step.quiet = { activity, at: readAt };
+  if (nextSoon && checks === 1 && "value" in healthy) step.quiet = activity;
   const blockedMs = blockedTime(ctx, item.node, lastEnd, activity);
   if (!("value" in healthy)) {
     const error = new DefragError(

@@ -20,6 +20,8 @@ export const QUIET_FRESH_MS = 1000;
 const MIN_POLL_MS = 1000;
 
 export interface Activity {
+  /** When the reading started (the run's clock): it serves a member only while under QUIET_FRESH_MS old. */
+  at: number;
   /** Per node, what its etcd log says. */
   byNode: Map<string, DefragActivity>;
   /** Nodes whose log could not be read: whether they are defragmenting is unknown. */
@@ -28,6 +30,7 @@ export interface Activity {
 
 /** Reads every node's defragmentation activity at once. */
 export async function readActivity(ctx: RunContext, nodes: readonly string[]): Promise<Activity> {
+  const at = ctx.clock.now();
   const byNode = new Map<string, DefragActivity>();
   const unreadable: Activity["unreadable"] = [];
   await Promise.all(
@@ -41,7 +44,7 @@ export async function readActivity(ctx: RunContext, nodes: readonly string[]): P
       }
     }),
   );
-  return { byNode, unreadable };
+  return { at, byNode, unreadable };
 }
 
 export function busyNodes(activity: Activity): { node: string; since: number | undefined; by: string }[] {

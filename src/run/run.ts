@@ -159,7 +159,7 @@ async function runSteps(ctx: RunContext): Promise<RunResult> {
     cluster,
     gateOpts,
     leader: new LeaderMoves(ctx, cluster, gateOpts, permissions.moveLeadership),
-    quiet: { activity: quiet.activity, at: deps.clock.now() },
+    quiet: quiet.activity,
     last: false,
   };
   const lastTodo = plan.filter((p) => p.defragment).at(-1);

@@ -572,6 +572,25 @@ describe("a snapshot first (--snapshot-dir)", () => {
     });
   });
 
+  it("a snapshot that takes longer than a second: every log is read again before the first member", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const orig = sim.snapshot.bind(sim);
+    sim.snapshot = async (node, write) => {
+      await orig(node, write);
+      await sim.clock.sleep(30_000);
+    };
+    const result = await runOn(sim, options(), [], { snapshots: memoryStore() });
+    assert.equal(result.result, "success");
+    const snap = sim.calls.indexOf("EtcdSnapshot 10.0.0.1");
+    const firstDefrag = sim.calls.findIndex((c) => c.startsWith("EtcdDefragment"));
+    const between = sim.calls.slice(snap, firstDefrag);
+    for (const node of ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+      assert.ok(
+        between.includes(`Logs ${node}`),
+        `${node}'s log read after the snapshot: ${between.join(", ")}`,
+      );
+  });
+
   it("a snapshot that fails refuses the run: nothing defragmented, the partial one discarded", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     sim.failingSnapshots.add("10.0.0.1");
