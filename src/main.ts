@@ -13,7 +13,7 @@ import type { CommandContext } from "./cli/context.js";
 import { EXIT, exitCodeFor, exitCodeForCommandLine } from "./cli/exit.js";
 import type { CommandName } from "./cli/option-types.js";
 import { ENVIRONMENT_HELP, type RunCliOptions, type StatusOptions } from "./cli/options.js";
-import { OptionsError, addOptions, parseOptions } from "./cli/parse-options.js";
+import { OptionsError, addOptions, optionsAfterCommand, parseOptions } from "./cli/parse-options.js";
 import type { Env } from "./config/config.js";
 import { DefragError } from "./core/errors.js";
 import { createLogger, type LogFormat, type Sink } from "./report/logger.js";
@@ -98,7 +98,7 @@ export async function main(argv: readonly string[], env: Env, io: MainIO): Promi
   register(RUN);
 
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(optionsAfterCommand(argv, [STATUS.name, RUN.name]), { from: "user" });
   } catch (err) {
     if (err instanceof CommanderError) {
       return exitCodeForCommandLine(err.exitCode === 0);

@@ -19,6 +19,34 @@ export function shortFlag(spec: Pick<OptionSpec, "flag">): string | undefined {
   return spec.flag.split(/[\s,]+/).find((t) => /^-[A-Za-z]$/.test(t));
 }
 
+/**
+ * talosctl's habit (`talosctl -n 10.0.0.2 etcd status`): a command's options written before it are
+ * moved after it, so `-n 10.0.0.2 status` means `status -n 10.0.0.2`. Only when every token before
+ * the command is one of that command's options (with its value); anything else is left as it is, for
+ * commander to report.
+ */
+export function optionsAfterCommand(argv: readonly string[], commands: readonly CommandName[]): string[] {
+  const unchanged = [...argv];
+  const flagOf = (o: OptionSpec, long: boolean): string | undefined => (long ? longFlag(o) : shortFlag(o));
+  const names: { name: string; long: boolean }[] = [];
+  let i = 0;
+  for (let token = argv[0]; token?.startsWith("-") === true && token !== "--"; token = argv[i]) {
+    // "--nodes=a,b" and "-na,b" carry their value; "--nodes a,b" and "-n a,b" take the next token.
+    const long = token.startsWith("--");
+    const name = long ? (token.split("=")[0] ?? token) : token.slice(0, 2);
+    const spec = commands.flatMap((c) => optionsFor(c)).find((o) => flagOf(o, long) === name);
+    if (spec === undefined) return unchanged;
+    names.push({ name, long });
+    const attached = long ? token.includes("=") : token.length > 2;
+    i += spec.type.kind !== "boolean" && !attached ? 2 : 1;
+  }
+  const command = commands.find((c) => c === argv[i]);
+  if (names.length === 0 || command === undefined) return unchanged;
+  const own = optionsFor(command);
+  if (!names.every((n) => own.some((o) => flagOf(o, n.long) === n.name))) return unchanged;
+  return [command, ...argv.slice(0, i), ...argv.slice(i + 1)];
+}
+
 /** The --help line: the help, then the environment variable and the default. */
 export function helpText(spec: OptionSpec): string {
   const shownDefault = spec.type.kind === "boolean" ? undefined : (spec.default ?? spec.defaultHelp);

@@ -129,11 +129,13 @@ describe("status", () => {
   });
 
   it("explicit -n/--nodes narrows the rows, and says which members of the member list are not shown", async () => {
-    for (const args of [
-      ["--nodes", `${h.nodes[2]},${h.nodes[0]}`],
-      ["-n", `${h.nodes[2]},${h.nodes[0]}`],
+    for (const argv of [
+      ["status", "--output", "json", "--nodes", `${h.nodes[2]},${h.nodes[0]}`],
+      ["status", "--output", "json", "-n", `${h.nodes[2]},${h.nodes[0]}`],
+      // talosctl's habit: the node before the command.
+      ["-n", `${h.nodes[2]},${h.nodes[0]}`, "status", "--output", "json"],
     ]) {
-      const r = await runCli(["status", "--output", "json", ...args], {
+      const r = await runCli(argv, {
         env: { TALOSCONFIG: operatorConfig },
       });
       assert.equal(r.code, 0, r.stderr);

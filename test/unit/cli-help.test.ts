@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import pkg from "../../package.json" with { type: "json" };
+import { optionsAfterCommand } from "../../src/cli/parse-options.js";
 import { main } from "../../src/main.js";
 
 async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -41,5 +42,74 @@ describe("command line", () => {
     const run = await cli(["run", "--help"]);
     assert.match(run.stdout, /-n, --nodes <list>/);
     assert.match(run.stdout, /-e, --endpoints <list>/);
+  });
+
+  it("options before the command, as talosctl users write them (-n NODE status)", () => {
+    const table: [string[], string[]][] = [
+      [
+        ["-n", "10.0.0.2", "status"],
+        ["status", "-n", "10.0.0.2"],
+      ],
+      [
+        ["-n10.0.0.2", "status", "--output", "json"],
+        ["status", "-n10.0.0.2", "--output", "json"],
+      ],
+      [
+        ["--nodes=10.0.0.2", "-e", "10.0.0.1", "run", "--dry-run"],
+        ["run", "--nodes=10.0.0.2", "-e", "10.0.0.1", "--dry-run"],
+      ],
+      [
+        ["--output", "json", "run"],
+        ["run", "--output", "json"],
+      ],
+      [
+        ["--dry-run", "run"],
+        ["run", "--dry-run"],
+      ],
+      // Not one of the command's options, not an option, or no command: left for commander.
+      [
+        ["--dry-run", "status"],
+        ["--dry-run", "status"],
+      ],
+      [
+        ["--bogus", "status"],
+        ["--bogus", "status"],
+      ],
+      [
+        ["--help", "status"],
+        ["--help", "status"],
+      ],
+      [
+        ["-n", "10.0.0.2"],
+        ["-n", "10.0.0.2"],
+      ],
+      [
+        ["-n", "10.0.0.2", "version"],
+        ["-n", "10.0.0.2", "version"],
+      ],
+      [
+        ["--", "status"],
+        ["--", "status"],
+      ],
+      [
+        ["status", "-n", "10.0.0.2"],
+        ["status", "-n", "10.0.0.2"],
+      ],
+    ];
+    for (const [argv, expected] of table)
+      assert.deepEqual(optionsAfterCommand(argv, ["status", "run"]), expected, argv.join(" "));
+  });
+
+  it("a bad value before the command is reported as after it: exit 2, the same message", async () => {
+    const before = await cli(["--call-timeout", "soon", "status"]);
+    const after = await cli(["status", "--call-timeout", "soon"]);
+    assert.equal(before.code, 2);
+    assert.match(before.stderr, /--call-timeout/);
+    const withoutTime = (text: string) => text.replace(/^\S+Z /gm, "");
+    assert.equal(withoutTime(before.stderr), withoutTime(after.stderr));
+    // An option the command does not have is still commander's error, exit 2.
+    const unknown = await cli(["--dry-run", "status"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown option '--dry-run'/);
   });
 });
