@@ -24,7 +24,9 @@ USER 65532:65532
 # nothing back. (The cache is keyed by Node's version and the file's path and contents.)
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
 RUN ["/nodejs/bin/node", "--use-openssl-ca", "/app/talos-etcd-defrag.mjs", "warm-up"]
-# --use-openssl-ca: the tool trusts only the Talos CA it is given, and without this flag Node
-# parses its ~140 bundled public root certificates at the first TLS connection (~20 ms per run).
+# --use-openssl-ca: the Talos API is trusted through the talosconfig's CA alone and the Kubernetes API
+# through the ServiceAccount's, whatever this flag says; an https Pushgateway is trusted through the
+# image's system store (/etc/ssl/certs, which a cluster can extend by mounting its own CA there) rather
+# than the public roots compiled into Node. Measured 2026-11-27 on Node 24: no effect on start-up.
 ENTRYPOINT ["/nodejs/bin/node", "--use-openssl-ca", "/app/talos-etcd-defrag.mjs"]
 CMD ["run"]

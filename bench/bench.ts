@@ -124,7 +124,7 @@ function ourRunArgs(preset: Preset, timeout: string): string[] {
 
 /**
  * Start-up on the idle machine (the target's condition: the cluster up, nothing else running): our
- * measured command as a dry run (it reads the cluster and changes nothing), the median of five after a
+ * measured command as a dry run (it reads the cluster and changes nothing), the median of seven after a
  * first `status` has opened the test servers' connections between themselves.
  */
 async function idleStartUps(tool: Tool, h: Harness, dir: string, preset: Preset): Promise<number[]> {
@@ -133,7 +133,7 @@ async function idleStartUps(tool: Tool, h: Harness, dir: string, preset: Preset)
   const warm = await run(NODE, [...TOOL, "status", "--output", "json"], env);
   if (warm.code !== 0) throw new Error(`warm-up status failed: ${warm.stderr.trim()}`);
   const starts: number[] = [];
-  for (let i = 0; i < 5; i += 1) {
+  for (let i = 0; i < 7; i += 1) {
     const before = h.journal.length;
     const dry = await run(NODE, [...TOOL, ...ourRunArgs(preset, "15m"), "--dry-run"], env);
     const first = h.journal[before];
