@@ -55,9 +55,9 @@ export async function defragmentMember(
   });
 
   // Nobody else is defragmenting any member (waiting while someone is), then fresh numbers
-  // and gates just before this member.
-  // A reading under a second old serves (the run's first, or the one taken as the previous member
-  // finished), if it shows nothing in progress and every log read; else every log is read again now.
+  // and gates just before this member. A reading under a second old serves (the run's first, or the
+  // one taken with the previous member's first health check) if it shows nothing in progress and
+  // every log read; else every log is read again now.
   const recent =
     step.quiet !== undefined &&
     clock.now() - step.quiet.at < QUIET_FRESH_MS &&
