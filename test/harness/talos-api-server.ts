@@ -696,30 +696,34 @@ export class TalosApiServer {
  * The last `lines` lines of a file (all of it when negative), read backwards from its end in blocks,
  * as Talos's log reader seeks: the cost follows what is asked for, not the file's size.
  */
-async function tailOf(path: string, lines: number): Promise<Buffer> {
+export async function tailOf(path: string, lines: number): Promise<Buffer> {
   const file = await open(path, "r");
   try {
     const size = (await file.stat()).size;
     if (lines < 0) return (await file.read(Buffer.alloc(size), 0, size, 0)).buffer;
+    if (lines === 0) return Buffer.alloc(0);
     const BLOCK = 64 * 1024;
-    let start = size;
+    // Back from the end, the tail starts just after the `lines`-th newline (the file's own final
+    // newline ends its last line and does not count), or at the file's start.
     let chunks: Buffer[] = [];
-    let newlines = 0;
-    // One more newline than lines: the file ends with one.
-    while (start > 0 && newlines <= lines) {
-      const from = Math.max(0, start - BLOCK);
-      const buf = Buffer.alloc(start - from);
+    let count = 0;
+    for (let end = size; end > 0;) {
+      const from = Math.max(0, end - BLOCK);
+      const buf = Buffer.alloc(end - from);
       await file.read(buf, 0, buf.length, from);
+      // lastIndexOf's offset must stay >= 0: a negative one counts from the buffer's end.
+      for (let at = buf.length; at > 0;) {
+        const nl = buf.lastIndexOf(0x0a, at - 1);
+        if (nl < 0) break;
+        at = nl;
+        if (from + nl === size - 1) continue;
+        count += 1;
+        if (count === lines) return Buffer.concat([buf.subarray(nl + 1), ...chunks]);
+      }
       chunks = [buf, ...chunks];
-      for (const b of buf) if (b === 0x0a) newlines += 1;
-      start = from;
+      end = from;
     }
-    const all = Buffer.concat(chunks);
-    const text = all.toString("utf8").split("\n");
-    if (text.at(-1) === "") text.pop();
-    // A first line cut by the block boundary is dropped when more than asked for was read.
-    const kept = text.slice(Math.max(0, text.length - lines));
-    return Buffer.from(kept.map((l) => `${l}\n`).join(""), "utf8");
+    return Buffer.concat(chunks);
   } finally {
     await file.close();
   }
