@@ -124,14 +124,9 @@ function ourRunArgs(preset: Preset, timeout: string): string[] {
 
 /**
  * Start-up on the idle machine (the target's condition: the cluster up, nothing else running): our
- * measured command as a dry run (it reads the cluster and changes nothing), the median of seven after a
- * first `status` has opened the test servers' connections between themselves.
+ * measured command as a dry run (it reads the cluster and changes nothing), the median of seven.
  */
-async function idleStartUps(tool: Tool, h: Harness, dir: string, preset: Preset): Promise<number[]> {
-  if (tool !== "talos-etcd-defrag") return [];
-  const env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }), HOME: dir };
-  const warm = await run(NODE, [...TOOL, "status", "--output", "json"], env);
-  if (warm.code !== 0) throw new Error(`warm-up status failed: ${warm.stderr.trim()}`);
+async function idleStartUps(h: Harness, env: Record<string, string>, preset: Preset): Promise<number[]> {
   const starts: number[] = [];
   for (let i = 0; i < 7; i += 1) {
     const before = h.journal.length;
@@ -200,19 +195,18 @@ async function measure(
   const dir = mkdtempSync(join(tmpdir(), "bench-"));
   try {
     h = await startHarness({ members: 3 });
-    const idleStarts = await idleStartUps(tool, h, dir, preset);
+    const talosconfig = await h.writeTalosconfig({ roles: ["os:operator"], dir });
+    const env = { TALOSCONFIG: talosconfig, HOME: dir };
+    // apid on a real node has been running for days, with its connections to the other nodes
+    // open: one read-only `status` through the test servers first, whatever the tool (the
+    // connections stay open while the cluster is filled).
+    const warm = await run(NODE, [...TOOL, "status", "--output", "json"], env);
+    if (warm.code !== 0) throw new Error(`warm-up status failed: ${warm.stderr.trim()}`);
+    const idleStarts = tool === "talos-etcd-defrag" ? await idleStartUps(h, env, preset) : [];
     await h.etcd.fragment({ targetDbBytes: preset.dbBytes, liveFraction: preset.liveFraction });
     const before = await h.etcd.sizes();
     const compactBefore = (await h.etcd.hashKV(0)).compactRevision;
     const clientUrls = h.etcd.members.map((m) => m.clientUrl);
-    const talosconfig = await h.writeTalosconfig({ roles: ["os:operator"], dir });
-    // apid on a real node has been running for days, with its connections to the other nodes
-    // open: one read-only `status` through the test servers first, whatever the tool.
-    const warm = await run(NODE, [...TOOL, "status", "--output", "json"], {
-      TALOSCONFIG: talosconfig,
-      HOME: dir,
-    });
-    if (warm.code !== 0) throw new Error(`warm-up status failed: ${warm.stderr.trim()}`);
     const load = await startLoad(loadgen, clientUrls, loadInterval);
     // Let the load settle before the tool starts.
     await new Promise((r) => setTimeout(r, 500));
@@ -224,10 +218,7 @@ async function measure(
       // BENCH_PROFILE=DIR: a CPU profile of our measured run, for finding where its time goes.
       const profile = process.env.BENCH_PROFILE;
       const flags = profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`, "--cpu-prof-interval=250"] : [];
-      result = await run(NODE, [...flags, ...TOOL, ...ourRunArgs(preset, timeout)], {
-        TALOSCONFIG: talosconfig,
-        HOME: dir,
-      });
+      result = await run(NODE, [...flags, ...TOOL, ...ourRunArgs(preset, timeout)], env);
     } else if (tool === "etcdctl") {
       result = await run(
         "etcdctl",

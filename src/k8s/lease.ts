@@ -141,22 +141,13 @@ class LeaseGuard implements RunGuard {
   private async write(current: LeaseRecord | undefined): Promise<LeaseRecord | undefined> {
     const now = new Date(this.opts.clock.now() + this.offsetMs);
     const spec = takenSpec(current, this.opts.identity, this.opts.durationSeconds, now);
-    const body: V1Lease = {
-      apiVersion: "coordination.k8s.io/v1",
-      kind: "Lease",
-      metadata: {
-        name: this.opts.name,
-        namespace: this.opts.namespace,
-        ...(current === undefined ? {} : { resourceVersion: current.resourceVersion }),
-      },
-      spec: {
-        holderIdentity: spec.holder,
-        leaseDurationSeconds: spec.durationSeconds,
-        acquireTime: new V1MicroTime(spec.acquireTime.getTime()),
-        renewTime: new V1MicroTime(spec.renewTime.getTime()),
-        leaseTransitions: spec.transitions,
-      },
-    };
+    const body = this.body(current?.resourceVersion, {
+      holderIdentity: spec.holder,
+      leaseDurationSeconds: spec.durationSeconds,
+      acquireTime: new V1MicroTime(spec.acquireTime.getTime()),
+      renewTime: new V1MicroTime(spec.renewTime.getTime()),
+      leaseTransitions: spec.transitions,
+    });
     const verb = current === undefined ? "create" : "update";
     try {
       const written =
@@ -190,26 +181,31 @@ class LeaseGuard implements RunGuard {
   async release(): Promise<void> {
     const { record } = await this.read("get");
     if (record === undefined || record.holder !== this.opts.identity) return;
-    const body: V1Lease = {
-      apiVersion: "coordination.k8s.io/v1",
-      kind: "Lease",
-      metadata: {
-        name: this.opts.name,
-        namespace: this.opts.namespace,
-        resourceVersion: record.resourceVersion,
-      },
-      spec: {
-        leaseDurationSeconds: 1,
-        renewTime: new V1MicroTime(this.opts.clock.now() + this.offsetMs),
-        leaseTransitions: record.transitions,
-      },
-    };
+    const body = this.body(record.resourceVersion, {
+      leaseDurationSeconds: 1,
+      renewTime: new V1MicroTime(this.opts.clock.now() + this.offsetMs),
+      leaseTransitions: record.transitions,
+    });
     try {
       await this.api.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body });
     } catch (err) {
       if (err instanceof ApiException && err.code === 409) return; // Changed: no longer ours to clear.
       throw this.mapError(err, "update");
     }
+  }
+
+  /** This lease with `spec`; with a resourceVersion, a write that fails (409) if it changed since read. */
+  private body(resourceVersion: string | undefined, spec: NonNullable<V1Lease["spec"]>): V1Lease {
+    return {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        ...(resourceVersion === undefined ? {} : { resourceVersion }),
+      },
+      spec,
+    };
   }
 
   get durationMs(): number {
