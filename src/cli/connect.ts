@@ -1,6 +1,7 @@
 // Shared by the commands: options -> validated Config -> a connected backend.
 
 import { loadConfig, type Config } from "../config/config.js";
+import type { Backend } from "../core/backend.js";
 import { TalosBackend } from "../talos/backend.js";
 import { TalosClient } from "../talos/client.js";
 import type { CommandContext } from "./context.js";
@@ -27,7 +28,8 @@ export function loadConnection(ctx: CommandContext<ConnectionCliOptions>): Confi
   return config;
 }
 
-export function connect(ctx: CommandContext<ConnectionCliOptions>, config: Config): TalosBackend {
+/** The one place a command chooses its backend: the Talos API (the only one so far). */
+export function connect(ctx: CommandContext<ConnectionCliOptions>, config: Config): Backend {
   const client = new TalosClient(config, {
     callTimeoutMs: ctx.options.callTimeoutMs,
     onWarning: (message) => {

@@ -2,7 +2,7 @@
 // the status command's reading, and a usage error of the command line.
 
 import type { ErrorKind } from "../core/errors.js";
-import type { RunResultKind } from "../run/types.js";
+import type { RunResultKind } from "../core/result.js";
 
 export const EXIT = {
   /** Success, nothing to do, or a dry run. */

@@ -6,8 +6,7 @@ import { hostname } from "node:os";
 
 import { DefragError } from "../core/errors.js";
 import { formatDuration } from "../core/units.js";
-import type { Clock } from "../run/clock.js";
-import type { HeldGuard, RunGuard } from "../run/guard.js";
+import type { Clock, HeldGuard, RunGuard } from "../core/ports.js";
 import type { CommandContext } from "./context.js";
 import type { RunCliOptions } from "./options.js";
 

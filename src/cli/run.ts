@@ -10,8 +10,9 @@ import { summaryJson, summaryText } from "../report/summary.js";
 import { systemClock } from "../run/clock.js";
 import { checkSnapshotDir, fileSnapshotStore } from "../snapshot/file-store.js";
 import { runDefrag } from "../run/run.js";
-import type { HeldGuard } from "../run/guard.js";
-import type { RunOptions, RunResult } from "../run/types.js";
+import type { HeldGuard } from "../core/ports.js";
+import type { RunResult } from "../core/result.js";
+import type { RunOptions } from "../run/types.js";
 import type { RunMetrics } from "../report/metrics.js";
 import { connect, loadConnection } from "./connect.js";
 import type { CommandContext } from "./context.js";
@@ -84,10 +85,13 @@ export async function runBadOptions(
   });
 }
 
+/**
+ * The run command. Whatever happens — bad configuration, the guard held elsewhere, a refusal, a
+ * bug — the metrics are published exactly once, in the `finally`, from what is known by then.
+ */
 export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<number> {
-  const target = ctx.options;
   let cluster = ctx.options.clusterName ?? "default";
-  let prepared: { config: Config; options: RunOptions; guard: Awaited<ReturnType<typeof guardFor>> };
+  let metrics: RunMetrics | undefined;
   try {
     const config = loadConnection(ctx);
     cluster =
@@ -96,85 +100,73 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
     // A snapshot directory that cannot be written is found now, before any call (a dry run too).
     if (ctx.options.snapshotDir !== undefined) checkSnapshotDir(ctx.options.snapshotDir);
     // A dry run changes nothing, so it does not need (or wait for) the guard against concurrent runs.
-    prepared = { config, options, guard: options.dryRun ? undefined : await guardFor(ctx, systemClock) };
+    const guard = options.dryRun ? undefined : await guardFor(ctx, systemClock);
+    const result = await guarded(ctx, guard, (signal) => runOn(ctx, config, options, signal));
+    if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
+    else ctx.stdout.write(summaryText(result));
+    const exitCode = exitCodeForRun(result.result);
+    metrics = { result: result.result, exitCode, finishedAt: ctx.now(), run: result };
+    return exitCode;
   } catch (err) {
     const e = DefragError.from(err);
-    await publish(ctx.logger, target, cluster, {
-      result: "error",
-      exitCode: exitCodeFor(e.kind),
-      finishedAt: ctx.now(),
-    });
+    metrics = { result: "error", exitCode: exitCodeFor(e.kind), finishedAt: ctx.now() };
     throw e;
-  }
-  // Before reading the cluster: another run holding the lease means this one touches nothing.
-  const startedAt = ctx.now();
-  let held: HeldGuard | undefined;
-  if (prepared.guard !== undefined) {
-    try {
-      held = await acquireGuard(ctx, prepared.guard);
-    } catch (err) {
-      const e = DefragError.from(err);
-      if (e.kind !== "refused") {
-        await publish(ctx.logger, target, cluster, {
-          result: "error",
-          exitCode: exitCodeFor(e.kind),
-          finishedAt: ctx.now(),
-        });
-        throw e;
-      }
-      ctx.logger.error(`refused: ${e.describe()}`, { kind: e.kind });
-      return report(ctx, cluster, refusedByGuard(e, startedAt, ctx.now()));
-    }
-  }
-  const backend = connect(ctx, prepared.config);
-  const reporter = createReporter(ctx.logger, { live: ctx.liveProgress ? ctx.stderr : undefined });
-  try {
-    let result: RunResult;
-    try {
-      result = await runDefrag(backend, prepared.options, {
-        clock: systemClock,
-        // Stop requested, or the guard lost: start nothing new.
-        signal: held === undefined ? ctx.signal : AbortSignal.any([ctx.signal, held.lost]),
-        reporter,
-        snapshots:
-          ctx.options.snapshotDir === undefined || prepared.options.dryRun
-            ? undefined
-            : fileSnapshotStore(ctx.options.snapshotDir, { keep: ctx.options.snapshotKeep }),
-      });
-    } catch (err) {
-      const e = DefragError.from(err);
-      await publish(ctx.logger, target, cluster, {
-        result: "error",
-        exitCode: exitCodeFor(e.kind),
-        finishedAt: ctx.now(),
-      });
-      throw e;
-    }
-    if (held?.lost.aborted === true) ctx.logger.error(DefragError.from(held.lost.reason).describe());
-    return await report(ctx, cluster, result);
   } finally {
-    backend.close();
-    if (held !== undefined && prepared.guard !== undefined)
-      await releaseGuard(ctx, prepared.guard.what, held);
+    if (metrics !== undefined) await publish(ctx.logger, ctx.options, cluster, metrics);
   }
 }
 
-/** The summary on stdout and the metrics of a run that ran (or was refused). */
-async function report(
+/**
+ * Runs `run` holding the guard against concurrent runs, when there is one: another run holding it
+ * means this one touches nothing (a refusal); losing it aborts the run's signal.
+ */
+async function guarded(
   ctx: CommandContext<RunCliOptions>,
-  cluster: string,
-  result: RunResult,
-): Promise<number> {
-  if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
-  else ctx.stdout.write(summaryText(result));
-  const exitCode = exitCodeForRun(result.result);
-  await publish(ctx.logger, ctx.options, cluster, {
-    result: result.result,
-    exitCode,
-    finishedAt: ctx.now(),
-    run: result,
-  });
-  return exitCode;
+  guard: Awaited<ReturnType<typeof guardFor>>,
+  run: (signal: AbortSignal) => Promise<RunResult>,
+): Promise<RunResult> {
+  if (guard === undefined) return run(ctx.signal);
+  const startedAt = ctx.now();
+  let held: HeldGuard;
+  try {
+    held = await acquireGuard(ctx, guard);
+  } catch (err) {
+    const e = DefragError.from(err);
+    if (e.kind !== "refused") throw e;
+    ctx.logger.error(`refused: ${e.describe()}`, { kind: e.kind });
+    return refusedByGuard(e, startedAt, ctx.now());
+  }
+  try {
+    const result = await run(AbortSignal.any([ctx.signal, held.lost]));
+    if (held.lost.aborted) ctx.logger.error(DefragError.from(held.lost.reason).describe());
+    return result;
+  } finally {
+    await releaseGuard(ctx, guard.what, held);
+  }
+}
+
+/** The orchestrator on a backend chosen by the configuration (src/cli/connect.ts). */
+async function runOn(
+  ctx: CommandContext<RunCliOptions>,
+  config: Config,
+  options: RunOptions,
+  signal: AbortSignal,
+): Promise<RunResult> {
+  const backend = connect(ctx, config);
+  try {
+    return await runDefrag(backend, options, {
+      clock: systemClock,
+      // Stop requested, or the guard lost: start nothing new.
+      signal,
+      reporter: createReporter(ctx.logger, { live: ctx.liveProgress ? ctx.stderr : undefined }),
+      snapshots:
+        ctx.options.snapshotDir === undefined || options.dryRun
+          ? undefined
+          : fileSnapshotStore(ctx.options.snapshotDir, { keep: ctx.options.snapshotKeep }),
+    });
+  } finally {
+    backend.close();
+  }
 }
 
 /** Another run holds the guard: refused before anything was read or touched. */

@@ -22,7 +22,7 @@ export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise
       { signal: ctx.signal },
     );
     for (const warning of [...view.warnings, ...configWarnings(view, configs)]) ctx.logger.warn(warning);
-    for (const a of affectedMembers(view))
+    for (const a of affectedMembers(view, backend.words.fixedEtcd))
       ctx.logger.warn(a.warning, { node: a.node, etcdVersion: a.version });
     for (const n of view.nodes) {
       if (!n.ok) ctx.logger.error(`cannot read member status: ${n.error.describe()}`, { node: n.node });

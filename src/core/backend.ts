@@ -10,7 +10,7 @@
 // (src/core/errors.ts); anything else it throws is treated as a bug.
 
 import type { MemberConfig } from "./member-config.js";
-import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
+import type { DefragFeedUpdate, MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
 
 /** Whether the credential allows an action, known before trying it. */
 export type Permission =
@@ -24,7 +24,33 @@ export interface Permissions {
   moveLeadership: Permission;
 }
 
+/**
+ * The backend's own words for messages from core/ and run/: the names of its platform's things and
+ * what a person does there. core/ and run/ say nothing platform-specific themselves (a unit test
+ * keeps it so), so a message reads right whatever the backend.
+ */
+export interface BackendWords {
+  /** How a person inspects one member by hand (e.g. a command line). */
+  inspect: (node: string) => string;
+  /** The option (and its environment variable) that names the members to read. */
+  nodesOption: string;
+  /** Where a member's etcd flags are read from, as a person knows it ("etcd spec"). */
+  configName: string;
+  /** Where a person changes a member's etcd flags. */
+  configWhere: string;
+  /** What lets a member's configuration be read, when it could not be (a role, an API). */
+  configUnreadable: string;
+  /** How someone defragments a member by hand here, when naming who else may be defragmenting. */
+  manualDefrag: string;
+  /** Where an etcd of these fixed versions comes from here ("shipped by <the platform's release>"). */
+  fixedEtcd: (fixedIn: string) => string;
+  /** What a person does to get a fixed etcd here. */
+  upgradeEtcd: string;
+}
+
 export interface Backend {
+  /** Its words for messages (see BackendWords). */
+  readonly words: BackendWords;
   /** The etcd member list, as any member that answers sees it. */
   members(signal?: AbortSignal): Promise<MemberInfo[]>;
   /** One member's own status. */
@@ -38,11 +64,16 @@ export interface Backend {
    */
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void>;
   /**
-   * What etcd itself says about defragmentation on `node`: one in progress now, whoever
-   * started it (another run, a person, etcd's start-up defragment), and the ones that
-   * finished with etcd's own duration. Rejects when it cannot tell: then nothing is started.
+   * Follows what etcd itself says about defragmentation on `node`, from now until `signal` aborts:
+   * one in progress, whoever started it (another run, a person, etcd's start-up defragment), and
+   * the ones that finished, with etcd's own duration. Yields the member's state once everything
+   * etcd said before the call has been read, then again each time it changes, as etcd says it.
+   * `anchored` is false when what could be read back does not show whether a defragment that
+   * started earlier is still running (see DefragFeedUpdate). It ends only when `signal` aborts;
+   * anything else that ends it (a broken stream, a refusal) rejects with a DefragError: until it
+   * is followed again, nothing is known about the member.
    */
-  defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity>;
+  followDefrags(node: string, signal: AbortSignal): AsyncIterable<DefragFeedUpdate>;
   /**
    * Streams an etcd snapshot of `node`'s member to `write`: the database as etcd's Maintenance.Snapshot
    * sends it, etcd's sha256 of it in the last 32 bytes. Reads only; blocks nothing.
@@ -72,7 +103,5 @@ export interface Backend {
   disarmNospace(signal?: AbortSignal): Promise<MemberAlarm[]>;
   /** What the credential may do, without changing anything. */
   permissions(signal?: AbortSignal): Promise<Permissions>;
-  /** How a person inspects one member by hand, for messages (e.g. a command line). */
-  inspectHint(node: string): string;
   close(): void;
 }

@@ -71,47 +71,75 @@ function parse(line: string): Entry | undefined {
   }
 }
 
-/** The defragmentation state of one member from the tail of its etcd log, oldest line first. */
-export function defragActivity(lines: readonly string[]): DefragActivity {
-  const calls: (number | undefined)[] = [];
-  let backend: { since: number | undefined } | undefined;
-  const finished: DefragActivity["finished"] = [];
-  for (const line of lines) {
+/**
+ * Follows one member's etcd log line by line, oldest first (a tail, then what etcd logs next), and
+ * keeps its defragmentation state. A tail that begins in the middle of a defragment shows no start
+ * line: until some marker has been seen, the state at the window's start is unknown (`anchored`
+ * false) and the tail alone cannot rule out a defragment in progress.
+ */
+export class EtcdLogTracker {
+  private readonly calls: (number | undefined)[] = [];
+  private backend: { since: number | undefined } | undefined;
+  private readonly finished: DefragActivity["finished"] = [];
+  private anchoredAt = false;
+
+  /** Whether a marker line was seen: from it on, the state is known (README, Design: the live view). */
+  get anchored(): boolean {
+    return this.anchoredAt;
+  }
+
+  /** Takes one line; true when it changed the state. */
+  push(line: string): boolean {
     const e = parse(line.trim());
-    if (e === undefined) continue;
+    if (e === undefined) return false;
     switch (e.msg) {
       case "starting an etcd server":
-        calls.length = 0;
-        backend = undefined;
+        this.calls.length = 0;
+        this.backend = undefined;
         break;
       case "starting defragment":
-        calls.push(e.at);
+        this.calls.push(e.at);
         break;
       case "finished defragment":
       case "failed to defragment":
         // Its start may be before the tail window; the oldest open call is the one that ended.
-        calls.shift();
-        if (e.msg === "failed to defragment") backend = undefined;
+        this.calls.shift();
+        if (e.msg === "failed to defragment") this.backend = undefined;
         break;
       case "defragmenting":
-        backend = { since: e.at };
+        this.backend = { since: e.at };
         break;
       case "finished defragmenting directory":
       case "defragmented": {
-        backend = undefined;
+        this.backend = undefined;
         const tookMs = e.took === undefined ? undefined : goDurationMs(e.took);
-        if (e.at !== undefined && tookMs !== undefined) finished.push({ end: e.at, tookMs });
+        if (e.at !== undefined && tookMs !== undefined) this.finished.push({ end: e.at, tookMs });
         break;
       }
+      default:
+        return false;
     }
+    this.anchoredAt = true;
+    return true;
   }
-  if (calls.length === 0 && backend === undefined) return { inProgress: undefined, finished };
-  const starts = [...calls, backend?.since].filter((t): t is number => t !== undefined);
-  return {
-    inProgress: {
-      since: starts.length > 0 ? Math.min(...starts) : undefined,
-      by: calls.length > 0 ? "call" : "start-up",
-    },
-    finished,
-  };
+
+  activity(): DefragActivity {
+    const finished = [...this.finished];
+    if (this.calls.length === 0 && this.backend === undefined) return { inProgress: undefined, finished };
+    const starts = [...this.calls, this.backend?.since].filter((t): t is number => t !== undefined);
+    return {
+      inProgress: {
+        since: starts.length > 0 ? Math.min(...starts) : undefined,
+        by: this.calls.length > 0 ? "call" : "start-up",
+      },
+      finished,
+    };
+  }
+}
+
+/** The defragmentation state of one member from the tail of its etcd log, oldest line first. */
+export function defragActivity(lines: readonly string[]): DefragActivity {
+  const tracker = new EtcdLogTracker();
+  for (const line of lines) tracker.push(line);
+  return tracker.activity();
 }

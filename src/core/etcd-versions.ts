@@ -11,10 +11,9 @@ export interface EtcdVersion {
   prerelease: string;
 }
 
-/** The fixed releases, and the first Talos release of each line that ships a fixed etcd. */
+/** The fixed releases. Which platform release ships them is the backend's to say (BackendWords.fixedEtcd). */
 export const SNAPSHOT_DEFRAG_FIX = {
   fixedIn: ["3.5.23", "3.6.5"],
-  talos: "Talos 1.10.9 (etcd 3.5.26) or 1.11.3 and later (etcd 3.6.5+)",
   prs: "etcd PRs 20650 and 20653",
 } as const;
 
@@ -49,7 +48,7 @@ export type VersionVerdict =
   | { kind: "unknown"; reason: string }
   | { kind: "fixed"; version: EtcdVersion }
   /** Can corrupt data when a raft snapshot is applied during a defragment. */
-  | { kind: "affected"; version: EtcdVersion; fixedIn: string; talos: string };
+  | { kind: "affected"; version: EtcdVersion; fixedIn: string };
 
 /**
  * etcd before 3.5.23, and 3.6.0 to 3.6.4, are affected (3.4 and older were never fixed);
@@ -68,22 +67,21 @@ export function judgeEtcdVersion(text: string): VersionVerdict {
   if (version.major !== 3)
     return { kind: "unknown", reason: `runs etcd ${text}, a major version this tool does not know` };
   if (compare(version, v(3, 5, 23)) < 0)
-    return {
-      kind: "affected",
-      version,
-      fixedIn: version.minor === 5 ? "3.5.23" : "3.5.23 and 3.6.5",
-      talos: version.minor === 5 ? "Talos 1.10.9 and later (etcd 3.5.26)" : SNAPSHOT_DEFRAG_FIX.talos,
-    };
+    return { kind: "affected", version, fixedIn: version.minor === 5 ? "3.5.23" : "3.5.23 and 3.6.5" };
   if (compare(version, { ...v(3, 6, 0), prerelease: "0" }) >= 0 && compare(version, v(3, 6, 5)) < 0)
-    return { kind: "affected", version, fixedIn: "3.6.5", talos: "Talos 1.11.3 and later (etcd 3.6.5+)" };
+    return { kind: "affected", version, fixedIn: "3.6.5" };
   return { kind: "fixed", version };
 }
 
-/** The warning for an affected member, naming it, its version, the fixed versions and the Talos release. */
+/**
+ * The warning for an affected member, naming it, its version, the fixed versions and where they come
+ * from (`fixedEtcd`: the backend's words, BackendWords.fixedEtcd).
+ */
 export function affectedWarning(
   member: string,
   verdict: Extract<VersionVerdict, { kind: "affected" }>,
   text: string,
+  fixedEtcd: (fixedIn: string) => string,
 ): string {
-  return `member ${member} runs etcd ${text}, which can corrupt its data when a raft snapshot is applied while it defragments (${SNAPSHOT_DEFRAG_FIX.prs}); fixed in etcd ${verdict.fixedIn}, shipped by ${verdict.talos}`;
+  return `member ${member} runs etcd ${text}, which can corrupt its data when a raft snapshot is applied while it defragments (${SNAPSHOT_DEFRAG_FIX.prs}); fixed in etcd ${verdict.fixedIn}, ${fixedEtcd(verdict.fixedIn)}`;
 }

@@ -42,6 +42,8 @@ export interface GateOptions {
    * just before its call, run/caught-up.ts); "refuse" refuses the run.
    */
   affectedEtcd: AffectedEtcdMode;
+  /** Where a fixed etcd comes from, in the backend's words (BackendWords.fixedEtcd). */
+  fixedEtcd: (fixedIn: string) => string;
 }
 
 export type AffectedEtcdMode = "caught-up" | "refuse";
@@ -112,7 +114,7 @@ export function checkGates(view: ClusterView, opts: GateOptions): GateFailure[] 
       failures.push({
         gate: "etcd-version",
         node: a.node,
-        message: `${affectedWarning(label(a.member), verdict, a.status.protocolVersion)}; refused (--affected-etcd refuse)`,
+        message: `${affectedWarning(label(a.member), verdict, a.status.protocolVersion, opts.fixedEtcd)}; refused (--affected-etcd refuse)`,
       });
   }
 
@@ -193,7 +195,10 @@ export function caughtUpWithLeader(view: ClusterView, node: string): MemberStatu
 }
 
 /** The answering members on an etcd affected by the snapshot/defragment bug, each with its warning. */
-export function affectedMembers(view: ClusterView): { node: string; version: string; warning: string }[] {
+export function affectedMembers(
+  view: ClusterView,
+  fixedEtcd: (fixedIn: string) => string,
+): { node: string; version: string; warning: string }[] {
   const out: { node: string; version: string; warning: string }[] = [];
   for (const n of view.nodes) {
     if (!n.ok) continue;
@@ -207,6 +212,7 @@ export function affectedMembers(view: ClusterView): { node: string; version: str
           member ? `${label(member)} on ${n.node}` : n.node,
           verdict,
           n.status.protocolVersion,
+          fixedEtcd,
         ),
       });
   }

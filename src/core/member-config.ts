@@ -33,11 +33,11 @@ export interface MemberConfig {
 export type EtcdFlags = Readonly<Record<string, readonly string[]>>;
 
 /**
- * The member's configuration from its etcd flags. etcd parses a repeated flag's last value
+ * The member's configuration from its etcd flags (`where`: where a person sets them, for messages). etcd parses a repeated flag's last value
  * (Go's flag package). A quota that etcd would not take as a byte count, or that switches
  * the quota off (negative), rejects with kind "config" naming the node: nothing may rely on it.
  */
-export function memberConfigFromFlags(flags: EtcdFlags, node: string): MemberConfig {
+export function memberConfigFromFlags(flags: EtcdFlags, node: string, where: string): MemberConfig {
   const config: MemberConfig = { startupDefrag: [] };
   const quota = lastValue(flags, "quota-backend-bytes");
   if (quota !== undefined) {
@@ -48,7 +48,7 @@ export function memberConfigFromFlags(flags: EtcdFlags, node: string): MemberCon
         `etcd's quota-backend-bytes on ${node} is "${quota}", which is not a byte count`,
         {
           node,
-          hint: "fix cluster.etcd.extraArgs in the machine config (an integer number of bytes), or run with --quota-bytes",
+          hint: `fix ${where} (an integer number of bytes), or run with --quota-bytes`,
         },
       );
     if (bytes < 0)
@@ -131,6 +131,8 @@ export function startupDefragReport(
   settings: readonly StartupDefragSetting[],
   version: string,
   node: string,
+  /** Where a person sets etcd's flags (BackendWords.configWhere), for the warnings. */
+  where: string,
 ): StartupDefragReport {
   const accepted = acceptedStartupDefragFlags(version);
   const preferred = accepted?.[0];
@@ -148,7 +150,7 @@ export function startupDefragReport(
           : s.flag === STARTUP_DEFRAG_FLAG_EXPERIMENTAL
             ? `etcd ${version} no longer accepts it (removed in 3.7: etcd does not start with it); spell it --${preferred}`
             : `etcd ${version} does not accept it yet (new in 3.6: etcd does not start with it); spell it --${preferred}`;
-      report.warnings.push(`${node}: etcd flag --${s.flag}=${s.value} in cluster.etcd.extraArgs: ${why}`);
+      report.warnings.push(`${node}: etcd flag --${s.flag}=${s.value} in ${where}: ${why}`);
       continue;
     }
     const megabytes = /^\d+$/.test(s.value.trim()) ? Number(s.value.trim()) : undefined;
@@ -164,11 +166,11 @@ export function startupDefragReport(
   }
   if (usable.length > 1)
     report.warnings.push(
-      `${node}: both --${STARTUP_DEFRAG_FLAG_EXPERIMENTAL} and --${STARTUP_DEFRAG_FLAG} are set in cluster.etcd.extraArgs: etcd 3.6 refuses to start with both; keep --${STARTUP_DEFRAG_FLAG}`,
+      `${node}: both --${STARTUP_DEFRAG_FLAG_EXPERIMENTAL} and --${STARTUP_DEFRAG_FLAG} are set in ${where}: etcd 3.6 refuses to start with both; keep --${STARTUP_DEFRAG_FLAG}`,
     );
   else if (usable[0]?.flag === STARTUP_DEFRAG_FLAG_EXPERIMENTAL && accepted?.length === 2)
     report.warnings.push(
-      `${node}: etcd flag --${STARTUP_DEFRAG_FLAG_EXPERIMENTAL}=${usable[0].megabytes} in cluster.etcd.extraArgs is deprecated in etcd ${version} and removed in 3.7 (Talos 1.14), where etcd does not start with it; spell it --${STARTUP_DEFRAG_FLAG}`,
+      `${node}: etcd flag --${STARTUP_DEFRAG_FLAG_EXPERIMENTAL}=${usable[0].megabytes} in ${where} is deprecated in etcd ${version} and removed in 3.7, where etcd does not start with it; spell it --${STARTUP_DEFRAG_FLAG}`,
     );
   // With both spellings set, the new one is what etcd would take (3.6 refuses to start at all).
   const chosen = usable.find((u) => u.flag === STARTUP_DEFRAG_FLAG) ?? usable[0];

@@ -61,6 +61,28 @@ export interface DefragActivity {
   finished: { end: number; tookMs: number }[];
 }
 
+/** One update of a member's defragment feed (Backend.followDefrags). */
+export interface DefragFeedUpdate {
+  activity: DefragActivity;
+  /**
+   * Whether what was read back fixes the state at its start: false when it shows no marker at all
+   * (no defragment starting or ending, no restart), so a defragment that started before it may
+   * still be running unseen. The run then needs a second signal before it calls the member quiet.
+   */
+  anchored: boolean;
+}
+
+/**
+ * Members of the member list that no node of the view is: neither addressed (their node) nor answered
+ * as (their member id). With explicit nodes naming fewer nodes than there are members, or a member whose
+ * peer URL names no address. Never silently fewer rows than members (README, status).
+ */
+export function membersNotRead(view: Pick<ClusterView, "members" | "nodes">): MemberInfo[] {
+  const nodes = new Set(view.nodes.map((n) => n.node));
+  const ids = new Set(view.nodes.flatMap((n) => (n.ok ? [n.status.memberId] : [])));
+  return (view.members ?? []).filter((m) => !ids.has(m.id) && (m.node === undefined || !nodes.has(m.node)));
+}
+
 export function isLeader(s: MemberStatus): boolean {
   return s.leaderId !== 0n && s.leaderId === s.memberId;
 }

@@ -18,15 +18,8 @@ export interface PlanItem {
 
 export interface PlanOptions {
   rule: Rule;
-  /** The quota of a member not in `quotaByNode`. */
-  quotaBytes: number;
-  /** Each member's own quota (etcd's quota-backend-bytes), by node. */
-  quotaByNode?: ReadonlyMap<string, number>;
-}
-
-/** The quota that applies to `node`. */
-export function quotaFor(opts: Pick<PlanOptions, "quotaBytes" | "quotaByNode">, node: string): number {
-  return opts.quotaByNode?.get(node) ?? opts.quotaBytes;
+  /** The quota that applies to a node's member (resolved in one place: core/quota.ts). */
+  quota: (node: string) => number;
 }
 
 /** NOSPACE is raised for the whole cluster; every member counts as under NOSPACE while it is. */
@@ -41,7 +34,7 @@ export function describeSizes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): 
 /** Evaluates the rule for one member's (fresh) status; `opts.quotaBytes` is that member's quota. */
 export function decide(
   status: MemberStatus,
-  opts: Pick<PlanOptions, "rule" | "quotaBytes">,
+  opts: { rule: Rule; quotaBytes: number },
   nospace: boolean,
 ): { defragment: boolean; reason: string } {
   if (status.isLearner) return { defragment: false, reason: "learner (not a voting member): skipped" };
@@ -58,7 +51,7 @@ export function makePlan(view: ClusterView, opts: PlanOptions): PlanItem[] {
   const items: PlanItem[] = [];
   for (const n of view.nodes) {
     if (!n.ok) continue;
-    const decision = decide(n.status, { rule: opts.rule, quotaBytes: quotaFor(opts, n.node) }, nospace);
+    const decision = decide(n.status, { rule: opts.rule, quotaBytes: opts.quota(n.node) }, nospace);
     items.push({
       node: n.node,
       name: n.name,

@@ -3,8 +3,7 @@
 // for two thirds of the duration, before anyone else may take it over.
 
 import { DefragError } from "../core/errors.js";
-import type { Clock } from "../run/clock.js";
-import type { HeldGuard } from "../run/guard.js";
+import type { Clock, HeldGuard } from "../core/ports.js";
 
 /** What a held lease needs of the guard that took it. */
 export interface LeaseOps {

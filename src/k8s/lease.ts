@@ -8,8 +8,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { ApiException, CoordinationV1Api, V1MicroTime, type V1Lease } from "@kubernetes/client-node";
 
 import { configError, DefragError } from "../core/errors.js";
-import type { Clock } from "../run/clock.js";
-import type { HeldGuard, RunGuard } from "../run/guard.js";
+import type { Clock, HeldGuard, RunGuard } from "../core/ports.js";
 import { HeldLease } from "./held-lease.js";
 import { judge, observe, takenSpec, type LeaseRecord, type Observation } from "./lease-record.js";
 

@@ -6,8 +6,7 @@ import { renameSync, writeFileSync } from "node:fs";
 
 import { Gauge, Pushgateway, Registry } from "prom-client";
 
-import { reclaimedBytes } from "../run/results.js";
-import type { RunResult } from "../run/types.js";
+import { reclaimedBytes, type RunResult } from "../core/result.js";
 
 export const JOB = "etcd-defrag";
 export const RESULTS = [

@@ -2,7 +2,7 @@
 // on an interactive terminal a live progress line instead of heartbeat lines.
 
 import { formatDuration } from "../core/units.js";
-import type { RunReporter } from "../run/types.js";
+import type { RunReporter } from "../core/ports.js";
 import type { Logger, Sink } from "./logger.js";
 
 export function createReporter(logger: Logger, opts: { live?: Sink | undefined }): RunReporter {

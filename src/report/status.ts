@@ -2,11 +2,17 @@
 
 import { judgeEtcdVersion } from "../core/etcd-versions.js";
 import { formatBytes, formatMemberId } from "../core/units.js";
-import { fragmentation, freeBytes, isLeader, type ClusterView, type NodeView } from "../core/model.js";
-import { membersNotRead } from "../run/observe.js";
+import {
+  fragmentation,
+  freeBytes,
+  isLeader,
+  membersNotRead,
+  type ClusterView,
+  type NodeView,
+} from "../core/model.js";
 import { DefragError } from "../core/errors.js";
 import { startupDefragCell, startupDefragReport, type StartupDefragReport } from "../core/member-config.js";
-import type { MemberConfigs, MemberQuota } from "../run/member-config.js";
+import type { MemberConfigs, MemberQuota } from "../core/quota.js";
 
 /** What `status` knows of one member's configuration: its quota, its start-up defragment. */
 interface ConfigView {
@@ -21,11 +27,13 @@ function configView(configs: MemberConfigs | undefined, n: NodeView): ConfigView
   const read = config !== undefined && !(config instanceof DefragError) ? config : undefined;
   return {
     quota:
-      config instanceof DefragError && config.kind === "config" ? undefined : configs?.quotas.get(n.node),
+      config instanceof DefragError && config.kind === "config"
+        ? undefined
+        : configs?.quotas.byNode.get(n.node),
     invalid: config instanceof DefragError && config.kind === "config" ? config : undefined,
     startupDefrag:
       read !== undefined && n.ok
-        ? startupDefragReport(read.startupDefrag, n.status.protocolVersion, n.node)
+        ? startupDefragReport(read.startupDefrag, n.status.protocolVersion, n.node, configs?.where ?? "")
         : undefined,
   };
 }
@@ -37,8 +45,8 @@ function configView(configs: MemberConfigs | undefined, n: NodeView): ConfigView
 export function configWarnings(view: ClusterView, configs: MemberConfigs | undefined): string[] {
   if (configs === undefined) return [];
   const out: string[] = [];
-  if (configs.warning !== undefined) out.push(configs.warning);
-  for (const e of configs.invalid) out.push(e.describe());
+  if (configs.quotas.warning !== undefined) out.push(configs.quotas.warning);
+  for (const r of configs.quotas.refusals) out.push(r.message);
   for (const n of view.nodes) out.push(...(configView(configs, n).startupDefrag?.warnings ?? []));
   return out;
 }

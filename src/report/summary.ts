@@ -1,8 +1,7 @@
 // The run's final summary on stdout: a table for people, JSON for programs.
 
 import { formatBytes, formatDuration } from "../core/units.js";
-import { alarmText, reclaimedBytes } from "../run/results.js";
-import type { MemberResult, RunResult } from "../run/types.js";
+import { alarmText, reclaimedBytes, type MemberResult, type RunResult } from "../core/result.js";
 import { renderTable } from "./status.js";
 
 export function summaryJson(r: RunResult): object {

@@ -11,8 +11,8 @@ import { caughtUpWithLeader } from "../core/gates.js";
 import type { MemberStatus } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
 import { formatDuration } from "../core/units.js";
-import type { ClusterReader } from "./cluster.js";
-import type { RunContext, RunStop } from "./types.js";
+import type { RunStop } from "../core/result.js";
+import type { RunContext } from "./types.js";
 import { pollUntil } from "./wait.js";
 
 /**
@@ -21,7 +21,6 @@ import { pollUntil } from "./wait.js";
  */
 export async function whenCaughtUp(
   ctx: RunContext,
-  cluster: ClusterReader,
   item: PlanItem,
   status: MemberStatus,
 ): Promise<{ status: MemberStatus; note: string } | { stop: RunStop } | undefined> {
@@ -31,7 +30,7 @@ export async function whenCaughtUp(
   const caught = await pollUntil(
     clock,
     { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
-    async () => caughtUpWithLeader(await cluster.read(), item.node),
+    async () => caughtUpWithLeader(await ctx.live.read(), item.node),
   );
   if (!("value" in caught)) {
     const error = new DefragError(
@@ -39,7 +38,7 @@ export async function whenCaughtUp(
       `${item.node} runs etcd ${status.protocolVersion}, affected by the snapshot/defragment bug, and was not fully caught up with the leader (applied index) within ${formatDuration(opts.healthTimeoutMs)}; not defragmented`,
       {
         node: item.node,
-        hint: "upgrade Talos to a release with a fixed etcd, or run again when the cluster is quieter",
+        hint: `${ctx.backend.words.upgradeEtcd}, or run again when the cluster is quieter`,
       },
     );
     reporter.error(error.describe(), { node: item.node, gate: "etcd-version" });

@@ -1,18 +1,9 @@
-// Time for the run: every wait and every timer goes through one injected clock, so
-// the virtual-clock simulation (test/unit/sim-backend.ts) runs minutes in milliseconds.
+// The system's clock for the run (the Clock port is in src/core/ports.ts); the
+// virtual-clock simulation (test/unit/sim-backend.ts) runs minutes in milliseconds instead.
 
 import { setTimeout as delay } from "node:timers/promises";
 
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  /** Resolves after `ms`; rejects when `signal` aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-  /** Calls `fn` every `ms` until the returned function is called. */
-  every(ms: number, fn: () => void): () => void;
-  /** Calls `fn` once after `ms` unless the returned function is called first. */
-  after(ms: number, fn: () => void): () => void;
-}
+import type { Clock } from "../core/ports.js";
 
 export const systemClock: Clock = {
   now: () => Date.now(),

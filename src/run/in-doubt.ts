@@ -4,8 +4,9 @@
 
 import { DefragError } from "../core/errors.js";
 import { freeBytes, type MemberStatus } from "../core/model.js";
+import type { Sizes } from "../core/result.js";
 import { formatBytes, formatDuration } from "../core/units.js";
-import type { RunContext, Sizes } from "./types.js";
+import type { RunContext } from "./types.js";
 import { pollUntil } from "./wait.js";
 
 const MiB = 1024 ** 2;
@@ -52,7 +53,8 @@ export function proofBudgetMs(ctx: Pick<RunContext, "opts" | "signal">): number 
 
 /**
  * Positive evidence that a member's defragment finished after its call did not
- * succeed: etcd logged its end, its DB shrank as planned, or a second defragment call returned. etcd runs
+ * succeed: etcd logged its end (its feed shows it, no round trip), its DB shrank as planned, or
+ * a second defragment call returned. etcd runs
  * one defragment at a time per member, so the second returns only after the first
  * ended (and does the work itself if the first never started, e.g. when the deadline
  * passed before the request reached etcd). The second call blocks the member again,
@@ -80,19 +82,20 @@ export async function waitFinished(
       clock,
       { timeoutMs: budget, intervalMs: opts.pollIntervalMs },
       async () => {
-        // An ended defragment that a failed log read hides is found by the size or the second call.
-        const logged = await ctx.backend.defragActivity(node).catch((err: unknown) => {
-          if (DefragError.from(err).kind === "internal") throw err;
-          return undefined;
-        });
-        const ended = logged?.finished.find((f) => f.end > lastEnd);
-        if (logged !== undefined && logged.inProgress === undefined && ended !== undefined) {
-          return {
-            status: await ctx.backend.status(node),
-            how: `etcd logged the end of the defragment (it took ${formatDuration(ended.tookMs)}), ${formatDuration(clock.now() - started)} after the call ended`,
-          };
-        }
+        // etcd's own word first (no round trip); a Status answers only once the member is not
+        // defragmenting, so the feed is asked again after it. An ended defragment that a broken
+        // feed hides is found by the size or the second call.
+        const feeds = ctx.live.feeds;
+        const logged = (): string | undefined => {
+          const ended = feeds.finished(node).find((f) => f.end > lastEnd);
+          return feeds.known(node).kind === "quiet" && ended !== undefined
+            ? `etcd logged the end of the defragment (it took ${formatDuration(ended.tookMs)}), ${formatDuration(clock.now() - started)} after the call ended`
+            : undefined;
+        };
+        const early = logged();
         const status = await ctx.backend.status(node);
+        const how = early ?? logged();
+        if (how !== undefined) return { status, how };
         if (expectShrink && status.dbSize <= shrunkTo) {
           return {
             status,

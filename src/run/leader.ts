@@ -4,11 +4,10 @@
 
 import type { Permission } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
-import { checkGates, type GateOptions } from "../core/gates.js";
+import { checkGates } from "../core/gates.js";
 import { isLeader, type MemberStatus } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
 import { formatDuration } from "../core/units.js";
-import type { ClusterReader } from "./cluster.js";
 import type { RunContext } from "./types.js";
 import { pollUntil } from "./wait.js";
 
@@ -24,8 +23,6 @@ export class LeaderMoves {
 
   constructor(
     private readonly ctx: RunContext,
-    private readonly cluster: ClusterReader,
-    private readonly gateOpts: GateOptions,
     private readonly permission: Permission,
   ) {}
 
@@ -66,9 +63,9 @@ export class LeaderMoves {
       this.ctx.clock,
       { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
       async () => {
-        const v = await this.cluster.read();
+        const v = await this.ctx.live.read();
         const n = v.nodes.find((x) => x.node === item.node);
-        if (n === undefined || !n.ok || isLeader(n.status) || checkGates(v, this.gateOpts).length > 0)
+        if (n === undefined || !n.ok || isLeader(n.status) || checkGates(v, this.ctx.gateOpts).length > 0)
           return undefined;
         return n.status;
       },

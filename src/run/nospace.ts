@@ -5,17 +5,15 @@
 import { DefragError } from "../core/errors.js";
 import type { MemberAlarm } from "../core/model.js";
 import { formatBytes } from "../core/units.js";
-import type { ClusterReader } from "./cluster.js";
-import { alarmText, raised } from "./results.js";
-import { quotaOf, type RaisedAlarm, type RunContext, type RunStop } from "./types.js";
+import { alarmText, raised, type RaisedAlarm, type RunStop } from "../core/result.js";
+import type { RunContext } from "./types.js";
 import { pollUntil } from "./wait.js";
 
 export async function recoverNospace(
   ctx: RunContext,
-  cluster: ClusterReader,
 ): Promise<{ disarmed: string[]; raised: RaisedAlarm[] } | { stop: RunStop }> {
   const { reporter, opts, clock } = ctx;
-  const view = await cluster.fresh();
+  const view = await ctx.live.view();
   const raisedNow = view.alarms.map(raised);
   if (view.alarms.length === 0) return { disarmed: [], raised: raisedNow };
   if (!view.alarms.every((a) => a.alarm === "NOSPACE")) {
@@ -30,11 +28,11 @@ export async function recoverNospace(
   }
   // Each member against its own quota (etcd raises NOSPACE per member, at that member's quota).
   const over = view.nodes.filter(
-    (n) => !n.ok || n.status.dbSize > quotaOf(ctx, n.node) * opts.nospaceDisarmBelow,
+    (n) => !n.ok || n.status.dbSize > ctx.live.quota(n.node) * opts.nospaceDisarmBelow,
   );
   if (over.length > 0) {
     reporter.warn(
-      `NOSPACE stays armed: ${over.map((n) => (n.ok ? `${n.node} is at ${formatBytes(n.status.dbSize)} of a ${formatBytes(quotaOf(ctx, n.node))} quota` : `${n.node} did not answer`)).join(", ")}; free space or raise the quota first`,
+      `NOSPACE stays armed: ${over.map((n) => (n.ok ? `${n.node} is at ${formatBytes(n.status.dbSize)} of a ${formatBytes(ctx.live.quota(n.node))} quota` : `${n.node} did not answer`)).join(", ")}; free space or raise the quota first`,
     );
     return { disarmed: [], raised: raisedNow };
   }

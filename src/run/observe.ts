@@ -2,7 +2,13 @@
 
 import type { Backend } from "../core/backend.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
-import type { ClusterView, MemberAlarm, MemberInfo, NodeView } from "../core/model.js";
+import {
+  membersNotRead,
+  type ClusterView,
+  type MemberAlarm,
+  type MemberInfo,
+  type NodeView,
+} from "../core/model.js";
 import { formatMemberId } from "../core/units.js";
 
 export interface ObserveOptions {
@@ -16,17 +22,6 @@ export interface ObserveOptions {
 /** The nodes of the member list (learners included, marked by their status), as the backend reaches them. */
 export function nodesFromMembers(members: readonly MemberInfo[]): string[] {
   return [...new Set(members.map((m) => m.node).filter((n): n is string => n !== undefined))];
-}
-
-/**
- * Members of the member list that no node of the view is: neither addressed (their node) nor answered
- * as (their member id). With --nodes naming fewer nodes than there are members, or a member whose
- * peer URL names no address. Never silently fewer rows than members (README, status).
- */
-export function membersNotRead(view: Pick<ClusterView, "members" | "nodes">): MemberInfo[] {
-  const nodes = new Set(view.nodes.map((n) => n.node));
-  const ids = new Set(view.nodes.flatMap((n) => (n.ok ? [n.status.memberId] : [])));
-  return (view.members ?? []).filter((m) => !ids.has(m.id) && (m.node === undefined || !nodes.has(m.node)));
 }
 
 export async function observeCluster(backend: Backend, opts: ObserveOptions): Promise<ClusterView> {
@@ -112,7 +107,7 @@ export async function observeCluster(backend: Backend, opts: ObserveOptions): Pr
     warnings.push(
       `${unread.length} of the ${members?.length ?? 0} etcd members not read: ${names.join(", ")}; ` +
         (known
-          ? "they are not among --nodes/TALOS_NODES (leave it unset to read every member)"
+          ? `they are not among ${backend.words.nodesOption} (leave it unset to read every member)`
           : "the member list gives no address to reach them by"),
     );
   }

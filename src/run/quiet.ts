@@ -1,158 +1,132 @@
-// Never two members blocked, whoever else is defragmenting: before each member, etcd's
-// own log on every member must show no defragment in progress — one started by
-// another run of this tool, a person (talosctl etcd defrag), or etcd at start-up. If
-// one is, the run waits for it (up to --max-wait) and starts nothing meanwhile.
+// Never two members blocked, whoever else is defragmenting: before the first member and before
+// each one, every member's feed (src/run/feeds.ts) must show no defragment in progress — one
+// started by another run of this tool, a person, or etcd at start-up — and must know it. If one
+// is in progress, or a feed cannot tell yet, the run waits (up to --max-wait, told as it goes)
+// and starts nothing meanwhile; a feed that can never tell (a role that may not read the log) is
+// a refusal at once.
 
 import { DefragError } from "../core/errors.js";
-import type { DefragActivity } from "../core/model.js";
+import type { RunStop } from "../core/result.js";
 import { formatDuration } from "../core/units.js";
-import type { RunContext, RunStop } from "./types.js";
+import type { Known } from "./feeds.js";
+import type { RunContext } from "./types.js";
 
 /** The end of the last defragment etcd logged on a node, to tell the next one's apart (etcd's clock). */
-export function lastFinishedEnd(a: DefragActivity | undefined): number {
-  return Math.max(Number.NEGATIVE_INFINITY, ...(a?.finished ?? []).map((f) => f.end));
+export function lastFinishedEnd(finished: readonly { end: number }[]): number {
+  return Math.max(Number.NEGATIVE_INFINITY, ...finished.map((f) => f.end));
 }
 
-/** How long a reading of every member's log may serve before a member is started. */
-export const QUIET_FRESH_MS = 1000;
+type NotQuiet = Exclude<Known, { kind: "quiet" }>;
 
-/** Reading every member's log each poll is not free: no more often than this. */
-const MIN_POLL_MS = 1000;
-
-export interface Activity {
-  /** When the reading started (the run's clock): it serves a member only while under QUIET_FRESH_MS old. */
-  at: number;
-  /** Per node, what its etcd log says. */
-  byNode: Map<string, DefragActivity>;
-  /** Nodes whose log could not be read: whether they are defragmenting is unknown. */
-  unreadable: { node: string; error: DefragError }[];
-}
-
-/** Reads every node's defragmentation activity at once. */
-export async function readActivity(ctx: RunContext, nodes: readonly string[]): Promise<Activity> {
-  const at = ctx.clock.now();
-  const byNode = new Map<string, DefragActivity>();
-  const unreadable: Activity["unreadable"] = [];
-  await Promise.all(
-    nodes.map(async (node) => {
-      try {
-        byNode.set(node, await ctx.backend.defragActivity(node));
-      } catch (err) {
-        const e = DefragError.from(err);
-        if (e.kind === "internal") throw e;
-        unreadable.push({ node, error: e });
-      }
-    }),
-  );
-  return { at, byNode, unreadable };
-}
-
-export function busyNodes(activity: Activity): { node: string; since: number | undefined; by: string }[] {
-  return [...activity.byNode]
-    .filter(([, a]) => a.inProgress !== undefined)
-    .map(([node, a]) => ({
-      node,
-      since: a.inProgress?.since,
-      by:
-        a.inProgress?.by === "start-up"
-          ? "etcd's start-up defragment"
-          : "a defragment call not made by this run",
-    }));
-}
-
-/** The refusal for logs that cannot be read: a guess is not good enough to block a member. */
-export function unreadableStop(unreadable: Activity["unreadable"]): RunStop {
-  const what = unreadable.map((u) => `${u.node} (${u.error.message})`).join(", ");
-  return {
-    kind: "refused",
-    error: new DefragError(
-      "refused",
-      `cannot read etcd's log on ${what}: cannot tell whether a defragment is already running there, so no member is started`,
-      {
-        node: unreadable[0]?.node,
-        hint: unreadable[0]?.error.hint ?? "the credential must be allowed to read the etcd service's log",
-      },
-    ),
-    refusals: unreadable.map((u) => ({
-      gate: "quiet",
-      node: u.node,
-      message: `cannot read etcd's log on ${u.node}: ${u.error.message}`,
-    })),
-  };
+function describe(k: NotQuiet, now: number): string {
+  if (k.kind === "unknown") return `${k.node} (${k.why})`;
+  const by = k.by === "start-up" ? "etcd's start-up defragment" : "a defragment call not made by this run";
+  const running = k.since === undefined ? "" : `, running for ${formatDuration(Math.max(0, now - k.since))}`;
+  return `${k.node} (${by}${running})`;
 }
 
 /**
- * Waits until no node is defragmenting, up to --max-wait in all. Returns the activity
- * last read (every node, unreadable ones listed), or the stop when the wait ran out.
+ * Waits until every member is known to be quiet, up to --max-wait in all; undefined when it is,
+ * else why the run stops. A dry run waits only until every feed can tell, and says what a real
+ * run would wait for.
  */
-export async function waitUntilQuiet(
-  ctx: RunContext,
-  nodes: readonly string[],
-  before: string,
-): Promise<{ activity: Activity; waited: boolean } | { stop: RunStop }> {
-  const { clock, reporter, opts } = ctx;
+export async function untilQuiet(ctx: RunContext, before: string): Promise<RunStop | undefined> {
+  const { clock, reporter, opts, live, backend } = ctx;
+  const feeds = live.feeds;
   const started = clock.now();
-  let activity = await readActivity(ctx, nodes);
-  let busy = busyNodes(activity);
-  if (busy.length === 0) return { activity, waited: false };
-
-  const describe = (): string =>
-    busy
-      .map(
-        (b) =>
-          `${b.node} (${b.by}${b.since === undefined ? "" : `, running for ${formatDuration(Math.max(0, clock.now() - b.since))}`})`,
-      )
-      .join(", ");
-  reporter.warn(
-    `a defragment is already in progress on ${describe()}; waiting up to ${formatDuration(opts.maxWaitMs)} before starting ${before}, and no member is started meanwhile`,
-    { nodes: busy.map((b) => b.node) },
-  );
-  const stopHeartbeat = clock.every(opts.heartbeatMs, () => {
-    reporter.info(
-      `still waiting for the defragment on ${busy.map((b) => b.node).join(", ")} to finish (waited ${formatDuration(clock.now() - started)})`,
-      { nodes: busy.map((b) => b.node) },
-    );
-  });
-  try {
-    for (;;) {
-      if (clock.now() - started >= opts.maxWaitMs) {
-        const error = new DefragError(
-          "refused",
-          `a defragment not started by this run is still in progress on ${describe()} after waiting ${formatDuration(opts.maxWaitMs)}; not starting ${before} while it is`,
-          {
-            node: busy[0]?.node,
-            hint: "find who is defragmenting (another run, talosctl etcd defrag) and run again when it is done, or raise --max-wait",
-          },
+  let notQuiet: NotQuiet[] = [];
+  const told = new Set<string>();
+  const settled = (): boolean => {
+    notQuiet = feeds.all().filter((k): k is NotQuiet => k.kind !== "quiet");
+    for (const k of notQuiet)
+      if (k.kind === "busy" && !told.has(k.node)) {
+        told.add(k.node);
+        reporter.warn(
+          opts.dryRun
+            ? `a defragment is in progress on ${describe(k, clock.now())}: a real run would wait for it first`
+            : `a defragment is already in progress on ${describe(k, clock.now())}; waiting up to ${formatDuration(opts.maxWaitMs)} before starting ${before}, and no member is started meanwhile`,
+          { node: k.node },
         );
-        reporter.error(error.describe());
-        return {
-          stop: {
-            kind: "refused",
-            error,
-            refusals: busy.map((b) => ({ gate: "quiet", node: b.node, message: error.message })),
-          },
-        };
       }
-      await clock.sleep(Math.max(opts.pollIntervalMs, MIN_POLL_MS));
-      // Only the busy ones can end the wait; once they are done, every node is read again.
-      const again = await readActivity(
-        ctx,
-        busy.map((b) => b.node),
+    const waiting = notQuiet.filter((k) => k.kind === "unknown" || !opts.dryRun);
+    return waiting.length === 0 || notQuiet.some((k) => k.kind === "unknown" && k.permanent);
+  };
+  if (!settled()) {
+    const stopHeartbeat = clock.every(opts.heartbeatMs, () => {
+      reporter.info(
+        `still waiting for ${notQuiet.map((k) => (k.kind === "busy" ? `the defragment on ${k.node} to finish` : `${k.node} to tell (${k.why})`)).join(", ")} (waited ${formatDuration(clock.now() - started)})`,
+        { nodes: notQuiet.map((k) => k.node) },
       );
-      if (busyNodes(again).length > 0) {
-        busy = busyNodes(again);
-        continue;
-      }
-      activity = await readActivity(ctx, nodes);
-      busy = busyNodes(activity);
-      if (busy.length === 0) {
-        reporter.info(
-          `the other defragment finished after ${formatDuration(clock.now() - started)} of waiting`,
-        );
-        return { activity, waited: true };
-      }
+    });
+    try {
+      await feeds.waitUntil(settled, { ms: opts.maxWaitMs, stepMs: opts.pollIntervalMs });
+    } finally {
+      stopHeartbeat();
     }
-  } finally {
-    stopHeartbeat();
   }
+  const unknown = notQuiet.filter((k) => k.kind === "unknown");
+  // A feed that can never tell refuses at once, on its own account; others still opening are no reason.
+  const permanent = unknown.filter((k) => k.permanent);
+  if (unknown.length > 0)
+    return cannotTell(ctx, permanent.length > 0 ? permanent : unknown, clock.now() - started);
+  const busy = opts.dryRun ? [] : notQuiet;
+  if (busy.length === 0) {
+    if (told.size > 0 && !opts.dryRun)
+      reporter.info(
+        `the other defragment finished after ${formatDuration(clock.now() - started)} of waiting`,
+      );
+    return undefined;
+  }
+  const error = new DefragError(
+    "refused",
+    `a defragment not started by this run is still in progress on ${busy.map((k) => describe(k, clock.now())).join(", ")} after waiting ${formatDuration(opts.maxWaitMs)}; not starting ${before} while it is`,
+    {
+      node: busy[0]?.node,
+      hint: `find who is defragmenting (another run, ${backend.words.manualDefrag}) and run again when it is done, or raise --max-wait`,
+    },
+  );
+  reporter.error(error.describe());
+  return {
+    kind: "refused",
+    error,
+    refusals: busy.map((b) => ({ gate: "quiet", node: b.node, message: error.message })),
+  };
+}
+
+/** The refusal for members whose activity cannot be told: a guess is not good enough to block a member. */
+function cannotTell(
+  ctx: RunContext,
+  unknown: Extract<Known, { kind: "unknown" }>[],
+  waitedMs: number,
+): RunStop {
+  const unreadable = unknown.filter((u) => u.error !== undefined);
+  const what =
+    unreadable.length === unknown.length
+      ? `cannot read etcd's log on ${unreadable.map((u) => `${u.node} (${u.error?.message ?? ""})`).join(", ")}`
+      : `after waiting ${formatDuration(waitedMs)}, cannot tell on ${unknown.map((u) => `${u.node}: ${u.why}`).join("; ")}`;
+  const error = new DefragError(
+    "refused",
+    `${what}: cannot tell whether a defragment is already running there, so no member is started`,
+    {
+      node: unknown[0]?.node,
+      hint:
+        unreadable[0]?.error?.hint ??
+        (unreadable.length > 0
+          ? "the credential must be allowed to read the etcd service's log"
+          : `check the member (${ctx.backend.words.inspect(unknown[0]?.node ?? "")}) and run again, or raise --max-wait`),
+    },
+  );
+  ctx.reporter.error(error.describe());
+  return {
+    kind: "refused",
+    error,
+    refusals: unknown.map((u) => ({
+      gate: "quiet",
+      node: u.node,
+      message:
+        u.error !== undefined
+          ? `cannot read etcd's log on ${u.node}: ${u.error.message}`
+          : `cannot tell on ${u.node}: ${u.why}`,
+    })),
+  };
 }

@@ -2,36 +2,20 @@
 
 import { DefragError } from "../core/errors.js";
 import type { GateFailure } from "../core/gates.js";
-import { isLeader, type MemberAlarm, type MemberStatus, type NodeView } from "../core/model.js";
+import { isLeader, type NodeView } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
+import {
+  reclaimedBytes,
+  sizes,
+  type MemberAction,
+  type MemberResult,
+  type RaisedAlarm,
+  type RunResult,
+  type RunResultKind,
+  type RunStop,
+  type SnapshotResult,
+} from "../core/result.js";
 import { formatMemberId } from "../core/units.js";
-import type {
-  MemberAction,
-  MemberResult,
-  RaisedAlarm,
-  RunResult,
-  RunResultKind,
-  RunStop,
-  Sizes,
-  SnapshotResult,
-} from "./types.js";
-
-export function sizes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): Sizes {
-  return { dbSize: s.dbSize, dbSizeInUse: s.dbSizeInUse };
-}
-
-export function raised(a: MemberAlarm): RaisedAlarm {
-  return { alarm: a.alarm, member: formatMemberId(a.memberId) };
-}
-
-export function alarmText(a: RaisedAlarm): string {
-  return `${a.alarm} on ${a.member}`;
-}
-
-/** What one member's defragment gave back: 0 unless it was defragmented with both sizes known. */
-export function reclaimedBytes(m: Pick<MemberResult, "action" | "before" | "after">): number {
-  return m.action === "defragmented" && m.before && m.after ? m.before.dbSize - m.after.dbSize : 0;
-}
 
 /** A member's result as planned, before anything was done to it. */
 export function planned(p: PlanItem, action: MemberAction, reason: string = p.reason): MemberResult {
@@ -64,6 +48,11 @@ export class Results {
     this.members.push(result);
   }
 
+  /** Whether `node` has its result already. */
+  has(node: string): boolean {
+    return this.members.some((m) => m.node === node);
+  }
+
   get defragmented(): number {
     return this.members.filter((m) => m.action === "defragmented").length;
   }
@@ -90,6 +79,37 @@ export class Results {
       ...(extra.error ? { error: extra.error } : {}),
     };
   }
+}
+
+/**
+ * The one way a run ends early: every member without a result yet gets `pending`'s (not reached,
+ * or skipped as planned), and a stop before anything was defragmented that is a refusal is a
+ * refusal; anything else is a failure. `alarmsRaised` as last read.
+ */
+export function stopped(
+  results: Results,
+  stop: RunStop,
+  pending: readonly MemberResult[],
+  alarmsRaised: RaisedAlarm[],
+): RunResult {
+  for (const m of pending) if (!results.has(m.node)) results.add(m);
+  const kind = stop.kind === "refused" && results.defragmented === 0 ? "refused" : "failed";
+  return results.finish(kind, { error: stop.error, refusals: stop.refusals ?? [], alarmsRaised });
+}
+
+/**
+ * What every planned member without a result becomes when the run stops: not reached; once the
+ * members are under way, one the plan skips stays skipped.
+ */
+export function pendingAfterStop(
+  plan: readonly PlanItem[],
+  stop: RunStop,
+  underWay: boolean,
+): MemberResult[] {
+  const reason = stop.notReached ?? `not reached: ${stop.error.message}`;
+  return plan.map((p) =>
+    underWay && !p.defragment ? planned(p, "skipped") : planned(p, "not-reached", reason),
+  );
 }
 
 /** A node the run did not reach, from the first reading (it may not have answered). */

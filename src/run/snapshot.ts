@@ -5,7 +5,9 @@
 import { DefragError } from "../core/errors.js";
 import { isLeader, type ClusterView } from "../core/model.js";
 import { formatBytes, formatDuration } from "../core/units.js";
-import type { RunContext, RunStop, SnapshotResult, SnapshotStore } from "./types.js";
+import type { SnapshotStore } from "../core/ports.js";
+import type { RunStop, SnapshotResult } from "../core/result.js";
+import type { RunContext } from "./types.js";
 
 /** The member to snapshot: the leader when it answers (the newest data), else the most applied. */
 export function snapshotSource(view: ClusterView): string | undefined {

@@ -1,7 +1,7 @@
 // Waiting for a condition with a deadline, on the injected clock.
 
 import { DefragError } from "../core/errors.js";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../core/ports.js";
 
 /**
  * Polls `check` until it returns a value (not undefined) or `timeoutMs` passes.

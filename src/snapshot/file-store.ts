@@ -8,7 +8,7 @@ import { open, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 
 import { configError, DefragError } from "../core/errors.js";
-import type { SnapshotStore, SnapshotWriter } from "../run/types.js";
+import type { SnapshotStore, SnapshotWriter } from "../core/ports.js";
 
 /** etcd's Maintenance.Snapshot ends with the sha256 of everything before it. */
 const DIGEST_BYTES = 32;

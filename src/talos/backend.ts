@@ -4,10 +4,11 @@
 
 import type { Backend, Permission, Permissions } from "../core/backend.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
-import { defragActivity } from "../core/etcd-log.js";
 import { memberConfigFromFlags, type MemberConfig } from "../core/member-config.js";
-import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
+import type { DefragFeedUpdate, MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
 import type { TalosClient } from "./client.js";
+import { followDefrags } from "./defrag-feed.js";
+import { TALOS_WORDS } from "./words.js";
 import { ALLOWED_ROLES, roleNeeded, rolesAllow, type TalosMethod } from "./rbac.js";
 
 /** The calls the backend makes; the client in production, a fake in unit tests. */
@@ -17,6 +18,7 @@ export type TalosCalls = Pick<
   | "status"
   | "alarms"
   | "etcdLog"
+  | "followEtcdLog"
   | "etcdSnapshot"
   | "defragment"
   | "forfeitLeadership"
@@ -32,13 +34,6 @@ export interface TalosBackendOptions {
   nodes: readonly string[];
 }
 
-/**
- * How much of etcd's log is read to find a defragment in progress: enough to reach back
- * past the noise a busy member logs while blocked (slow-request warnings), small enough to
- * read every member's before each member (~150 KB each).
- */
-const ETCD_LOG_TAIL_LINES = 500;
-
 /** Talos addresses a control-plane node by the host of its etcd member's first peer URL. */
 export function peerHost(member: { peerUrls: readonly string[] }): string | undefined {
   for (const raw of member.peerUrls) {
@@ -52,6 +47,7 @@ export function peerHost(member: { peerUrls: readonly string[] }): string | unde
 }
 
 export class TalosBackend implements Backend {
+  readonly words = TALOS_WORDS;
   /** Nodes known from the last member list, to read the alarms through when the first choice cannot. */
   private memberNodes: string[] = [];
 
@@ -133,10 +129,9 @@ export class TalosBackend implements Backend {
     return nodes.filter((n) => n !== except);
   }
 
-  /** From the tail of the node's etcd service log (read with os:reader or more). */
-  async defragActivity(node: string, signal?: AbortSignal): Promise<DefragActivity> {
-    const text = await this.client.etcdLog(node, ETCD_LOG_TAIL_LINES, signal);
-    return defragActivity(text.split("\n"));
+  /** The node's etcd service log, followed (read with os:reader or more): src/talos/defrag-feed.ts. */
+  followDefrags(node: string, signal: AbortSignal): AsyncIterable<DefragFeedUpdate> {
+    return followDefrags(this.client, node, signal);
   }
 
   snapshot(
@@ -149,7 +144,11 @@ export class TalosBackend implements Backend {
 
   /** From the node's etcd spec resource (cluster.etcd.extraArgs), read with os:reader or more. */
   async memberConfig(node: string, signal?: AbortSignal): Promise<MemberConfig> {
-    return memberConfigFromFlags(await this.client.etcdExtraArgs(node, signal), node);
+    return memberConfigFromFlags(
+      await this.client.etcdExtraArgs(node, signal),
+      node,
+      TALOS_WORDS.configWhere,
+    );
   }
 
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
@@ -199,10 +198,6 @@ export class TalosBackend implements Backend {
       allowed: false,
       reason: `the client certificate's roles (${has}) do not allow ${method}: it needs role ${roleNeeded(method)}${also}`,
     };
-  }
-
-  inspectHint(node: string): string {
-    return `talosctl -n ${node} etcd status`;
   }
 
   close(): void {

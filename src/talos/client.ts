@@ -122,6 +122,44 @@ export class TalosClient {
   }
 
   /**
+   * Follows the node's etcd service log (what `talosctl logs -f etcd --tail N` shows): the last
+   * `tailLines` lines, then every line etcd writes, handed to `onBytes` as they arrive (the
+   * stream's chunks do not follow line breaks). Resolves only when `signal` aborts (as "aborted");
+   * rejects when the stream breaks or ends. Not moved to another endpoint once it has begun.
+   */
+  async followEtcdLog(
+    node: string,
+    tailLines: number,
+    onBytes: (bytes: Uint8Array) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    await this.pool.invoke(
+      "Logs",
+      node,
+      signal,
+      async (c, o) => {
+        const request = {
+          namespace: "system",
+          id: "etcd",
+          driver: ContainerDriver.CONTAINERD,
+          follow: true,
+          tailLines,
+        };
+        for await (const data of c.logs(request, o)) {
+          if (data.metadata !== undefined && data.metadata.error !== "") {
+            throw new DefragError("etcd", `the etcd log could not be read: ${data.metadata.error}`, { node });
+          }
+          onBytes(data.bytes);
+        }
+        throw new DefragError("unreachable", "the etcd log stream ended", { node });
+      },
+      "none",
+      // Once lines have arrived, another endpoint would send the tail again: the caller reopens instead.
+      false,
+    );
+  }
+
+  /**
    * The node's etcd snapshot as machined streams it (etcd's Maintenance.Snapshot: the database, then
    * its sha256), handed to `write` chunk by chunk. Not retried on another endpoint once sent: a
    * half-written file is the caller's to discard.

@@ -103,7 +103,8 @@ export class EndpointPool {
       opts: CallOptions,
       state: Client<typeof State>,
     ) => Promise<T>,
-    timeoutMs: number = this.callTimeoutMs,
+    /** This call's deadline; "none" for a stream that lasts as long as its caller wants (a followed log). */
+    timeoutMs: number | "none" = this.callTimeoutMs,
     idempotent = true,
   ): Promise<T> {
     const failures: DefragError[] = [];
@@ -119,7 +120,7 @@ export class EndpointPool {
       try {
         const result = await call(
           conn.client,
-          { headers, timeoutMs, ...(signal ? { signal } : {}) },
+          { headers, ...(timeoutMs === "none" ? {} : { timeoutMs }), ...(signal ? { signal } : {}) },
           conn.state,
         );
         this.preferred = this.connections.indexOf(conn);

@@ -10,7 +10,8 @@ import {
   type Http2ServerRequest,
   type ServerHttp2Session,
 } from "node:http2";
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
 
@@ -112,12 +113,16 @@ type StreamMethod = DescMethodServerStreaming;
 
 /** machined sends a log in chunks of at most this many bytes, cutting lines anywhere. */
 const LOG_CHUNK_BYTES = 4096;
+/** How often a followed log is looked at for what etcd appended. */
+const LOG_FOLLOW_POLL_MS = 20;
 
 export class TalosApiServer {
   readonly address: string;
   /** Extra latency before local handling, per method or "*" for all. */
   readonly latencyMs = new Map<string, number>();
-  private readonly failures = new Map<string, { code: Code; message: string }>();
+  private readonly failures = new Map<string, { code: Code; message: string; always?: boolean }>();
+  /** The log streams being followed, to break them on demand. */
+  private readonly follows = new Set<AbortController>();
   /**
    * The etcd spec's extraArgs (served by State.Get for EtcdSpecs.etcd.talos.dev): the flags the
    * harness started etcd with; a test may change them to serve a spec etcd was not started with.
@@ -145,6 +150,23 @@ export class TalosApiServer {
   /** The next call of `method` handled locally fails with this status ("Get": COSI State.Get, the etcd spec). */
   failNext(method: string, code: Code, message: string): void {
     this.failures.set(method, { code, message });
+  }
+
+  /** Every call of `method` handled locally fails with this status, until clearFailure(method). */
+  failAlways(method: string, code: Code, message: string): void {
+    this.failures.set(method, { code, message, always: true });
+  }
+
+  clearFailure(method: string): void {
+    this.failures.delete(method);
+  }
+
+  /** Every log stream being followed here ends with this error (machined's log reader failing). */
+  breakLogStreams(code: Code, message: string): number {
+    const n = this.follows.size;
+    for (const f of this.follows) f.abort(new ConnectError(message, code));
+    this.follows.clear();
+    return n;
   }
 
   async up(): Promise<void> {
@@ -282,7 +304,7 @@ export class TalosApiServer {
       } else {
         yield* method.name === "EtcdSnapshot"
           ? this.serveSnapshot(roles, ctx.signal)
-          : this.serveLogs(req as MessageShape<typeof LogsRequestSchema>, roles);
+          : this.serveLogs(req as MessageShape<typeof LogsRequestSchema>, roles, ctx.signal);
       }
       finish(entry, "OK");
     } catch (err) {
@@ -301,7 +323,7 @@ export class TalosApiServer {
       throw new ConnectError("not authorized", Code.PermissionDenied);
     const failure = this.failures.get(name);
     if (failure) {
-      this.failures.delete(name);
+      if (failure.always !== true) this.failures.delete(name);
       throw new ConnectError(failure.message, failure.code);
     }
   }
@@ -323,10 +345,14 @@ export class TalosApiServer {
     }
   }
 
-  /** machined's Logs for the system namespace: the tail of the service's log file, in chunks. */
+  /**
+   * machined's Logs for the system namespace: the tail of the service's log file, in chunks; with
+   * `follow`, then every byte appended to it as it comes, until the caller goes away.
+   */
   private async *serveLogs(
     req: MessageShape<typeof LogsRequestSchema>,
     roles: string[],
+    signal: AbortSignal,
   ): AsyncGenerator<MessageShape<typeof DataSchema>> {
     await this.admitStream("Logs", roles);
     if (req.namespace !== "system" || req.id !== "etcd")
@@ -338,13 +364,51 @@ export class TalosApiServer {
     if (file === undefined)
       throw new ConnectError("open /var/log/etcd.log: no such file or directory", Code.Unknown);
     let bytes: Buffer;
+    let end: number;
     try {
-      bytes = await tailOf(file, req.tailLines);
+      end = (await stat(file)).size;
+      bytes = await tailOf(file, req.tailLines, end);
     } catch {
       throw new ConnectError("open /var/log/etcd.log: no such file or directory", Code.Unknown);
     }
     for (let i = 0; i < bytes.length; i += LOG_CHUNK_BYTES) {
       yield create(DataSchema, { bytes: bytes.subarray(i, i + LOG_CHUNK_BYTES) });
+    }
+    if (!req.follow) return;
+    // Following: what etcd appends, looked for often enough that a line arrives well within 100 ms.
+    const broken = new AbortController();
+    this.follows.add(broken);
+    try {
+      yield* this.followFile(file, end, AbortSignal.any([signal, broken.signal]));
+    } finally {
+      this.follows.delete(broken);
+    }
+    if (broken.signal.aborted) throw broken.signal.reason;
+  }
+
+  private async *followFile(
+    file: string,
+    from: number,
+    signal: AbortSignal,
+  ): AsyncGenerator<MessageShape<typeof DataSchema>> {
+    let end = from;
+    while (!signal.aborted) {
+      await delay(LOG_FOLLOW_POLL_MS, undefined, { signal }).catch(() => undefined);
+      const size = await stat(file).then(
+        (s) => s.size,
+        () => end,
+      );
+      if (size <= end) continue;
+      const handle = await open(file, "r");
+      try {
+        const fresh = Buffer.alloc(size - end);
+        await handle.read(fresh, 0, fresh.length, end);
+        end = size;
+        for (let i = 0; i < fresh.length; i += LOG_CHUNK_BYTES)
+          yield create(DataSchema, { bytes: fresh.subarray(i, i + LOG_CHUNK_BYTES) });
+      } finally {
+        await handle.close();
+      }
     }
   }
 
@@ -693,13 +757,13 @@ export class TalosApiServer {
 }
 
 /**
- * The last `lines` lines of a file (all of it when negative), read backwards from its end in blocks,
+ * The last `lines` lines of a file (all of it when negative) up to byte `upTo` (default: its end), read backwards in blocks,
  * as Talos's log reader seeks: the cost follows what is asked for, not the file's size.
  */
-export async function tailOf(path: string, lines: number): Promise<Buffer> {
+export async function tailOf(path: string, lines: number, upTo?: number): Promise<Buffer> {
   const file = await open(path, "r");
   try {
-    const size = (await file.stat()).size;
+    const size = upTo ?? (await file.stat()).size;
     if (lines < 0) return (await file.read(Buffer.alloc(size), 0, size, 0)).buffer;
     if (lines === 0) return Buffer.alloc(0);
     const BLOCK = 64 * 1024;

@@ -22,7 +22,8 @@ import {
 import { DefragError } from "../../src/core/errors.js";
 import { loadKubeConfig } from "../../src/k8s/kubeconfig.js";
 import { createLeaseGuard } from "../../src/k8s/lease.js";
-import { systemClock, type Clock } from "../../src/run/clock.js";
+import type { Clock } from "../../src/core/ports.js";
+import { systemClock } from "../../src/run/clock.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import type { JournalEntry } from "../harness/journal.js";
 import { KubeApiServer } from "../harness/kube-apiserver.js";

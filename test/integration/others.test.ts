@@ -4,70 +4,20 @@
 // logs that it started, and let go once the run has said it is waiting.
 
 import assert from "node:assert/strict";
-import { closeSync, openSync, readSync, rmSync, statSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setImmediate as tick } from "node:timers/promises";
 
 import { Code } from "@connectrpc/connect";
 
-import { defragWindows, type DefragWindow } from "../../bench/etcd-log.js";
 import { maxOverlap } from "../../bench/report.js";
 import { startHarness, type Harness } from "../harness/harness.js";
+import { stopMidDefragment, windows } from "../harness/hold-defrag.js";
 import { runCli, startCli } from "../harness/run-cli.js";
 import { TEST_RULE, defrags, nextSeq, parseSummary as summary } from "../harness/run-summary.js";
 import { MiB } from "../harness/units.js";
 import { waitFor } from "../harness/wait.js";
-
-/** What a member's etcd log gained since `offset` bytes. */
-function logSince(file: string, offset: number): string {
-  const size = statSync(file).size;
-  if (size <= offset) return "";
-  const fd = openSync(file, "r");
-  try {
-    const buf = Buffer.alloc(size - offset);
-    readSync(fd, buf, 0, buf.length, offset);
-    return buf.toString("utf8");
-  } finally {
-    closeSync(fd);
-  }
-}
-
-const STARTED = '"msg":"defragmenting"';
-const ENDED = /"msg":"(finished defragmenting directory|defragmented)"/;
-
-/**
- * Stops whichever member (of `among`) etcd logs starting a defragment first after `trigger`,
- * before it finishes. Undefined when every defragment finished before it could be stopped.
- */
-async function stopMidDefragment(
-  h: Harness,
-  among: number[],
-  trigger: () => void,
-): Promise<number | undefined> {
-  const offsets = among.map((i) => statSync(h.etcd.members[i]!.logFile).size);
-  trigger();
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    for (const [k, i] of among.entries()) {
-      const text = logSince(h.etcd.members[i]!.logFile, offsets[k]!);
-      if (!text.includes(STARTED)) continue;
-      h.etcd.pause(i);
-      if (!ENDED.test(logSince(h.etcd.members[i]!.logFile, offsets[k]!))) return i;
-      h.etcd.resume(i);
-      return undefined;
-    }
-    await tick();
-  }
-  throw new Error("no member started a defragment within 60 s");
-}
-
-/** Every member's defragment windows from etcd's own log since `since` (ms), all members together. */
-function windows(h: Harness, since: number): DefragWindow[] {
-  return h.etcd.members.flatMap((m, i) => defragWindows(m.logFile, i, since));
-}
 
 describe("other defragments", () => {
   let h: Harness;

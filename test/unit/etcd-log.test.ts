@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { defragActivity, etcdTimeMs, goDurationMs } from "../../src/core/etcd-log.js";
+import { defragActivity, etcdTimeMs, EtcdLogTracker, goDurationMs } from "../../src/core/etcd-log.js";
 
 const at = (s: number): string => `2026-11-27T13:00:${String(s).padStart(2, "0")}.000000Z`;
 const line = (s: number, msg: string, extra: Record<string, string> = {}): string =>
@@ -98,5 +98,32 @@ describe("etcd's log: defragmentation", () => {
     assert.equal(etcdTimeMs("2026-11-25T14:53:25.176408Z"), Date.parse("2026-11-25T14:53:25.176Z") + 0.408);
     assert.equal(etcdTimeMs("2026-11-25T14:53:25.176+01:00"), Date.parse("2026-11-25T13:53:25.176Z"));
     assert.equal(etcdTimeMs("yesterday"), undefined);
+  });
+});
+
+describe("etcd's log, followed line by line: when the state at the window's start is known", () => {
+  const cases: [string, string[], boolean, boolean][] = [
+    // name, lines, anchored, in progress
+    ["only noise: a defragment may have started before the window", [NOISE(1), NOISE(2)], false, false],
+    ["a start line anchors it", [NOISE(1), START(2), BACKEND(2)], true, true],
+    ["an end line anchors it: quiet after", [NOISE(1), DONE_36(3, "2s"), END(3), NOISE(4)], true, false],
+    ["a restart anchors it", [line(1, "starting an etcd server"), NOISE(2)], true, false],
+    ["a line cut by the window is not a marker", ['ts":"x","msg":"finished defragment"}'], false, false],
+  ];
+  for (const [name, lines, anchored, busy] of cases) {
+    it(name, () => {
+      const t = new EtcdLogTracker();
+      for (const l of lines) t.push(l);
+      assert.equal(t.anchored, anchored);
+      assert.equal(t.activity().inProgress !== undefined, busy);
+    });
+  }
+
+  it("says which lines changed the state", () => {
+    const t = new EtcdLogTracker();
+    assert.deepEqual(
+      [NOISE(1), START(2), NOISE(3), BACKEND(3), DONE_36(4, "1s")].map((l) => t.push(l)),
+      [false, true, false, true, true],
+    );
   });
 });

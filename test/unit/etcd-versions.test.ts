@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { affectedWarning, judgeEtcdVersion, parseEtcdVersion } from "../../src/core/etcd-versions.js";
+import { TALOS_WORDS } from "../../src/talos/words.js";
 
 describe("etcd versions: the snapshot/defragment bug (fixed in 3.5.23 and 3.6.5)", () => {
   // [version as a member reports it, verdict, the fixed versions named, the Talos release named]
@@ -36,7 +37,7 @@ describe("etcd versions: the snapshot/defragment bug (fixed in 3.5.23 and 3.6.5)
       assert.equal(verdict.kind, kind);
       if (verdict.kind === "affected") {
         assert.equal(verdict.fixedIn, fixedIn);
-        assert.match(verdict.talos, talos ?? /^$/);
+        assert.match(TALOS_WORDS.fixedEtcd(verdict.fixedIn), talos ?? /^$/);
       }
     });
   }
@@ -53,7 +54,7 @@ describe("etcd versions: the snapshot/defragment bug (fixed in 3.5.23 and 3.6.5)
     const verdict = judgeEtcdVersion("3.6.4");
     assert.ok(verdict.kind === "affected");
     assert.equal(
-      affectedWarning("cp-2 (0000000000000002)", verdict, "3.6.4"),
+      affectedWarning("cp-2 (0000000000000002)", verdict, "3.6.4", TALOS_WORDS.fixedEtcd),
       "member cp-2 (0000000000000002) runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650 and 20653); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+)",
     );
   });

@@ -10,7 +10,7 @@ import {
   exitCodeForStatus,
 } from "../../src/cli/exit.js";
 import type { ErrorKind } from "../../src/core/errors.js";
-import type { RunResultKind } from "../../src/run/types.js";
+import type { RunResultKind } from "../../src/core/result.js";
 
 describe("exit codes", () => {
   it("from an error's kind: configuration 2, refusal 3, the rest 1", () => {

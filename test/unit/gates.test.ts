@@ -4,8 +4,14 @@ import { describe, it } from "node:test";
 import { caughtUpWithLeader, checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
 import type { ClusterView } from "../../src/core/model.js";
 import { m1, m2, m3, three, view } from "./fixtures.js";
+import { TALOS_WORDS } from "../../src/talos/words.js";
 
-const opts: GateOptions = { allowDowntime: false, maxAppliedLag: 1000, affectedEtcd: "caught-up" };
+const opts: GateOptions = {
+  allowDowntime: false,
+  maxAppliedLag: 1000,
+  affectedEtcd: "caught-up",
+  fixedEtcd: TALOS_WORDS.fixedEtcd,
+};
 
 describe("safety gates", () => {
   const cases: [string, ClusterView, Partial<GateOptions>, [string, RegExp][]][] = [

@@ -16,6 +16,7 @@ import {
   STARTUP_DEFRAG_FLAG,
   STARTUP_DEFRAG_FLAG_EXPERIMENTAL,
 } from "../../src/core/member-config.js";
+import { TALOS_WORDS } from "../../src/talos/words.js";
 
 const GiB = 1024 ** 3;
 
@@ -49,29 +50,34 @@ describe("parseQuotaBytes: etcd's int64 flag (Go's ParseInt, base 0)", () => {
 
 describe("memberConfigFromFlags", () => {
   it("no flags: no quota (etcd's 2 GiB default applies), no start-up defragment", () => {
-    const c = memberConfigFromFlags({}, "10.0.0.1");
+    const c = memberConfigFromFlags({}, "10.0.0.1", TALOS_WORDS.configWhere);
     assert.deepEqual(c, { startupDefrag: [] });
     assert.equal(effectiveQuota(c), ETCD_DEFAULT_QUOTA_BYTES);
     assert.equal(ETCD_DEFAULT_QUOTA_BYTES, 2 * GiB);
   });
 
   it("quota-backend-bytes set; a repeated flag's last value wins, as with Go's flag package", () => {
-    assert.equal(memberConfigFromFlags({ "quota-backend-bytes": ["8589934592"] }, "n").quotaBytes, 8 * GiB);
     assert.equal(
-      memberConfigFromFlags({ "quota-backend-bytes": ["1", "4294967296"] }, "n").quotaBytes,
+      memberConfigFromFlags({ "quota-backend-bytes": ["8589934592"] }, "n", TALOS_WORDS.configWhere)
+        .quotaBytes,
+      8 * GiB,
+    );
+    assert.equal(
+      memberConfigFromFlags({ "quota-backend-bytes": ["1", "4294967296"] }, "n", TALOS_WORDS.configWhere)
+        .quotaBytes,
       4 * GiB,
     );
   });
 
   it("0 means etcd's default", () => {
-    const c = memberConfigFromFlags({ "quota-backend-bytes": ["0"] }, "n");
+    const c = memberConfigFromFlags({ "quota-backend-bytes": ["0"] }, "n", TALOS_WORDS.configWhere);
     assert.equal(c.quotaBytes, undefined);
     assert.equal(effectiveQuota(c), 2 * GiB);
   });
 
   it("a quota that does not parse rejects with kind config, naming the member and the value", () => {
     assert.throws(
-      () => memberConfigFromFlags({ "quota-backend-bytes": ["8GiB"] }, "10.0.0.2"),
+      () => memberConfigFromFlags({ "quota-backend-bytes": ["8GiB"] }, "10.0.0.2", TALOS_WORDS.configWhere),
       (e: unknown) =>
         e instanceof DefragError &&
         e.kind === "config" &&
@@ -82,7 +88,7 @@ describe("memberConfigFromFlags", () => {
 
   it("a negative quota (switched off) rejects too: no share of it can be judged", () => {
     assert.throws(
-      () => memberConfigFromFlags({ "quota-backend-bytes": ["-1"] }, "10.0.0.3"),
+      () => memberConfigFromFlags({ "quota-backend-bytes": ["-1"] }, "10.0.0.3", TALOS_WORDS.configWhere),
       (e: unknown) => e instanceof DefragError && e.kind === "config" && /switched off/.test(e.message),
     );
   });
@@ -95,6 +101,7 @@ describe("memberConfigFromFlags", () => {
         "listen-metrics-urls": ["http://0.0.0.0:2381"],
       },
       "n",
+      TALOS_WORDS.configWhere,
     );
     assert.deepEqual(c.startupDefrag, [
       { flag: STARTUP_DEFRAG_FLAG_EXPERIMENTAL, value: "100" },
@@ -182,7 +189,7 @@ describe("startupDefragReport: what status says, per version and spelling", () =
       configured: true,
       threshold: 100,
       warnings: [
-        /deprecated in etcd 3\.6\.16 and removed in 3\.7 \(Talos 1\.14\).*spell it --bootstrap-defrag-threshold-megabytes/,
+        /deprecated in etcd 3\.6\.16 and removed in 3\.7,.*spell it --bootstrap-defrag-threshold-megabytes/,
       ],
     },
     {
@@ -237,7 +244,7 @@ describe("startupDefragReport: what status says, per version and spelling", () =
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const r = startupDefragReport(c.settings, c.version, "10.0.0.1");
+      const r = startupDefragReport(c.settings, c.version, "10.0.0.1", TALOS_WORDS.configWhere);
       assert.equal(r.configured, c.configured);
       assert.equal(r.thresholdMegabytes, c.threshold);
       if (c.flag !== undefined) assert.equal(r.flag, c.flag);

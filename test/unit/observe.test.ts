@@ -5,7 +5,8 @@ import { describe, it } from "node:test";
 
 import type { MemberAlarm } from "../../src/core/model.js";
 import { DefragError } from "../../src/core/errors.js";
-import { membersNotRead, observeCluster } from "../../src/run/observe.js";
+import { membersNotRead } from "../../src/core/model.js";
+import { observeCluster } from "../../src/run/observe.js";
 import { MiB } from "../harness/units.js";
 import { SimCluster } from "./sim-backend.js";
 

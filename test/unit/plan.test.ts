@@ -6,7 +6,7 @@ import { DEFAULT_QUOTA_BYTES, DEFAULT_RULE, compileRule } from "../../src/core/r
 import { MiB } from "../harness/units.js";
 import { view } from "./fixtures.js";
 
-const opts = { rule: compileRule(DEFAULT_RULE), quotaBytes: DEFAULT_QUOTA_BYTES };
+const opts = { rule: compileRule(DEFAULT_RULE), quota: () => DEFAULT_QUOTA_BYTES };
 
 describe("plan", () => {
   it("followers by free space (most first), the leader last, each with a reason", () => {

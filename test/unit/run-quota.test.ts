@@ -9,7 +9,8 @@ import { describe, it } from "node:test";
 import { DefragError } from "../../src/core/errors.js";
 import { compileRule } from "../../src/core/rule.js";
 import { runDefrag } from "../../src/run/run.js";
-import type { RunOptions, RunReporter } from "../../src/run/types.js";
+import type { RunReporter } from "../../src/core/ports.js";
+import type { RunOptions } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
 import { recordingReporter, simOptions } from "./sim-run.js";
 

@@ -14,7 +14,8 @@ import {
 import { compileRule } from "../../src/core/rule.js";
 import { makePlan } from "../../src/core/plan.js";
 import { preflight } from "../../src/run/preflight.js";
-import { reclaimedBytes, Results } from "../../src/run/results.js";
+import { reclaimedBytes } from "../../src/core/result.js";
+import { Results } from "../../src/run/results.js";
 import { MiB } from "../harness/units.js";
 import { three, view } from "./fixtures.js";
 
@@ -29,7 +30,7 @@ const noDefrag: Permissions = {
 };
 
 function plan(rule: string) {
-  return makePlan(view(three), { rule: compileRule(rule), quotaBytes: 2048 * MiB });
+  return makePlan(view(three), { rule: compileRule(rule), quota: () => 2048 * MiB });
 }
 
 describe("preflight", () => {

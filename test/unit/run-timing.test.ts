@@ -8,7 +8,8 @@ import { describe, it } from "node:test";
 import { DefragError } from "../../src/core/errors.js";
 import { compileRule } from "../../src/core/rule.js";
 import { runDefrag } from "../../src/run/run.js";
-import type { RunDeps, RunOptions, RunReporter, SnapshotStore, SnapshotWriter } from "../../src/run/types.js";
+import type { RunReporter, SnapshotStore, SnapshotWriter } from "../../src/core/ports.js";
+import type { RunDeps, RunOptions } from "../../src/run/types.js";
 import { SimCluster, type SimMember } from "./sim-backend.js";
 import { recordingReporter, simOptions } from "./sim-run.js";
 
@@ -105,13 +106,13 @@ describe("run timing", () => {
     const origDefrag = sim.defragment.bind(sim);
     sim.defragment = async (node, opts) => {
       // The log of the member in doubt cannot be read until its DB has shrunk.
-      if (node === "10.0.0.2") sim.unreadableLogs.add(node);
+      if (node === "10.0.0.2") sim.breakLog(node);
       await origDefrag(node, opts);
     };
     const origStatus = sim.status.bind(sim);
     sim.status = async (node) => {
       const s = await origStatus(node);
-      if (s.dbSize === s.dbSizeInUse) sim.unreadableLogs.delete(node);
+      if (s.dbSize === s.dbSizeInUse) sim.brokenLogs.delete(node);
       return s;
     };
     const lines: string[] = [];
@@ -147,6 +148,17 @@ describe("run timing", () => {
   it("when little can be reclaimed, proof is a second defragment call, which etcd queues behind the first", async () => {
     const sim = cluster([5_000, 120_000, 5_000]);
     for (const m of sim.sim) m.inUse = m.dbSize; // nothing to reclaim: the size cannot prove anything
+    // Nor can etcd's log: member 2's stream is broken from its first call until its second.
+    const origDefrag = sim.defragment.bind(sim);
+    let calls = 0;
+    sim.defragment = async (node, opts) => {
+      if (node === "10.0.0.2") {
+        calls += 1;
+        if (calls === 1) sim.breakLog(node);
+        else sim.brokenLogs.delete(node);
+      }
+      await origDefrag(node, opts);
+    };
     const lines: string[] = [];
     const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "success", lines.join("\n"));
@@ -276,7 +288,8 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
     assertNoOverlap(sim.windows);
     assert.ok(
       lines.some((l) =>
-        /a defragment is already in progress on 10\.0\.0\.3 \(a defragment call not made by this run, running for 0ms\); waiting up to 10m0s before starting the first member/.test(
+        // Its status blocks as etcd's does while it defragments: the first reading took the 10 s call timeout.
+        /a defragment is already in progress on 10\.0\.0\.3 \(a defragment call not made by this run, running for 10\.0s\); waiting up to 10m0s before starting the first member/.test(
           l,
         ),
       ),
@@ -365,7 +378,7 @@ describe("other defragments (another run, a person, etcd at start-up)", () => {
 
   it("a log that cannot be read is a refusal, not a guess", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
-    sim.unreadableLogs.add("10.0.0.3");
+    sim.deniedLogs.add("10.0.0.3");
     const lines: string[] = [];
     const result = await runOn(sim, options(), lines);
     assert.equal(result.result, "refused");
@@ -572,23 +585,22 @@ describe("a snapshot first (--snapshot-dir)", () => {
     });
   });
 
-  it("a snapshot that takes longer than a second: every log is read again before the first member", async () => {
+  it("a defragment someone starts during a long snapshot is waited for before the first member", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     const orig = sim.snapshot.bind(sim);
     sim.snapshot = async (node, write) => {
       await orig(node, write);
+      sim.startExternal("10.0.0.2", 60_000);
       await sim.clock.sleep(30_000);
     };
-    const result = await runOn(sim, options(), [], { snapshots: memoryStore() });
-    assert.equal(result.result, "success");
-    const snap = sim.calls.indexOf("EtcdSnapshot 10.0.0.1");
-    const firstDefrag = sim.calls.findIndex((c) => c.startsWith("EtcdDefragment"));
-    const between = sim.calls.slice(snap, firstDefrag);
-    for (const node of ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
-      assert.ok(
-        between.includes(`Logs ${node}`),
-        `${node}'s log read after the snapshot: ${between.join(", ")}`,
-      );
+    const lines: string[] = [];
+    const result = await runOn(sim, options(), lines, { snapshots: memoryStore() });
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    assert.ok(
+      lines.some((l) => /a defragment is already in progress on 10\.0\.0\.2/.test(l)),
+      lines.join("\n"),
+    );
   });
 
   it("a snapshot that fails refuses the run: nothing defragmented, the partial one discarded", async () => {
@@ -619,13 +631,13 @@ describe("a snapshot first (--snapshot-dir)", () => {
   });
 });
 
-describe("reading etcd's logs", () => {
+describe("following etcd's logs", () => {
   it(
-    "the first reading reads every log and quota while the statuses are read",
+    "the first reading opens every member's feed and reads every quota while the statuses are read",
     { timeout: 10_000 },
     async () => {
       const sim = cluster([100, 100, 100]);
-      // No status answers before every log and every quota was asked for: read one after the
+      // No status answers before every feed was opened and every quota asked for: one after the
       // other, the run would never get past its first reading (and this test would time out).
       let release!: () => void;
       const allAsked = new Promise<void>((resolve) => (release = resolve));
@@ -639,63 +651,118 @@ describe("reading etcd's logs", () => {
         await allAsked;
         return origStatus(node);
       };
-      for (const name of ["defragActivity", "memberConfig"] as const) {
-        const orig = sim[name].bind(sim) as (node: string) => Promise<unknown>;
-        (sim as unknown as Record<string, (node: string) => Promise<unknown>>)[name] = async (node) => {
-          const p = orig(node);
-          asked();
-          return p;
-        };
-      }
+      const origConfig = sim.memberConfig.bind(sim);
+      sim.memberConfig = (node) => {
+        const p = origConfig(node);
+        asked();
+        return p;
+      };
+      const origFollow = sim.followDefrags.bind(sim);
+      sim.followDefrags = (node, signal) => {
+        const feed = origFollow(node, signal);
+        // The generator records its call when first pulled: count it as asked now.
+        sim.calls.push(`Logs ${node} (asked)`);
+        asked();
+        return feed;
+      };
       const result = await runOn(sim, simOptions({ pauseMs: 0 }), []);
       assert.equal(result.result, "success");
     },
   );
 
-  it("the reading taken once a member is healthy again serves the next one only while under a second old", async () => {
-    const sim = cluster([100, 100, 100]);
-    const reads: [string, number][] = [];
-    const orig = sim.defragActivity.bind(sim);
-    sim.defragActivity = (node) => {
-      reads.push([node, sim.now]);
-      return orig(node);
-    };
-    const result = await runOn(sim, options({ pauseMs: 1500 }), []);
-    assert.equal(result.result, "success");
-    // With a 1.5 s pause, every log is read again after the pause, before the next member.
-    for (let k = 1; k < sim.windows.length; k += 1) {
-      const [, start] = sim.windows[k] ?? ["", 0];
-      const prevEnd = sim.windows[k - 1]?.[2] ?? 0;
-      for (const node of ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
-        assert.ok(
-          reads.some(([n, at]) => n === node && at >= prevEnd + 1500 && at <= start),
-          `${node} read after the pause before defragment ${k + 1}: ${JSON.stringify(reads)}`,
-        );
-    }
-  });
-
-  it("after the last member only its own log is read (its blocked time)", async () => {
+  it("one feed per member for the whole run: no log is read again between members", async () => {
     const sim = cluster([100, 100, 100]);
     const result = await runOn(sim, options({ pauseMs: 0 }), []);
     assert.equal(result.result, "success");
-    const last = sim.calls.lastIndexOf(`EtcdDefragment ${result.members.at(-1)?.node ?? ""}`);
     assert.deepEqual(
-      sim.calls.slice(last).filter((c) => c.startsWith("Logs ")),
-      [`Logs ${result.members.at(-1)?.node ?? ""}`],
+      sim.calls.filter((c) => c.startsWith("Logs ")),
+      ["Logs 10.0.0.1", "Logs 10.0.0.2", "Logs 10.0.0.3"],
     );
-    assert.ok(result.members.every((m) => m.blockedMs === 100));
+    assert.ok(
+      result.members.every((m) => m.blockedMs === 100),
+      "blocked time from each feed",
+    );
+    assert.equal(sim.pendingTimers, 0, "no timer outlives the run");
   });
 
-  it("reads every member's log again before every member, even when the previous one was quick", async () => {
-    const sim = cluster([100, 100, 100]);
-    const result = await runOn(sim, options({ pauseMs: 0 }), []);
-    assert.equal(result.result, "success");
-    // Before each defragment after the first, all three logs were read since the previous one ended.
-    const defragAt = sim.calls.flatMap((c, i) => (c.startsWith("EtcdDefragment") ? [i] : []));
-    for (let k = 1; k < defragAt.length; k += 1) {
-      const between = sim.calls.slice(defragAt[k - 1], defragAt[k]).filter((c) => c.startsWith("Logs "));
-      for (const node of ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
-        assert.ok(between.includes(`Logs ${node}`), `before defragment ${k + 1}: ${between.join(", ")}`);
-    }
+  it("a feed that breaks in the middle of a run: unknown until it is open again, and nothing starts meanwhile", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const origDefrag = sim.defragment.bind(sim);
+    let broke = -1;
+    sim.defragment = async (node, opts) => {
+      await origDefrag(node, opts);
+      if (node === "10.0.0.2") {
+        // Member 3's stream breaks as the first defragment ends; it comes back 20 s later.
+        sim.breakLog("10.0.0.3");
+        broke = sim.now;
+        sim.clock.after(20_000, () => sim.brokenLogs.delete("10.0.0.3"));
+      }
+    };
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ pauseMs: 0 }), lines, {});
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    const next = sim.windows[1];
+    assert.ok(
+      next !== undefined && next[1] >= broke + 20_000,
+      `the next member waited for the feed: ${JSON.stringify(sim.windows)}`,
+    );
+    assert.ok(sim.calls.filter((c) => c === "Logs 10.0.0.3").length >= 2, "opened again");
+  });
+
+  it("a feed that never opens: the run waits up to --max-wait, then refuses and touches nothing", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.brokenLogs.add("10.0.0.2");
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ maxWaitMs: 60_000 }), lines);
+    assert.equal(result.result, "refused");
+    assert.equal(sim.windows.length, 0);
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["quiet", "10.0.0.2"]],
+    );
+    assert.match(
+      result.error?.message ?? "",
+      /cannot read etcd's log on 10\.0\.0\.2 \(Logs via sim: the connection broke/,
+    );
+    assert.ok(sim.now >= 60_000, "waited --max-wait first");
+  });
+
+  it("a defragment someone else starts on another member while the run waits between members is seen and waited for", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    const origDefrag = sim.defragment.bind(sim);
+    sim.defragment = async (node, opts) => {
+      await origDefrag(node, opts);
+      // During the pause after the first member, a person defragments the leader for 30 s.
+      if (node === "10.0.0.2")
+        sim.clock.after(500, () => {
+          sim.startExternal("10.0.0.1", 30_000);
+        });
+    };
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ pauseMs: 2_000 }), lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    assert.ok(
+      lines.some((l) =>
+        /a defragment is already in progress on 10\.0\.0\.1 .*before starting 10\.0\.0\.3/.test(l),
+      ),
+    );
+  });
+
+  it("a member defragmenting while its log tail holds no start line is not quiet until its status answers", async () => {
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.unanchoredTails.add("10.0.0.3");
+    // Someone else's defragment on member 3 began long before; its start is out of the tail.
+    sim.startExternal("10.0.0.3", 40_000);
+    const lines: string[] = [];
+    const result = await runOn(sim, options(), lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assertNoOverlap(sim.windows);
+    const ours = sim.windows.slice(1);
+    assert.ok(
+      ours.every((w) => w[1] >= 40_000),
+      JSON.stringify(sim.windows),
+    );
   });
 });

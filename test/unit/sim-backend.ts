@@ -4,11 +4,18 @@
 
 import { createHash } from "node:crypto";
 
-import type { Backend, Permission, Permissions } from "../../src/core/backend.js";
+import type { Backend, BackendWords, Permission, Permissions } from "../../src/core/backend.js";
 import { DefragError } from "../../src/core/errors.js";
 import type { MemberConfig } from "../../src/core/member-config.js";
-import type { DefragActivity, MemberAlarm, MemberInfo, MemberStatus } from "../../src/core/model.js";
-import type { Clock } from "../../src/run/clock.js";
+import type {
+  DefragActivity,
+  DefragFeedUpdate,
+  MemberAlarm,
+  MemberInfo,
+  MemberStatus,
+} from "../../src/core/model.js";
+import { TALOS_WORDS } from "../../src/talos/words.js";
+import type { Clock } from "../../src/core/ports.js";
 
 export interface SimMember {
   id: bigint;
@@ -26,7 +33,11 @@ export interface SimMember {
 }
 
 export class SimCluster implements Backend {
+  /** It stands in for a Talos cluster: Talos's words, but for how a member is inspected. */
+  readonly words: BackendWords = { ...TALOS_WORDS, inspect: (node) => `sim status ${node}` };
   now = 0;
+  /** How long a Status call waits for a member that is defragmenting (etcd answers none meanwhile). */
+  callTimeoutMs = 10_000;
   leader: bigint;
   alarms_: MemberAlarm[] = [];
   /** Every real defragment on the "server": [node, start, end]. */
@@ -60,9 +71,20 @@ export class SimCluster implements Backend {
       if (next.every === undefined) this.timers.splice(this.timers.indexOf(next), 1);
       else next.due += next.every;
       next.fn();
+      this.notifyFeeds();
     }
     this.now = Math.max(this.now, to);
+    this.notifyFeeds();
   }
+
+  /** Wakes every followed feed to look again (time passed, a defragment started). */
+  private notifyFeeds(): void {
+    const subscribers = [...this.subscribers];
+    this.subscribers.clear();
+    for (const s of subscribers) s();
+  }
+
+  private readonly subscribers = new Set<() => void>();
 
   private addTimer(ms: number, fn: () => void, every?: number): () => void {
     const timer = { id: this.nextTimer++, due: this.now + ms, fn, ...(every !== undefined ? { every } : {}) };
@@ -83,7 +105,8 @@ export class SimCluster implements Backend {
     sleep: async (ms: number, signal?: AbortSignal): Promise<void> => {
       signal?.throwIfAborted();
       this.advanceTo(this.now + ms);
-      await Promise.resolve();
+      // Let every feed take in what changed meanwhile, as a real stream would have delivered it.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     },
     every: (ms, fn) => this.addTimer(ms, fn, ms),
     after: (ms, fn) => this.addTimer(ms, fn),
@@ -117,11 +140,24 @@ export class SimCluster implements Backend {
     );
   }
 
-  status(node: string): Promise<MemberStatus> {
+  async status(node: string): Promise<MemberStatus> {
     this.calls.push(`EtcdStatus ${node}`);
     const m = this.member(node);
+    // etcd answers no Status while the member defragments (measured on 3.4 to 3.7).
+    const busy = this.windows.filter((w) => w[0] === node && w[1] <= this.now && this.now < w[2]);
+    const end = Math.max(0, ...busy.map((w) => w[2]));
+    if (busy.length > 0) {
+      if (end - this.now > this.callTimeoutMs) {
+        this.advanceTo(this.now + this.callTimeoutMs);
+        await Promise.resolve();
+        throw new DefragError("timeout", "EtcdStatus did not answer in time", { node });
+      }
+      this.advanceTo(end);
+      // The feeds take in the end (etcd logs it as the member answers again).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     this.settle(m);
-    return Promise.resolve({
+    return {
       memberId: m.id,
       leaderId: this.leader,
       dbSize: m.dbSize,
@@ -133,7 +169,7 @@ export class SimCluster implements Backend {
       protocolVersion: m.version ?? "3.6.16",
       storageVersion: "3.6.0",
       errors: [],
-    });
+    };
   }
 
   alarms(): Promise<MemberAlarm[]> {
@@ -149,6 +185,7 @@ export class SimCluster implements Backend {
     this.busyUntil.set(node, end);
     this.pending.set(node, end);
     this.windows.push([node, start, end]);
+    this.notifyFeeds();
     await Promise.resolve();
     const deadline = this.now + opts.timeoutMs;
     this.advanceTo(Math.min(end, deadline), opts.signal);
@@ -165,25 +202,74 @@ export class SimCluster implements Backend {
     this.pending.set(node, start + durationMs);
     this.windows.push([node, start, start + durationMs]);
     this.externalBy.set(node, by);
+    this.notifyFeeds();
   }
 
   private readonly externalBy = new Map<string, "call" | "start-up">();
   /** Nodes whose log cannot be read. */
   unreadableLogs = new Set<string>();
 
-  /** etcd's log as the simulation knows it: every window on the node, finished or running. */
-  defragActivity(node: string): Promise<DefragActivity> {
-    this.calls.push(`Logs ${node}`);
-    if (this.unreadableLogs.has(node))
-      return Promise.reject(new DefragError("permission", "Logs was denied", { node }));
+  /** Nodes whose log may not be read (a role without Logs): their feed is refused. */
+  deniedLogs = new Set<string>();
+  /** Nodes whose log stream is broken: a feed breaks, and cannot open, while the node is here. */
+  brokenLogs = new Set<string>();
+  /**
+   * Nodes whose log, read back when a feed opens, shows no marker: a defragment running then
+   * shows only through the member's Status, which does not answer until it ends.
+   */
+  unanchoredTails = new Set<string>();
+
+  /** etcd's log as the simulation knows it: every window on the node that has started. */
+  private activityOf(node: string, hide: boolean): DefragActivity {
     this.settle(this.member(node));
-    const mine = this.windows.filter((w) => w[0] === node);
-    const running = mine.find((w) => w[1] <= this.now && this.now < w[2]);
-    return Promise.resolve({
+    const mine = this.windows.filter((w) => w[0] === node && w[1] <= this.now);
+    const running = mine.find((w) => this.now < w[2]);
+    return {
       inProgress:
-        running === undefined ? undefined : { since: running[1], by: this.externalBy.get(node) ?? "call" },
+        running === undefined || hide
+          ? undefined
+          : { since: running[1], by: this.externalBy.get(node) ?? "call" },
       finished: mine.filter((w) => w[2] <= this.now).map((w) => ({ end: w[2], tookMs: w[2] - w[1] })),
-    });
+    };
+  }
+
+  async *followDefrags(node: string, signal: AbortSignal): AsyncGenerator<DefragFeedUpdate> {
+    this.calls.push(`Logs ${node}`);
+    await Promise.resolve();
+    if (this.deniedLogs.has(node)) throw new DefragError("permission", "Logs was denied", { node });
+    // A window already running when the feed opens stays hidden while its start is out of the tail.
+    const hidden = this.unanchoredTails.has(node)
+      ? this.windows.find((w) => w[0] === node && w[1] <= this.now && this.now < w[2])
+      : undefined;
+    let last = "";
+    for (;;) {
+      if (signal.aborted) return;
+      if (this.brokenLogs.has(node))
+        throw new DefragError("unreachable", "Logs via sim: the connection broke during the call", { node });
+      const hide = hidden !== undefined && this.now < hidden[2];
+      const activity = this.activityOf(node, hide);
+      const anchored =
+        hidden === undefined ? !this.unanchoredTails.has(node) || activity.finished.length > 0 : !hide;
+      const key = JSON.stringify({ activity, anchored });
+      if (key !== last) {
+        last = key;
+        yield { activity, anchored };
+      }
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          signal.removeEventListener("abort", wake);
+          resolve();
+        };
+        this.subscribers.add(wake);
+        signal.addEventListener("abort", wake, { once: true });
+      });
+    }
+  }
+
+  /** Breaks every open feed of `node` now (and until `brokenLogs` no longer holds it). */
+  breakLog(node: string): void {
+    this.brokenLogs.add(node);
+    this.notifyFeeds();
   }
 
   /** Nodes whose snapshot fails halfway (after some bytes were written). */
@@ -231,10 +317,6 @@ export class SimCluster implements Backend {
 
   permissions(): Promise<Permissions> {
     return Promise.resolve({ defragment: this.defragmentPermission, moveLeadership: this.moveLeadership });
-  }
-
-  inspectHint(node: string): string {
-    return `sim status ${node}`;
   }
 
   close(): void {

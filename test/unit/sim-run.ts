@@ -1,7 +1,8 @@
 // The run's options and a reporter that records, for the tests that drive runDefrag on the simulation.
 
 import { compileRule } from "../../src/core/rule.js";
-import type { RunOptions, RunReporter } from "../../src/run/types.js";
+import type { RunReporter } from "../../src/core/ports.js";
+import type { RunOptions } from "../../src/run/types.js";
 
 /** Three nodes, a rule that is always true, no leader moves, a 1 s pause; `over` changes any of it. */
 export function simOptions(over: Partial<RunOptions> = {}): RunOptions {

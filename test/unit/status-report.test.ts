@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { affectedMembers } from "../../src/core/gates.js";
 import { statusJson, statusTable } from "../../src/report/status.js";
 import { m1, view } from "./fixtures.js";
+import { TALOS_WORDS } from "../../src/talos/words.js";
 
 const cluster = view([
   m1,
@@ -38,11 +39,11 @@ describe("status: etcd versions", () => {
 
   it("one warning per affected member, naming it", () => {
     assert.deepEqual(
-      affectedMembers(cluster).map((a) => [a.node, a.version]),
+      affectedMembers(cluster, TALOS_WORDS.fixedEtcd).map((a) => [a.node, a.version]),
       [["10.0.0.2", "3.6.4"]],
     );
     assert.match(
-      affectedMembers(cluster)[0]?.warning ?? "",
+      affectedMembers(cluster, TALOS_WORDS.fixedEtcd)[0]?.warning ?? "",
       /^member cp-2 \(0000000000000002\) on 10\.0\.0\.2 runs etcd 3\.6\.4, which can corrupt its data .*Talos 1\.11\.3 and later/,
     );
   });

@@ -43,7 +43,30 @@ class FakeTalos implements TalosCalls {
   log = "";
   etcdLog(node: string, tailLines: number) {
     this.calls.push(`Logs ${node} tail ${tailLines}`);
-    return Promise.resolve(this.log);
+    return Promise.resolve(
+      this.log
+        .split("\n")
+        .slice(-tailLines - 1)
+        .join("\n"),
+    );
+  }
+  /** The followed log: `log` in chunks of 7 bytes (chunks do not follow lines), then nothing until aborted. */
+  async followEtcdLog(
+    node: string,
+    tailLines: number,
+    onBytes: (b: Uint8Array) => void,
+    signal: AbortSignal,
+  ) {
+    this.calls.push(`Logs ${node} tail ${tailLines} follow`);
+    const bytes = new TextEncoder().encode(this.log);
+    for (let i = 0; i < bytes.length; i += 7) {
+      await Promise.resolve();
+      onBytes(bytes.subarray(i, i + 7));
+    }
+    await new Promise((resolve) => {
+      signal.addEventListener("abort", resolve, { once: true });
+    });
+    throw new DefragError("aborted", "Logs was cancelled", { node });
   }
   async etcdSnapshot(node: string, write: (chunk: Uint8Array) => Promise<void>) {
     this.calls.push(`EtcdSnapshot ${node}`);
@@ -153,14 +176,32 @@ describe("TalosBackend", () => {
     assert.equal(talos.calls.at(-1), "EtcdAlarmDisarm 10.0.0.1");
   });
 
-  it("reads a defragment in progress from the tail of the node's etcd log, split into lines", async () => {
+  it("follows the node's etcd log: the state once the line that was last when it opened has come through", async () => {
     const talos = new FakeTalos();
     talos.log =
       '{"level":"info","ts":"2026-11-27T13:00:01.000000Z","msg":"starting defragment"}\n' +
       '{"level":"info","ts":"2026-11-27T13:00:01.000100Z","msg":"defragmenting"}\n';
-    const activity = await new TalosBackend(talos, { roles: [], nodes: [] }).defragActivity("10.0.0.2");
-    assert.deepEqual(activity.inProgress, { since: Date.parse("2026-11-27T13:00:01Z"), by: "call" });
-    assert.deepEqual(talos.calls, ["Logs 10.0.0.2 tail 500"]);
+    const stop = new AbortController();
+    const feed = new TalosBackend(talos, { roles: [], nodes: [] }).followDefrags("10.0.0.2", stop.signal);
+    const first = await feed[Symbol.asyncIterator]().next();
+    assert.ok(first.done !== true);
+    assert.deepEqual(first.value.activity.inProgress, {
+      since: Date.parse("2026-11-27T13:00:01Z"),
+      by: "call",
+    });
+    assert.equal(first.value.anchored, true);
+    assert.deepEqual(talos.calls.sort(), ["Logs 10.0.0.2 tail 1", "Logs 10.0.0.2 tail 500 follow"]);
+    stop.abort();
+  });
+
+  it("a tail with no marker at all is not anchored: a defragment may be running unseen", async () => {
+    const talos = new FakeTalos();
+    talos.log = '{"level":"warn","ts":"2026-11-27T13:00:01.000000Z","msg":"apply request took too long"}\n';
+    const stop = new AbortController();
+    const feed = new TalosBackend(talos, { roles: [], nodes: [] }).followDefrags("10.0.0.2", stop.signal);
+    const first = await feed[Symbol.asyncIterator]().next();
+    assert.deepEqual(first.value, { activity: { inProgress: undefined, finished: [] }, anchored: false });
+    stop.abort();
   });
 
   it("turns the certificate's roles into permissions, with what is missing", async () => {

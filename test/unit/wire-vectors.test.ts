@@ -24,6 +24,7 @@ import { GetResponseSchema } from "../../src/talos/gen/cosi/state_pb.js";
 import { SpecSpecSchema } from "../../src/talos/gen/resource/etcd_pb.js";
 import { memberConfigFromFlags, startupDefragReport } from "../../src/core/member-config.js";
 import { MiB } from "../harness/units.js";
+import { TALOS_WORDS } from "../../src/talos/words.js";
 
 interface Vector {
   name: string;
@@ -204,9 +205,9 @@ describe("Talos wire vectors", () => {
       "bootstrap-defrag-threshold-megabytes": ["100"],
       "listen-metrics-urls": ["http://0.0.0.0:2381"],
     });
-    const config = memberConfigFromFlags(args, "10.32.8.80");
+    const config = memberConfigFromFlags(args, "10.32.8.80", TALOS_WORDS.configWhere);
     assert.equal(config.quotaBytes, 8 * 1024 * MiB);
-    const startup = startupDefragReport(config.startupDefrag, "3.6.5", "10.32.8.80");
+    const startup = startupDefragReport(config.startupDefrag, "3.6.5", "10.32.8.80", TALOS_WORDS.configWhere);
     assert.deepEqual(startup, {
       configured: true,
       thresholdMegabytes: 100,
@@ -224,8 +225,11 @@ describe("Talos wire vectors", () => {
       "quota-backend-bytes": ["4294967296"],
       "experimental-bootstrap-defrag-threshold-megabytes": ["100"],
     });
-    const config = memberConfigFromFlags(args, "10.32.8.80");
+    const config = memberConfigFromFlags(args, "10.32.8.80", TALOS_WORDS.configWhere);
     assert.equal(config.quotaBytes, 4 * 1024 * MiB);
-    assert.equal(startupDefragReport(config.startupDefrag, "3.5.21", "10.32.8.80").configured, true);
+    assert.equal(
+      startupDefragReport(config.startupDefrag, "3.5.21", "10.32.8.80", TALOS_WORDS.configWhere).configured,
+      true,
+    );
   });
 });

@@ -1,0 +1,103 @@
+// The run's one view of the cluster, and the one owner of every reading of it: the member list,
+// statuses and alarms (each view with the time it was read), every member's defragment feed
+// (followed for the whole run: src/run/feeds.ts), and each member's configuration and quota
+// (read once, resolved in one place: core/quota.ts). The steps ask it questions; nothing else
+// keeps a reading from one step to the next.
+//
+// The freshness rule, the only one: a view serves a decision while it is younger than FRESH_MS,
+// else it is read again. The feeds are live (they are as fresh as etcd's log) and unknown when
+// they are not. A configuration serves the whole run: etcd reads its flags only when it starts.
+
+import type { Backend } from "../core/backend.js";
+import type { ClusterView } from "../core/model.js";
+import type { Clock } from "../core/ports.js";
+import type { MemberConfigs } from "../core/quota.js";
+import { raised, type RaisedAlarm } from "../core/result.js";
+import { DefragFeeds } from "./feeds.js";
+import { readMemberConfigs } from "./member-config.js";
+import { observeCluster } from "./observe.js";
+
+/** How long a view of the statuses and alarms may serve a decision. */
+export const FRESH_MS = 1000;
+
+export class LiveCluster {
+  readonly nodes: readonly string[];
+  private last: { view: ClusterView; at: number };
+
+  private constructor(
+    private readonly backend: Backend,
+    private readonly clock: Clock,
+    /** The first view, as read when the run started. */
+    readonly first: ClusterView,
+    at: number,
+    readonly feeds: DefragFeeds,
+    readonly configs: MemberConfigs,
+  ) {
+    this.nodes = first.nodes.map((n) => n.node);
+    this.last = { view: first, at };
+  }
+
+  /**
+   * The first reading: the member list, the alarms and the statuses at once; as soon as the nodes
+   * are known, their feeds open and their configurations are read beside the statuses. Rejects as
+   * observeCluster does (nothing is left open then).
+   */
+  static async open(
+    backend: Backend,
+    clock: Clock,
+    opts: { nodes: readonly string[]; quotaBytes: number | undefined; signal: AbortSignal },
+  ): Promise<LiveCluster> {
+    let feeds: DefragFeeds | undefined;
+    let configs: Promise<MemberConfigs> | undefined;
+    const at = clock.now();
+    try {
+      const first = await observeCluster(backend, {
+        nodes: opts.nodes,
+        signal: opts.signal,
+        onNodes: (nodes) => {
+          feeds = new DefragFeeds(backend, clock, nodes);
+          feeds.start();
+          configs = readMemberConfigs(backend, nodes, opts);
+          // Awaited below; until then a rejection (a bug, a stop) must not count as unhandled.
+          configs.catch(() => undefined);
+        },
+      });
+      if (feeds === undefined || configs === undefined) throw new Error("the nodes were never known");
+      return new LiveCluster(backend, clock, first, at, feeds, await configs);
+    } catch (err) {
+      await feeds?.close();
+      throw err;
+    }
+  }
+
+  /** A view to decide on: the last one while it is fresh (FRESH_MS), else a new reading. */
+  view(): Promise<ClusterView> {
+    return this.clock.now() - this.last.at < FRESH_MS ? Promise.resolve(this.last.view) : this.read();
+  }
+
+  /** A new reading, now (to watch something change: health, leadership, catching up). */
+  async read(): Promise<ClusterView> {
+    const at = this.clock.now();
+    const view = await observeCluster(this.backend, { nodes: this.nodes });
+    this.last = { view, at };
+    // A member that answered a Status is not defragmenting (the feeds' second signal).
+    for (const n of view.nodes) if (n.ok) this.feeds.statusAnswered(n.node, at);
+    return view;
+  }
+
+  /** The alarms raised as last read, for the result. */
+  alarmsRaised(): RaisedAlarm[] {
+    return this.last.view.alarms.map(raised);
+  }
+
+  /** The quota that applies to `node` (core/quota.ts). */
+  quota(node: string): number {
+    const q = this.configs.quotas.byNode.get(node);
+    if (q === undefined) throw new Error(`no quota was resolved for ${node}`);
+    return q.bytes;
+  }
+
+  close(): Promise<void> {
+    return this.feeds.close();
+  }
+}
