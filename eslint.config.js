@@ -59,6 +59,37 @@ export default tseslint.config(
     },
   },
   {
+    // The adapters implement the shared contract in core/ (ports, result, Backend); they never
+    // reach into the run (README, Design).
+    files: [
+      "src/report/**/*.ts",
+      "src/k8s/**/*.ts",
+      "src/snapshot/**/*.ts",
+      "src/talos/**/*.ts",
+      "src/config/**/*.ts",
+    ],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/run/**"],
+              message: "adapters import the contract from core/ (ports.ts, result.ts, backend.ts), not run/.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The run reads as its steps: no step grows past what a reader holds at once (issue 19).
+    files: ["src/run/**/*.ts"],
+    rules: {
+      "max-lines-per-function": ["error", { max: 90, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
     files: ["src/core/**/*.ts"],
     rules: {
       "no-restricted-imports": [
