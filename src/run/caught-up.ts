@@ -13,7 +13,7 @@ import type { PlanItem } from "../core/plan.js";
 import { formatDuration } from "../core/units.js";
 import type { RunStop } from "../core/result.js";
 import type { RunContext } from "./types.js";
-import { pollUntil } from "./wait.js";
+import { FIRST_POLL_MS, pollUntil } from "./wait.js";
 
 /**
  * Undefined when the member's etcd is not affected; else its fresh status once caught up
@@ -29,7 +29,7 @@ export async function whenCaughtUp(
   const { reporter, opts, clock } = ctx;
   const caught = await pollUntil(
     clock,
-    { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
+    { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs, firstIntervalMs: FIRST_POLL_MS },
     async () => caughtUpWithLeader(await ctx.live.read(), item.node),
   );
   if (!("value" in caught)) {

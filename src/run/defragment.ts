@@ -12,7 +12,7 @@ import { callDefragment, proofBudgetMs, waitFinished } from "./in-doubt.js";
 import type { MemberOutcome, Prepared } from "./member.js";
 import { lastFinishedEnd } from "./quiet.js";
 import type { RunContext } from "./types.js";
-import { pollUntil } from "./wait.js";
+import { FIRST_POLL_MS, pollUntil } from "./wait.js";
 
 /** How long the end of a defragment may take to come through the member's feed after its call returned. */
 const END_LINE_MS = 2000;
@@ -97,7 +97,7 @@ async function healthyAgain(
   const durationMs = clock.now() - d.started;
   const healthy = await pollUntil(
     clock,
-    { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
+    { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs, firstIntervalMs: FIRST_POLL_MS },
     async () => memberHealthy(await live.read(), item.node, opts.maxAppliedLag),
   );
   const blockedMs = await blockedTime(ctx, item.node, d.lastEnd);

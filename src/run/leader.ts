@@ -9,7 +9,7 @@ import { isLeader, type MemberStatus } from "../core/model.js";
 import type { PlanItem } from "../core/plan.js";
 import { formatDuration } from "../core/units.js";
 import type { RunContext } from "./types.js";
-import { pollUntil } from "./wait.js";
+import { FIRST_POLL_MS, pollUntil } from "./wait.js";
 
 export type LeaderOutcome =
   | { moved: true; to: string; status: MemberStatus }
@@ -61,7 +61,7 @@ export class LeaderMoves {
     }
     const confirmed = await pollUntil(
       this.ctx.clock,
-      { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs },
+      { timeoutMs: opts.healthTimeoutMs, intervalMs: opts.pollIntervalMs, firstIntervalMs: FIRST_POLL_MS },
       async () => {
         const v = await this.ctx.live.read();
         const n = v.nodes.find((x) => x.node === item.node);
