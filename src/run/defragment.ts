@@ -29,6 +29,22 @@ export async function defragmentNow(ctx: RunContext, item: PlanItem, p: Prepared
     dbSizeInUse: before.dbSizeInUse,
   });
   const started = clock.now();
+  live.feeds.ours(item.node, true);
+  try {
+    return await callAndProve(ctx, item, p, { before, lastEnd, started });
+  } finally {
+    live.feeds.ours(item.node, false);
+  }
+}
+
+/** The call, and proof that it finished when it did not succeed; then the member healthy again. */
+async function callAndProve(
+  ctx: RunContext,
+  item: PlanItem,
+  p: Prepared,
+  { before, lastEnd, started }: { before: Sizes; lastEnd: number; started: number },
+): Promise<MemberOutcome> {
+  const { reporter, clock } = ctx;
   const outcome = await callDefragment(ctx, item.node);
   let after: MemberStatus | undefined;
   if (outcome.error !== undefined) {

@@ -47,11 +47,19 @@ export class DefragFeeds {
   private waiters: (() => void)[] = [];
   private readonly stop = new AbortController();
   private readonly running: Promise<void>[] = [];
+  /** Members this run is defragmenting now: a defragment starting there is its own. */
+  private readonly mine = new Set<string>();
 
   constructor(
     private readonly backend: Backend,
     private readonly clock: Clock,
     readonly nodes: readonly string[],
+    /** Told as soon as a feed shows a defragment starting that this run did not start. */
+    private readonly onOthers: (
+      node: string,
+      by: "call" | "start-up",
+      since: number | undefined,
+    ) => void = () => undefined,
   ) {
     for (const node of nodes) this.states.set(node, { kind: "opening" });
   }
@@ -77,6 +85,9 @@ export class DefragFeeds {
         for await (const u of this.backend.followDefrags(node, signal)) {
           const was = this.states.get(node);
           const live = was?.kind === "live" ? was : undefined;
+          const started = u.activity.inProgress;
+          if (live !== undefined && live.activity.inProgress === undefined && started && !this.mine.has(node))
+            this.onOthers(node, started.by, started.since);
           this.set(node, {
             kind: "live",
             activity: u.activity,
@@ -115,6 +126,12 @@ export class DefragFeeds {
         await this.clock.sleep(REOPEN_MS, signal).catch(() => undefined);
       }
     }
+  }
+
+  /** Whether this run is defragmenting `node` now (its own defragment is not someone else's). */
+  ours(node: string, defragmenting: boolean): void {
+    if (defragmenting) this.mine.add(node);
+    else this.mine.delete(node);
   }
 
   /** A Status call to `node`, sent at `sentAt`, was answered (the run's own readings count too). */

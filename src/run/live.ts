@@ -45,7 +45,13 @@ export class LiveCluster {
   static async open(
     backend: Backend,
     clock: Clock,
-    opts: { nodes: readonly string[]; quotaBytes: number | undefined; signal: AbortSignal },
+    opts: {
+      nodes: readonly string[];
+      quotaBytes: number | undefined;
+      signal: AbortSignal;
+      /** Someone else's defragment began on `node`, as its feed showed it. */
+      onOthers?: (node: string, by: "call" | "start-up", since: number | undefined) => void;
+    },
   ): Promise<LiveCluster> {
     let feeds: DefragFeeds | undefined;
     let configs: Promise<MemberConfigs> | undefined;
@@ -55,7 +61,7 @@ export class LiveCluster {
         nodes: opts.nodes,
         signal: opts.signal,
         onNodes: (nodes) => {
-          feeds = new DefragFeeds(backend, clock, nodes);
+          feeds = new DefragFeeds(backend, clock, nodes, opts.onOthers);
           feeds.start();
           configs = readMemberConfigs(backend, nodes, opts);
           // Awaited below; until then a rejection (a bug, a stop) must not count as unhandled.

@@ -30,6 +30,13 @@ export async function runDefrag(backend: Backend, opts: RunOptions, deps: RunDep
     nodes: opts.nodes,
     quotaBytes: opts.quotaBytes,
     signal: deps.signal,
+    onOthers: (node, by, since) => {
+      // Said the moment the feed shows it, with etcd's own time, so the delay can be read off the log.
+      deps.reporter.warn(
+        `${node}: ${by === "start-up" ? "etcd's start-up defragment" : "a defragment not started by this run"} began; no member is started until it ends`,
+        { node, ...(since !== undefined ? { etcdLoggedAt: new Date(since).toISOString() } : {}) },
+      );
+    },
   });
   const gateOpts = {
     allowDowntime: opts.allowDowntime,

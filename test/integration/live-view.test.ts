@@ -128,6 +128,11 @@ describe("the live view of etcd's logs", () => {
       });
       assert.equal(held, other, "the other defragment was caught in progress");
       const node = h.nodes[other]!;
+      await waitFor("the run to say it saw the other defragment begin", () =>
+        run.stderr().includes(`"msg":"${node}: a defragment not started by this run began`)
+          ? true
+          : undefined,
+      );
       await waitFor("the run to say it waits", () =>
         run
           .stderr()

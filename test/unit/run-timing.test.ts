@@ -748,6 +748,12 @@ describe("following etcd's logs", () => {
         /a defragment is already in progress on 10\.0\.0\.1 .*before starting 10\.0\.0\.3/.test(l),
       ),
     );
+    // Said when the feed showed it (during the pause), not only when the next member was due.
+    const said = lines.indexOf(
+      "10.0.0.1: a defragment not started by this run began; no member is started until it ends",
+    );
+    const due = lines.findIndex((l) => /already in progress on 10\.0\.0\.1/.test(l));
+    assert.ok(said >= 0 && said < due, lines.join("\n"));
   });
 
   it("a member defragmenting while its log tail holds no start line is not quiet until its status answers", async () => {
