@@ -3,6 +3,8 @@
 // failover to the next endpoint when one cannot be reached, and a deadline on
 // every call except EtcdDefragment.
 
+import type { CallOptions, Client } from "@connectrpc/connect";
+
 import type { Config } from "../config/config.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
 import type { AlarmName, MemberAlarm } from "../core/model.js";
@@ -11,6 +13,7 @@ import { ETCD_SPEC, extraArgsOf } from "./etcd-spec.js";
 import { ContainerDriver, type Metadata } from "./gen/common/common_pb.js";
 import {
   EtcdMemberAlarm_AlarmType,
+  type MachineService,
   type EtcdMember,
   type EtcdMemberAlarm,
   type EtcdMemberStatus,
@@ -104,19 +107,7 @@ export class TalosClient {
   async etcdLog(node: string, tailLines: number, signal?: AbortSignal): Promise<string> {
     return this.pool.invoke("Logs", node, signal, async (c, o) => {
       const chunks: Uint8Array[] = [];
-      const request = {
-        namespace: "system",
-        id: "etcd",
-        driver: ContainerDriver.CONTAINERD,
-        follow: false,
-        tailLines,
-      };
-      for await (const data of c.logs(request, o)) {
-        if (data.metadata !== undefined && data.metadata.error !== "") {
-          throw new DefragError("etcd", `the etcd log could not be read: ${data.metadata.error}`, { node });
-        }
-        chunks.push(data.bytes);
-      }
+      await streamEtcdLog(c, o, node, { follow: false, tailLines }, (bytes) => chunks.push(bytes));
       return Buffer.concat(chunks).toString("utf8");
     });
   }
@@ -138,19 +129,7 @@ export class TalosClient {
       node,
       signal,
       async (c, o) => {
-        const request = {
-          namespace: "system",
-          id: "etcd",
-          driver: ContainerDriver.CONTAINERD,
-          follow: true,
-          tailLines,
-        };
-        for await (const data of c.logs(request, o)) {
-          if (data.metadata !== undefined && data.metadata.error !== "") {
-            throw new DefragError("etcd", `the etcd log could not be read: ${data.metadata.error}`, { node });
-          }
-          onBytes(data.bytes);
-        }
+        await streamEtcdLog(c, o, node, { follow: true, tailLines }, onBytes);
         throw new DefragError("unreachable", "the etcd log stream ended", { node });
       },
       "none",
@@ -229,4 +208,20 @@ export class TalosClient {
 function toAlarm(a: EtcdMemberAlarm): MemberAlarm {
   const name = EtcdMemberAlarm_AlarmType[a.alarm] as AlarmName | undefined;
   return { memberId: a.memberId, alarm: name ?? "NONE" };
+}
+
+/** One Logs stream of the etcd service, each chunk to `onBytes`; an error machined reports in a chunk rejects. */
+async function streamEtcdLog(
+  c: Client<typeof MachineService>,
+  o: CallOptions,
+  node: string,
+  opts: { follow: boolean; tailLines: number },
+  onBytes: (bytes: Uint8Array) => void,
+): Promise<void> {
+  const request = { namespace: "system", id: "etcd", driver: ContainerDriver.CONTAINERD, ...opts };
+  for await (const data of c.logs(request, o)) {
+    if (data.metadata !== undefined && data.metadata.error !== "")
+      throw new DefragError("etcd", `the etcd log could not be read: ${data.metadata.error}`, { node });
+    onBytes(data.bytes);
+  }
 }
