@@ -36,18 +36,23 @@ export async function untilQuiet(ctx: RunContext, before: string): Promise<RunSt
   const started = clock.now();
   let notQuiet: NotQuiet[] = [];
   const told = new Set<string>();
+  /** Each defragment in progress is said once, when first seen. */
+  const tellNew = (): void => {
+    for (const k of notQuiet) {
+      if (k.kind !== "busy" || told.has(k.node)) continue;
+      told.add(k.node);
+      reporter.warn(
+        opts.dryRun
+          ? `a defragment is in progress on ${describe(k, clock.now())}: a real run would wait for it first`
+          : `a defragment is already in progress on ${describe(k, clock.now())}; waiting up to ${formatDuration(opts.maxWaitMs)} before starting ${before}, and no member is started meanwhile`,
+        { node: k.node },
+      );
+    }
+  };
+  /** Looks at every feed again: done when all are quiet (a dry run: all can tell), or one never can. */
   const settled = (): boolean => {
     notQuiet = feeds.all().filter((k): k is NotQuiet => k.kind !== "quiet");
-    for (const k of notQuiet)
-      if (k.kind === "busy" && !told.has(k.node)) {
-        told.add(k.node);
-        reporter.warn(
-          opts.dryRun
-            ? `a defragment is in progress on ${describe(k, clock.now())}: a real run would wait for it first`
-            : `a defragment is already in progress on ${describe(k, clock.now())}; waiting up to ${formatDuration(opts.maxWaitMs)} before starting ${before}, and no member is started meanwhile`,
-          { node: k.node },
-        );
-      }
+    tellNew();
     const waiting = notQuiet.filter((k) => k.kind === "unknown" || !opts.dryRun);
     return waiting.length === 0 || notQuiet.some((k) => k.kind === "unknown" && k.permanent);
   };
