@@ -97,6 +97,11 @@ export function duration(opts: { allowZero?: boolean } = {}): OptionType<number>
     kind: "duration",
     parse: (value, source) => {
       const ms = parseDuration(value);
+      if (ms === undefined && /^\s*\d+(\.\d+)?\s*$/.test(value))
+        throw configError(
+          `${source} "${value}" has no unit: it could be seconds or minutes`,
+          `write e.g. ${value.trim()}s or ${value.trim()}m`,
+        );
       if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
         throw configError(
           `${source} "${value}" is not a ${allowZero ? "duration" : "positive duration"}`,

@@ -27,15 +27,23 @@ export function endpointAddress(e: Pick<Endpoint, "host" | "port">): string {
 export function parseEndpoint(raw: string, field: string): Endpoint {
   const text = raw.trim();
   if (text === "") throw configError(`${field} contains an empty endpoint`);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text)?.[1];
+  if (scheme !== undefined) {
+    if (scheme.toLowerCase() !== "https")
+      throw configError(
+        `${field}: "${raw}" is a ${scheme}:// URL, but the Talos API is gRPC over TLS`,
+        "write host, host:port or https://host[:port] (the Talos API listens on port 50000)",
+      );
     let url: URL;
     try {
       url = new URL(text);
     } catch {
       throw configError(`${field}: "${raw}" is not a valid URL`);
     }
+    if (url.pathname !== "/" || url.search !== "" || url.username !== "")
+      throw configError(`${field}: "${raw}" has more than a host and a port`, "write https://host[:port]");
     const host = url.hostname.replace(/^\[|\]$/g, "");
-    return { host, port: url.port === "" ? 443 : Number(url.port), raw: text };
+    return { host: checkHost(host, raw, field), port: url.port === "" ? 443 : Number(url.port), raw: text };
   }
   if (isIP(text) === 6) return { host: text, port: TALOS_API_PORT, raw: text };
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
@@ -46,7 +54,28 @@ export function parseEndpoint(raw: string, field: string): Endpoint {
   }
   const hostPort = /^([^:\s/]+)(?::(\d+))?$/.exec(text);
   if (!hostPort) throw configError(`${field}: "${raw}" is not a host, host:port or URL`);
-  return { host: hostPort[1] ?? "", port: portOf(hostPort[2], raw, field), raw: text };
+  return { host: checkHost(hostPort[1] ?? "", raw, field), port: portOf(hostPort[2], raw, field), raw: text };
+}
+
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens, its last label not all digits. */
+const HOST_NAME =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * An IP address or a host name, else a configuration error naming where it came from: "10.0.0.999"
+ * looks like an IPv4 address but is none, and would otherwise fail only when dialled.
+ */
+function checkHost(host: string, raw: string, field: string): string {
+  if (isIP(host) !== 0) return host;
+  if (/^[\d.]+$/.test(host))
+    throw configError(
+      `${field}: "${raw}" is not a valid IPv4 address`,
+      "each of its four numbers is 0 to 255",
+    );
+  const last = host.replace(/\.$/, "").split(".").at(-1) ?? "";
+  if (!HOST_NAME.test(host) || /^\d+$/.test(last))
+    throw configError(`${field}: "${raw}" is neither an IP address nor a host name`);
+  return host;
 }
 
 function portOf(text: string | undefined, raw: string, field: string): number {
@@ -68,7 +97,7 @@ export function parseNode(raw: string, field: string): string {
       "nodes are IP addresses or host names without a port",
     );
   }
-  return text;
+  return checkHost(text, raw, field);
 }
 
 /**

@@ -49,10 +49,13 @@ export function parseBytes(text: string): number | undefined {
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Go-style durations as in talosctl and etcd flags: "15m", "90s", "1h30m", "250ms"; a bare number is seconds. */
+/**
+ * Go-style durations as in talosctl and etcd flags: "15m", "90s", "1h30m", "250ms". As in Go, a bare
+ * number is no duration (is "10" seconds or minutes?), but for "0".
+ */
 export function parseDuration(text: string): number | undefined {
   const trimmed = text.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  if (/^0+(\.0+)?$/.test(trimmed)) return 0;
   const part = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
   let consumed = 0;

@@ -185,6 +185,12 @@ describe("Helm chart", () => {
     assert.equal(c.volumeMounts, undefined);
   });
 
+  it("endpoints in every form the tool takes pass the schema", () => {
+    const endpoints = ["10.0.0.11", "cp1.lan:50000", "https://[fd00::2]:50000", "fd00::3", "talos.default"];
+    const c = podSpec(find(render({ auth: { mode: "secret", endpoints } }), "CronJob")).containers[0]!;
+    assert.equal(c.env.find((e) => e.name === "TALOS_ENDPOINTS")?.value, endpoints.join(","));
+  });
+
   it("externalSecret mode: an ExternalSecret from the ClusterSecretStore fills that Secret", () => {
     const objects = render({ auth: { mode: "externalSecret", endpoints: ["10.0.0.11"] } });
     for (const o of objects) validateObject(o);
@@ -574,6 +580,16 @@ describe("Helm chart", () => {
         /\/auth\/externalSecret\/apiVersion.*value must be one of 'external-secrets.io\/v1', 'external-secrets.io\/v1beta1'/,
       ],
       [{ auth: { mode: "secret" } }, /auth\.endpoints is required with auth\.mode=secret/],
+      // An endpoint is an IP address or a host name (optionally with a port, or https://host[:port]).
+      [
+        { auth: { mode: "secret", endpoints: ["10.0.0.999"] } },
+        /\/auth\/endpoints\/0.*does not match pattern/,
+      ],
+      [
+        { auth: { mode: "secret", endpoints: ["http://1.2.3.4"] } },
+        /\/auth\/endpoints\/0.*does not match pattern/,
+      ],
+      [{ defrag: { nodes: ["10.0.0.1", "cp_2"] } }, /\/defrag\/nodes\/1.*does not match pattern/],
       [
         { metrics: { pushgatewayUrl: "pushgateway:9091" } },
         /\/metrics\/pushgatewayUrl.*does not match pattern/,

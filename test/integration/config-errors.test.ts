@@ -101,6 +101,47 @@ describe("configuration errors: exit 2, no call", () => {
     );
   });
 
+  it("an address that is not one, wherever it comes from: named with its source when the configuration is read", async () => {
+    const path = talosconfig("good-for-addresses", { endpoints, ...good });
+    const bad = talosconfig("bad-endpoint", { endpoints: ["10.0.0.999"], ...good });
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [
+        ["-e", "10.0.0.999"],
+        { TALOSCONFIG: path },
+        /--endpoints: "10\.0\.0\.999" is not a valid IPv4 address/,
+      ],
+      [
+        ["-e", "http://1.2.3.4"],
+        { TALOSCONFIG: path },
+        /"http:\/\/1\.2\.3\.4" is a http:\/\/ URL, but the Talos API is gRPC over TLS/,
+      ],
+      [["-n", "10.0.0.999"], { TALOSCONFIG: path }, /"10\.0\.0\.999" is not a valid IPv4 address/],
+      [
+        [],
+        { TALOSCONFIG: path, TALOS_NODES: "10.0.0.999" },
+        /TALOS_NODES: "10\.0\.0\.999" is not a valid IPv4 address/,
+      ],
+      [
+        [],
+        { TALOSCONFIG: bad },
+        /contexts\.prod\.endpoints\[0\]: "10\.0\.0\.999" is not a valid IPv4 address/,
+      ],
+    ];
+    for (const [args, env, message] of cases) await expectConfigError(args, env, message);
+  });
+
+  it("a duration without a unit: exit 2, nothing called", async () => {
+    const path = talosconfig("good-for-durations", { endpoints, ...good });
+    const before = h.journal.length;
+    const r = await runCli(["run", "--timeout", "10"], { env: { TALOSCONFIG: path } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /--timeout "10" has no unit: it could be seconds or minutes \(write e\.g\. 10s or 10m\)/,
+    );
+    assert.equal(h.journal.length, before);
+  });
+
   it("a value that is not base64", async () => {
     const path = talosconfig("not-base64", { endpoints, ...good, crt: "this is not base64!" });
     await expectConfigError([], { TALOSCONFIG: path }, /contexts\.prod\.crt is not base64 \(nor PEM\)/);

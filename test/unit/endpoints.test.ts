@@ -37,6 +37,35 @@ describe("endpoints", () => {
     }
   });
 
+  it("an address that is neither an IP address nor a host name is found when it is read, with where it came from", () => {
+    const cases: [string, RegExp][] = [
+      ["10.0.0.999", /^contexts\.x\.endpoints\[0\]: "10\.0\.0\.999" is not a valid IPv4 address$/],
+      ["10.0.0.999:50000", /is not a valid IPv4 address/],
+      ["https://10.0.0.999", /is not a valid URL/],
+      ["1.2.3", /is not a valid IPv4 address/],
+      ["-cp1.lan", /is neither an IP address nor a host name/],
+      ["cp_1.lan", /is neither an IP address nor a host name/],
+      ["cp1.123", /is neither an IP address nor a host name/],
+      ["http://1.2.3.4", /is a http:\/\/ URL, but the Talos API is gRPC over TLS/],
+      ["grpc://1.2.3.4:50000", /is a grpc:\/\/ URL/],
+      ["https://1.2.3.4/api", /has more than a host and a port/],
+    ];
+    for (const [raw, message] of cases)
+      assert.throws(
+        () => parseEndpoint(raw, "contexts.x.endpoints[0]"),
+        (err: unknown) => err instanceof DefragError && err.kind === "config" && message.test(err.message),
+        raw,
+      );
+    assert.throws(
+      () => parseNode("10.0.0.999", "TALOS_NODES"),
+      (err: unknown) =>
+        err instanceof DefragError &&
+        err.kind === "config" &&
+        err.message === 'TALOS_NODES: "10.0.0.999" is not a valid IPv4 address',
+    );
+    assert.equal(parseNode("cp-1.example.com", "--nodes"), "cp-1.example.com");
+  });
+
   it("nodes are addresses without a port", () => {
     assert.equal(parseNode("10.0.0.2", "--nodes"), "10.0.0.2");
     assert.equal(parseNode("[fd00::2]", "--nodes"), "fd00::2");

@@ -202,13 +202,22 @@ describe("option table", () => {
 
   it("durations: milliseconds; zero only where allowed", () => {
     const o = parse("run", ["--timeout", "1h30m", "--pause", "0s", "--heartbeat", "250ms"], {
-      TALOS_ETCD_DEFRAG_MAX_WAIT: "90",
+      TALOS_ETCD_DEFRAG_MAX_WAIT: "90s",
     });
     assert.deepEqual([o.timeoutMs, o.pauseMs, o.heartbeatMs, o.maxWaitMs], [5_400_000, 0, 250, 90_000]);
     const zero = parseError("run", ["--timeout", "0s"]);
     assert.equal(zero.message, '--timeout "0s" is not a positive duration');
     assert.equal(zero.hint, "use e.g. 30s, 5m or 1h30m");
     assert.equal(parseError("run", ["--pause", "soon"]).message, '--pause "soon" is not a duration');
+    // A number without a unit is no duration (as in Go): 10 could be seconds or minutes.
+    const bare = parseError("run", ["--timeout", "10"]);
+    assert.equal(bare.message, '--timeout "10" has no unit: it could be seconds or minutes');
+    assert.equal(bare.hint, "write e.g. 10s or 10m");
+    assert.equal(
+      parseError("run", [], { TALOS_ETCD_DEFRAG_MAX_WAIT: "90" }).message,
+      'TALOS_ETCD_DEFRAG_MAX_WAIT "90" has no unit: it could be seconds or minutes',
+    );
+    assert.equal(parse("run", ["--pause", "0"]).pauseMs, 0, "0 needs no unit");
   });
 
   it("sizes, lists, choices and URLs", () => {
