@@ -220,6 +220,29 @@ describe("Helm chart", () => {
     validateObject(es);
   });
 
+  it("the NetworkPolicy lets the metrics reach the Pushgateway on its URL's port, and takes extra egress rules", () => {
+    const egress = (values: Record<string, unknown>) => {
+      const policy = find(
+        render({ networkPolicy: { enabled: true }, lease: { enabled: false }, ...values }),
+        "NetworkPolicy",
+      );
+      validateObject(policy);
+      return (policy.spec.egress as unknown[]).slice(2);
+    };
+    const port = (p: number) => ({ ports: [{ protocol: "TCP", port: p }] });
+    assert.deepEqual(egress({ metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091" } }), [
+      port(9091),
+    ]);
+    assert.deepEqual(egress({ metrics: { pushgatewayUrl: "https://pg.example.com" } }), [port(443)]);
+    assert.deepEqual(egress({ metrics: { pushgatewayUrl: "http://pg" } }), [port(80)]);
+    assert.deepEqual(egress({}), [], "no Pushgateway, no rule for one");
+    const extra = {
+      to: [{ namespaceSelector: { matchLabels: { name: "proxy" } } }],
+      ports: [{ protocol: "TCP", port: 8080 }],
+    };
+    assert.deepEqual(egress({ networkPolicy: { enabled: true, extraEgress: [extra] } }), [extra]);
+  });
+
   it("the optional NetworkPolicy allows egress only to the Talos API, DNS, and with the lease the Kubernetes API", () => {
     const withLease = find(render({ networkPolicy: { enabled: true } }), "NetworkPolicy");
     validateObject(withLease);
