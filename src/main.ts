@@ -13,7 +13,13 @@ import type { CommandContext } from "./cli/context.js";
 import { EXIT, exitCodeFor, exitCodeForCommandLine } from "./cli/exit.js";
 import type { CommandName } from "./cli/option-types.js";
 import { ENVIRONMENT_HELP, type RunCliOptions, type StatusOptions } from "./cli/options.js";
-import { OptionsError, addOptions, optionsAfterCommand, parseOptions } from "./cli/parse-options.js";
+import {
+  OptionsError,
+  addOptions,
+  optionsAfterCommand,
+  parseOptions,
+  unknownVariables,
+} from "./cli/parse-options.js";
 import type { Env } from "./config/config.js";
 import { DefragError } from "./core/errors.js";
 import { createLogger, type LogFormat, type Sink } from "./report/logger.js";
@@ -136,6 +142,7 @@ async function execute<O extends { readonly logFormat: LogFormat }>(
   const known: Partial<O> = parsedOptions.ok ? parsedOptions.options : parsedOptions.partial;
   const logFormat: LogFormat = known.logFormat === "json" ? "json" : "text";
   const logger = createLogger({ format: logFormat, sink: io.stderr, runId: randomUUID() });
+  for (const warning of unknownVariables(env)) logger.warn(warning);
   const base = {
     env,
     stdout: io.stdout,

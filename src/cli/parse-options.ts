@@ -7,7 +7,7 @@ import { Option, type Command } from "commander";
 import type { Env } from "../config/config.js";
 import { DefragError } from "../core/errors.js";
 import type { CommandName, OptionSpec } from "./option-types.js";
-import { ENVIRONMENT_HELP, optionsFor, type OptionsFor } from "./options.js";
+import { ENVIRONMENT_HELP, OPTIONS, optionsFor, type OptionsFor } from "./options.js";
 
 /** "--call-timeout <duration>" -> "--call-timeout". */
 export function longFlag(spec: Pick<OptionSpec, "flag">): string {
@@ -139,4 +139,41 @@ function inputOf(
   if (fromEnv !== undefined && fromEnv !== "") return { text: fromEnv, source: spec.env };
   if (spec.default !== undefined) return { text: spec.default, source: `the default of ${longFlag(spec)}` };
   return undefined;
+}
+
+/** Our environment variables' prefix: a variable with it that no option reads is most likely a typo. */
+const OUR_PREFIX = "TALOS_ETCD_DEFRAG_";
+
+/**
+ * One warning per environment variable with our prefix that no option reads (a typo in a
+ * HelmRelease's `env` would otherwise do nothing), with the closest known name when there is one.
+ */
+export function unknownVariables(env: Env): string[] {
+  const known = [...new Set(OPTIONS.map((o) => o.env).filter((e) => e.startsWith(OUR_PREFIX)))];
+  return Object.keys(env)
+    .filter((name) => name.startsWith(OUR_PREFIX) && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const closest = known
+        .map((k) => ({ k, d: editDistance(name, k) }))
+        .sort((a, b) => a.d - b.d)
+        .find((c) => c.d <= 3);
+      return `${name} is set but no option reads it: it is ignored${closest ? ` (did you mean ${closest.k}?)` : ""}; see --help for the variables`;
+    });
+}
+
+/** Levenshtein distance, for names a few characters apart. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j += 1)
+      cur[j] = Math.min(
+        (prev[j] ?? 0) + 1,
+        (cur[j - 1] ?? 0) + 1,
+        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
 }

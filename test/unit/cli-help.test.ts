@@ -8,18 +8,17 @@ import pkg from "../../package.json" with { type: "json" };
 import { optionsAfterCommand } from "../../src/cli/parse-options.js";
 import { main } from "../../src/main.js";
 
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
-  const code = await main(
-    argv,
-    {},
-    {
-      stdout: { write: (s: string) => (stdout += s) },
-      stderr: { write: (s: string) => (stderr += s) },
-      signal: new AbortController().signal,
-    },
-  );
+  const code = await main(argv, env, {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s) },
+    signal: new AbortController().signal,
+  });
   return { code, stdout, stderr };
 }
 
@@ -111,5 +110,14 @@ describe("command line", () => {
     const unknown = await cli(["--dry-run", "status"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown option '--dry-run'/);
+  });
+
+  it("a variable with our prefix that no option reads is a warning, and the command goes on", async () => {
+    const r = await cli(["status", "--call-timeout", "soon"], { TALOS_ETCD_DEFRAG_CALL_TIMOUT: "5s" });
+    assert.equal(r.code, 2, "the bad option still decides");
+    assert.match(
+      r.stderr,
+      /WARN {2}TALOS_ETCD_DEFRAG_CALL_TIMOUT is set but no option reads it: it is ignored \(did you mean TALOS_ETCD_DEFRAG_CALL_TIMEOUT\?\)/,
+    );
   });
 });

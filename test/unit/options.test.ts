@@ -9,7 +9,14 @@ import { Command } from "commander";
 
 import type { CommandName } from "../../src/cli/option-types.js";
 import { OPTIONS, optionsFor, type OptionsFor } from "../../src/cli/options.js";
-import { OptionsError, addOptions, longFlag, parseOptions, shortFlag } from "../../src/cli/parse-options.js";
+import {
+  OptionsError,
+  addOptions,
+  longFlag,
+  parseOptions,
+  shortFlag,
+  unknownVariables,
+} from "../../src/cli/parse-options.js";
 import type { Env } from "../../src/config/config.js";
 import { DEFAULT_RULE } from "../../src/core/rule.js";
 import {
@@ -365,5 +372,28 @@ describe("README options table", () => {
     assert.ok(updated.startsWith(`intro\n\n${BEGIN}\n\n| flag `));
     assert.ok(updated.endsWith(`|\n\n${END}\n\nrest\n`));
     assert.equal(withTable(updated, table), updated, "regenerating is idempotent");
+  });
+});
+
+describe("environment variables with our prefix that no option reads", () => {
+  it("each is named in a warning, with the closest known name", () => {
+    assert.deepEqual(
+      unknownVariables({
+        TALOS_ETCD_DEFRAG_MAX_WIAT: "5m",
+        TALOS_ETCD_DEFRAG_FLAVOUR: "x",
+        TALOS_ETCD_DEFRAG_TIMEOUT: "10m",
+        TALOS_NODES: "10.0.0.1",
+        OTHER: "y",
+      }),
+      [
+        "TALOS_ETCD_DEFRAG_FLAVOUR is set but no option reads it: it is ignored; see --help for the variables",
+        "TALOS_ETCD_DEFRAG_MAX_WIAT is set but no option reads it: it is ignored (did you mean TALOS_ETCD_DEFRAG_MAX_WAIT?); see --help for the variables",
+      ],
+    );
+  });
+
+  it("every variable an option reads is known", () => {
+    const all = Object.fromEntries(OPTIONS.map((o) => [o.env, "x"]));
+    assert.deepEqual(unknownVariables(all), []);
   });
 });
