@@ -4,7 +4,16 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,7 +21,7 @@ import { after, before, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 
 import { startHarness, type Harness } from "../harness/harness.js";
-import { CLI, runCli } from "../harness/run-cli.js";
+import { REPO_ROOT, runCli } from "../harness/run-cli.js";
 import { defrags, nextSeq, parseSummary as summary } from "../harness/run-summary.js";
 import { MiB } from "../harness/units.js";
 
@@ -131,8 +140,14 @@ describe("run --snapshot-dir", () => {
       chmodSync(locked, 0o755);
       chmodSync(dir, 0o755);
       const creds = await h.credentials(["os:operator"]);
+      // The bundle, as the image has it, copied where uid 65532 can read it: the clone itself may be
+      // in a folder it cannot enter (a clone under /root, which is 0700).
+      const app = join(dir, "app");
+      cpSync(join(REPO_ROOT, "dist", "bundle"), app, { recursive: true });
+      chmodSync(app, 0o755);
+      const cli = join(app, "talos-etcd-defrag.mjs");
       const r = await runCli(["run", "--snapshot-dir", locked], {
-        command: ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups", process.execPath, CLI],
+        command: ["setpriv", "--reuid=65532", "--regid=65532", "--clear-groups", process.execPath, cli],
         env: {
           TALOS_CA: creds.ca,
           TALOS_CRT: creds.crt,
