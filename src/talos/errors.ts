@@ -81,6 +81,22 @@ function causeText(err: unknown): string {
 }
 
 export function endpointError(endpoint: string, err: unknown, certSuspect = false): DefragError {
+  const e = endpointFailure(endpoint, err, certSuspect);
+  // etcd's own ports answer neither TLS with the Talos CA nor the machine API: say what it is.
+  const etcdPort = /:(2379|2380|2381)$/.exec(endpoint)?.[1];
+  if (etcdPort === undefined) return e;
+  return new DefragError(
+    e.kind,
+    `${e.message}; this looks like etcd, not the Talos API (port ${etcdPort} is etcd's own)`,
+    {
+      endpoint,
+      cause: err,
+      hint: "point the tool at the Talos API (apid): the control-plane node's address with port 50000, or no port (e.g. -e 10.0.0.2)",
+    },
+  );
+}
+
+function endpointFailure(endpoint: string, err: unknown, certSuspect: boolean): DefragError {
   const failure = transportFailure(err, certSuspect) ?? "unreachable";
   const cause = causeText(err);
   switch (failure) {

@@ -194,6 +194,15 @@ describe("status", () => {
     assert.match(row?.error ?? "", /only available on control plane nodes.*list only control-plane nodes/);
   });
 
+  it("pointed at etcd's own port (2379) instead of the Talos API: says it looks like etcd", async () => {
+    const r = await runCli(["-e", `${h.nodes[0]!}:2379`, "status"], { env: { TALOSCONFIG: operatorConfig } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /this looks like etcd, not the Talos API \(port 2379 is etcd's own\) \(point the tool at the Talos API \(apid\): the control-plane node's address with port 50000/,
+    );
+  });
+
   it("a member whose etcd is stopped is a row with its error; the others are printed; exit 1", async () => {
     await h.etcd.stop(2);
     try {
