@@ -3,12 +3,13 @@
 // free on each, checked first, as the test harness picks them) behind the Talos API
 // test server (mutual TLS, Ed25519, like apid), fragments it, and runs the real CLI:
 // status, run, status. DEMO_ADDRESSES=a,b,c uses those three addresses instead,
-// after checking that their ports are free.
+// after checking that their ports are free. With --keep (`npm run demo -- --keep`) the cluster
+// stays up afterwards, to try `status` and `run` by hand, until Ctrl-C or SIGTERM.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 
 import { pickLoopbackBlock, portsFree } from "../test/harness/etcd-cluster.js";
 import { startHarness, type Harness } from "../test/harness/harness.js";
@@ -76,7 +77,7 @@ async function demo(): Promise<number> {
   let harness: Harness | undefined;
   try {
     banner(
-      `starting 3 etcd members on ${nodes.join(", ")} (ports 2379, 2380, free) behind a Talos API test server on port 50000`,
+      `starting 3 etcd members on ${nodes.join(", ")} (etcd on ports 2379 and 2380) behind a Talos API test server on port 50000`,
     );
     harness = await startHarness({ members: 3, addresses: nodes });
     const talosconfig = await harness.writeTalosconfig({ roles: ["os:operator"], dir: home });
@@ -97,11 +98,38 @@ async function demo(): Promise<number> {
     const code = await runCli(["run", "--pause", "1s"], env);
     banner("status after");
     await runCli(["status"], env);
+    if (process.argv.includes("--keep")) await keep(talosconfig);
     return code;
   } finally {
     await harness?.close();
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+/** Keeps the cluster up for trying the CLI by hand, saying how, until SIGINT or SIGTERM. */
+async function keep(talosconfig: string): Promise<void> {
+  const main = relative(process.cwd(), cli) || cli;
+  banner("the cluster stays up (--keep)");
+  process.stdout.write(
+    [
+      `export TALOSCONFIG=${talosconfig}`,
+      `node ${main} status`,
+      `node ${main} run --dry-run`,
+      `node ${main} run --rule true`,
+      "",
+      `Stop it with Ctrl-C, or: kill ${process.pid}`,
+      "",
+    ].join("\n"),
+  );
+  await new Promise<void>((resolveStop) => {
+    process.once("SIGINT", () => {
+      resolveStop();
+    });
+    process.once("SIGTERM", () => {
+      resolveStop();
+    });
+  });
+  process.stdout.write("\nstopping the demo cluster\n");
 }
 
 try {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 
 import { pickLoopbackBlock } from "../harness/etcd-cluster.js";
 import { REPO_ROOT } from "../harness/run-cli.js";
+import { waitFor } from "../harness/wait.js";
 
 describe("scripts/etcd.sh", () => {
   let dir: string;
@@ -116,5 +117,49 @@ describe("the demo's addresses", () => {
       r.stderr,
       '[demo] DEMO_ADDRESSES must be three loopback IPv4 addresses (127.x.y.z), got "10.0.0.1,127.0.0.2"\n',
     );
+  });
+});
+
+describe("the demo with --keep", () => {
+  it("keeps the cluster up, says how to use it and how to stop it, and stops cleanly on SIGTERM", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(REPO_ROOT, "scripts", "demo.ts"), "--keep"],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          HOME: tmpdir(),
+          ETCD_BIN: process.env.ETCD_BIN ?? "etcd",
+        },
+      },
+    );
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    try {
+      await waitFor(
+        "the demo to say how to stop it",
+        () => (stdout.includes("Stop it with Ctrl-C") ? true : undefined),
+        {
+          timeoutMs: 120_000,
+        },
+      );
+      assert.match(stdout, new RegExp(`or: kill ${String(child.pid)}`));
+      const talosconfig = /export TALOSCONFIG=(\S+)/.exec(stdout)?.[1];
+      assert.ok(talosconfig !== undefined, stdout);
+      // By hand, as the demo says: the cluster answers.
+      const r = spawnSync(process.execPath, [join(REPO_ROOT, "dist", "src", "main.js"), "status"], {
+        env: { PATH: process.env.PATH ?? "", TALOSCONFIG: talosconfig },
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /cp-1/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0);
+    assert.match(stdout, /stopping the demo cluster/);
   });
 });
