@@ -4,14 +4,13 @@
 // Returns the member's result and, when the run must stop, why.
 
 import { DefragError } from "../core/errors.js";
-import { checkGates } from "../core/gates.js";
 import { isLeader, type MemberStatus } from "../core/model.js";
 import { decide, hasNospace, type PlanItem } from "../core/plan.js";
 import { sizes, type MemberResult, type RunStop } from "../core/result.js";
 import { whenCaughtUp } from "./caught-up.js";
 import { defragmentNow } from "./defragment.js";
 import type { LeaderMoves } from "./leader.js";
-import { untilQuiet } from "./quiet.js";
+import { quietThenView } from "./quiet.js";
 import { planned } from "./results.js";
 import type { RunContext } from "./types.js";
 
@@ -53,10 +52,9 @@ async function readyToStart(
     result: planned(item, "not-reached", `not reached: ${stop.error.message}`),
     stop,
   });
-  const quiet = await untilQuiet(ctx, item.node);
-  if (quiet !== undefined) return notReached(quiet);
-  const view = await live.view();
-  const failures = checkGates(view, ctx.gateOpts);
+  const quiet = await quietThenView(ctx, item.node);
+  if ("stop" in quiet) return notReached(quiet.stop);
+  const { view, failures } = quiet;
   if (failures.length > 0) {
     for (const f of failures)
       reporter.error(`gate failed before ${item.node}: ${f.message}`, { gate: f.gate });

@@ -6,6 +6,8 @@
 // a refusal at once.
 
 import { DefragError } from "../core/errors.js";
+import { checkGates, type GateFailure } from "../core/gates.js";
+import type { ClusterView } from "../core/model.js";
 import type { RunStop } from "../core/result.js";
 import { formatDuration } from "../core/units.js";
 import type { Known } from "./feeds.js";
@@ -96,6 +98,26 @@ export async function untilQuiet(ctx: RunContext, before: string): Promise<RunSt
     error,
     refusals: busy.map((b) => ({ gate: "quiet", node: b.node, message: error.message })),
   };
+}
+
+/**
+ * Nobody else defragmenting, then a view to check the gates on. When the gates fail while a feed
+ * shows a defragment begun meanwhile (another run that waited for the same one, say), the view is
+ * about a blocked member, not a sick one: wait for it and read again, rather than refuse.
+ */
+export async function quietThenView(
+  ctx: RunContext,
+  before: string,
+): Promise<{ view: ClusterView; failures: GateFailure[] } | { stop: RunStop }> {
+  for (;;) {
+    const stop = await untilQuiet(ctx, before);
+    if (stop !== undefined) return { stop };
+    const view = await ctx.live.view();
+    const failures = checkGates(view, ctx.gateOpts);
+    if (failures.length > 0 && !ctx.opts.dryRun && ctx.live.feeds.all().some((k) => k.kind === "busy"))
+      continue;
+    return { view, failures };
+  }
 }
 
 /** The refusal for members whose activity cannot be told: a guess is not good enough to block a member. */

@@ -6,7 +6,7 @@
 
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
-import { affectedMembers, checkGates } from "../core/gates.js";
+import { affectedMembers } from "../core/gates.js";
 import type { ClusterView } from "../core/model.js";
 import { makePlan, type PlanItem } from "../core/plan.js";
 import type { Permissions } from "../core/backend.js";
@@ -18,7 +18,7 @@ import { LiveCluster } from "./live.js";
 import { defragmentMember } from "./member.js";
 import { percent, recoverNospace } from "./nospace.js";
 import { preflight } from "./preflight.js";
-import { untilQuiet } from "./quiet.js";
+import { quietThenView } from "./quiet.js";
 import { notReachedNode, pendingAfterStop, planned, refusal, Results, stopped } from "./results.js";
 import { takeSnapshot } from "./snapshot.js";
 import type { RunContext, RunDeps, RunOptions } from "./types.js";
@@ -113,10 +113,9 @@ async function beforeFirst(ctx: RunContext): Promise<{ view: ClusterView } | { s
   reporter.info(describeQuotas(quotas.byNode, backend.words.configName), {
     quotaBytes: Object.fromEntries([...quotas.byNode].map(([n, q]) => [n, q.bytes])),
   });
-  const quiet = await untilQuiet(ctx, "the first member");
-  if (quiet !== undefined) return { stop: quiet };
-  const view = await live.view();
-  const failed = checkGates(view, ctx.gateOpts);
+  const quiet = await quietThenView(ctx, "the first member");
+  if ("stop" in quiet) return quiet;
+  const { view, failures: failed } = quiet;
   if (failed.length > 0) {
     reportRefusals(ctx, failed);
     return {

@@ -756,6 +756,28 @@ describe("following etcd's logs", () => {
     assert.ok(said >= 0 && said < due, lines.join("\n"));
   });
 
+  it("a defragment someone begins between the quiet check and the gates' reading: the run waits and reads again, not refuses", async () => {
+    // Like a second run that waited for the same defragment: the first moves on to its next member
+    // while this one reads the statuses, and that member's status does not answer.
+    const sim = cluster([5_000, 5_000, 5_000]);
+    sim.startExternal("10.0.0.2", 10_000);
+    const origStatus = sim.status.bind(sim);
+    let begun = false;
+    sim.status = async (node) => {
+      // After the first reading (whose statuses waited for member 2), at the next reading.
+      if (!begun && sim.now >= 10_000 && sim.calls.filter((c) => c.startsWith("EtcdStatus")).length >= 3) {
+        begun = true;
+        sim.startExternal("10.0.0.3", 30_000);
+      }
+      return origStatus(node);
+    };
+    const lines: string[] = [];
+    const result = await runOn(sim, options(), lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assert.ok(begun, "the other defragment began during a reading");
+    assertNoOverlap(sim.windows);
+  });
+
   it("a member defragmenting while its log tail holds no start line is not quiet until its status answers", async () => {
     const sim = cluster([5_000, 5_000, 5_000]);
     sim.unanchoredTails.add("10.0.0.3");
