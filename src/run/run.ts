@@ -6,7 +6,7 @@
 
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
-import { affectedMembers } from "../core/gates.js";
+import { affectedMembers, type GateFailure } from "../core/gates.js";
 import type { ClusterView } from "../core/model.js";
 import { makePlan, type PlanItem } from "../core/plan.js";
 import type { Permissions } from "../core/backend.js";
@@ -99,16 +99,8 @@ async function beforeFirst(ctx: RunContext): Promise<{ view: ClusterView } | { s
         { node: w.node, etcdVersion: w.version },
       );
   const quotas = live.configs.quotas;
-  if (quotas.refusals.length > 0) {
-    reportRefusals(ctx, quotas.refusals);
-    const stop: RunStop = {
-      kind: "refused",
-      error: refusal(quotas.refusals),
-      refusals: quotas.refusals,
-      notReached: "the run was refused: a member's configuration does not parse",
-    };
-    return { stop };
-  }
+  if (quotas.refusals.length > 0)
+    return refuse(ctx, quotas.refusals, "the run was refused: a member's configuration does not parse");
   if (quotas.warning !== undefined) reporter.warn(quotas.warning);
   reporter.info(describeQuotas(quotas.byNode, backend.words.configName), {
     quotaBytes: Object.fromEntries([...quotas.byNode].map(([n, q]) => [n, q.bytes])),
@@ -116,17 +108,7 @@ async function beforeFirst(ctx: RunContext): Promise<{ view: ClusterView } | { s
   const quiet = await quietThenView(ctx, "the first member");
   if ("stop" in quiet) return quiet;
   const { view, failures: failed } = quiet;
-  if (failed.length > 0) {
-    reportRefusals(ctx, failed);
-    return {
-      stop: {
-        kind: "refused",
-        error: refusal(failed),
-        refusals: failed,
-        notReached: "the run was refused by a safety gate",
-      },
-    };
-  }
+  if (failed.length > 0) return refuse(ctx, failed, "the run was refused by a safety gate");
   return { view };
 }
 
@@ -138,17 +120,8 @@ async function beforeChanges(
 ): Promise<{ permissions: Permissions } | { stop: RunStop }> {
   const permissions = await ctx.backend.permissions(ctx.signal);
   const denied = preflight(plan, permissions, ctx.opts.moveLeader);
-  if (denied.length > 0) {
-    reportRefusals(ctx, denied);
-    return {
-      stop: {
-        kind: "refused",
-        error: refusal(denied),
-        refusals: denied,
-        notReached: "the run was refused: the credential does not allow what it needs",
-      },
-    };
-  }
+  if (denied.length > 0)
+    return refuse(ctx, denied, "the run was refused: the credential does not allow what it needs");
   if (ctx.snapshots !== undefined && plan.some((p) => p.defragment)) {
     const taken = await takeSnapshot(ctx, ctx.snapshots, await ctx.live.view());
     if ("stop" in taken) return taken;
@@ -222,12 +195,11 @@ function stopReason(signal: AbortSignal): string {
   return reason instanceof Error && reason.message !== "" ? reason.message : "a stop request";
 }
 
-function reportRefusals(
-  ctx: RunContext,
-  refusals: readonly { gate: string; node?: string; message: string }[],
-): void {
+/** A refusal by these gates before anything changed: each said, and the stop that ends the run. */
+function refuse(ctx: RunContext, refusals: GateFailure[], notReached: string): { stop: RunStop } {
   for (const f of refusals)
     ctx.reporter.error(`refused: ${f.message}`, { gate: f.gate, ...(f.node ? { node: f.node } : {}) });
+  return { stop: { kind: "refused", error: refusal(refusals), refusals, notReached } };
 }
 
 function reportPlan(ctx: RunContext, plan: readonly PlanItem[]): void {
