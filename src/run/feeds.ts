@@ -122,7 +122,12 @@ export class DefragFeeds {
         this.statusAnswered(node, sent);
         return;
       } catch (err) {
-        if (DefragError.from(err).kind === "internal") throw err;
+        const e = DefragError.from(err);
+        // Nothing awaits this loop: a bug ends the feed (it can never tell), rather than go unhandled.
+        if (e.kind === "internal") {
+          this.set(node, { kind: "broken", error: e });
+          return;
+        }
         await this.clock.sleep(REOPEN_MS, signal).catch(() => undefined);
       }
     }
