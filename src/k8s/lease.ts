@@ -230,9 +230,14 @@ class LeaseGuard implements RunGuard {
       const code = err.code;
       const message = statusMessage(err.body);
       if (code === 403) {
+        // The chart creates the Lease and grants no create: a 403 on create means it was deleted.
+        const hint =
+          verb === "create"
+            ? `the Lease does not exist and this identity may not create it. With the chart (lease.enabled) the release creates it: run helm upgrade (Flux: flux reconcile helmrelease --force) to restore it. Otherwise create it, or grant create on leases (apiGroup coordination.k8s.io) in namespace ${this.opts.namespace}`
+            : `grant get and update on leases (apiGroup coordination.k8s.io) in namespace ${this.opts.namespace}, e.g. a Role with resourceNames [${this.opts.name}] (the chart's lease.enabled does this), and create the Lease or grant create on leases`;
         return configError(
           `the Kubernetes API server refused to ${verb} ${resource} (403 Forbidden${message ? `: ${message}` : ""})`,
-          `grant get, create and update on leases (apiGroup coordination.k8s.io) in namespace ${this.opts.namespace}, e.g. a Role with resourceNames [${this.opts.name}] for get/update plus create (the chart's lease.enabled does this)`,
+          hint,
         );
       }
       if (code === 401) {

@@ -9,6 +9,7 @@ import { Kustomization } from "@kubernetes-models/flux-cd/kustomize.toolkit.flux
 import { OCIRepository } from "@kubernetes-models/flux-cd/source.toolkit.fluxcd.io/v1beta2/OCIRepository";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { CronJob } from "kubernetes-models/batch/v1/CronJob";
+import { Lease } from "kubernetes-models/coordination.k8s.io/v1/Lease";
 import { Job } from "kubernetes-models/batch/v1/Job";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { Role } from "kubernetes-models/rbac.authorization.k8s.io/v1/Role";
@@ -67,6 +68,9 @@ function validateObject(o: K8sObject): void {
       return;
     case "Role":
       new Role(o).validate();
+      return;
+    case "Lease":
+      new Lease(o).validate();
       return;
     case "RoleBinding":
       new RoleBinding(o as never).validate();

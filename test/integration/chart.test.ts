@@ -24,9 +24,11 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { parse, parseAllDocuments } from "yaml";
 
+import { OPTIONS } from "../../src/cli/options.js";
+import { parseDuration } from "../../src/core/units.js";
 import { loadKubeConfig } from "../../src/k8s/kubeconfig.js";
 import { createLeaseGuard } from "../../src/k8s/lease.js";
 import { systemClock } from "../../src/run/clock.js";
@@ -109,6 +111,7 @@ describe("Helm chart", () => {
     assert.deepEqual(objects.map((o) => `${o.apiVersion} ${o.kind}`).sort(), [
       "batch/v1 CronJob",
       "batch/v1 Job",
+      "coordination.k8s.io/v1 Lease",
       "rbac.authorization.k8s.io/v1 Role",
       "rbac.authorization.k8s.io/v1 RoleBinding",
       "talos.dev/v1alpha1 ServiceAccount",
@@ -286,8 +289,8 @@ describe("Helm chart", () => {
   it("the defaults' worst case fits the deadline, and one that fits renders", () => {
     const cronJob = find(render(), "CronJob");
     const job = (cronJob.spec.jobTemplate as { spec: { activeDeadlineSeconds: number } }).spec;
-    // 3 x (10m + 2 x 10m + 2 x 5m + 10s) + 10 x 30s + lease.wait 1m = 7590 s.
-    assert.ok(job.activeDeadlineSeconds >= 7590, String(job.activeDeadlineSeconds));
+    // 3 x (15m + 2 x 15m + 2 x 5m + 10s) + 10 x 30s + lease.wait 1m = 10290 s.
+    assert.ok(job.activeDeadlineSeconds >= 10290, String(job.activeDeadlineSeconds));
     const tight = find(
       render({
         cronjob: { activeDeadlineSeconds: 1500 },
@@ -473,10 +476,12 @@ describe("Helm chart", () => {
     }
   });
 
-  it("the lease (on by default): a ServiceAccount, a Role for the one Lease (+ create), its token mounted only for that", () => {
+  it("the lease (on by default): the Lease, a ServiceAccount, a Role for that Lease alone (no create), its token mounted only for that", () => {
     const objects = render();
     const role = find(objects, "Role");
     assert.equal(role.metadata.namespace, "kube-system");
+    assert.equal(role.metadata.name, "etcd-defrag-lease");
+    // The chart creates the Lease, so the Role needs no create (which RBAC cannot limit to one name).
     assert.deepEqual((role as unknown as { rules: unknown }).rules, [
       {
         apiGroups: ["coordination.k8s.io"],
@@ -484,9 +489,14 @@ describe("Helm chart", () => {
         resourceNames: ["etcd-defrag"],
         verbs: ["get", "update"],
       },
-      // Kubernetes RBAC cannot limit create to a name: create alone, without get/update/delete on others.
-      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
     ]);
+    const lease = find(objects, "Lease");
+    validateObject(lease);
+    assert.equal(lease.apiVersion, "coordination.k8s.io/v1");
+    assert.equal(lease.metadata.name, "etcd-defrag");
+    assert.equal(lease.metadata.namespace, "kube-system");
+    assert.deepEqual(lease.spec, {}, "no holder: the first run takes it");
+    assert.equal(lease.metadata.annotations?.["helm.toolkit.fluxcd.io/driftDetection"], "disabled");
     const binding = find(objects, "RoleBinding") as unknown as {
       roleRef: { kind: string; name: string };
       subjects: { kind: string; name: string; namespace: string }[];
@@ -519,6 +529,7 @@ describe("Helm chart", () => {
     }
 
     const custom = render({ lease: { name: "defrag.lock", wait: "0s" } });
+    assert.equal(find(custom, "Lease").metadata.name, "defrag.lock");
     assert.deepEqual(
       (find(custom, "Role") as unknown as { rules: { resourceNames?: string[] }[] }).rules[0]?.resourceNames,
       ["defrag.lock"],
@@ -581,6 +592,93 @@ describe("Helm chart", () => {
     }
   });
 
+  it("one worst-case formula: values.yaml's (the chart README's table quotes it), evaluated, is what the template computes and prints", () => {
+    const valuesText = readFileSync(join(CHART, "values.yaml"), "utf8");
+    const formula = /# worst case = (.+)$/m.exec(valuesText)?.[1]?.trim();
+    assert.ok(formula, "values.yaml writes the formula as '# worst case = ...'");
+    const defaults = parse(valuesText) as Record<string, unknown>;
+    const cases: Record<string, unknown>[] = [
+      {},
+      { defrag: { timeout: "1h" } },
+      {
+        defrag: {
+          nodes: ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"],
+          pause: "1m30s",
+          callTimeout: "500ms",
+        },
+      },
+      { snapshot: { enabled: true }, lease: { enabled: false } },
+      { defrag: { maxMembers: 5, healthTimeout: "90s", maxWait: "30s" }, lease: { wait: "2m" } },
+    ];
+    for (const values of cases) {
+      const expected = Math.ceil(worstCase(formula, merge(defaults, values)));
+      const r = tryRender(merge(values, { cronjob: { activeDeadlineSeconds: 60 } }));
+      const m = /worst case of a run, (\d+) s: worst case = (.+?), with members/.exec(r.stderr);
+      assert.ok(m, r.stderr);
+      assert.equal(m[2], formula, "the template prints values.yaml's formula");
+      assert.equal(Number(m[1]), expected, JSON.stringify(values));
+      if (Object.keys(values).length === 0) {
+        assert.ok(
+          /The defaults: (\d+) s/.exec(valuesText)?.[1] === m[1],
+          "values.yaml's number for the defaults",
+        );
+      }
+    }
+    assert.ok(readFileSync(join(CHART, "README.md"), "utf8").includes(`worst case = ${formula}`));
+    // docs/operations.md points at it, with the default of values.yaml, and writes no formula of its own.
+    const row = readFileSync(join(REPO_ROOT, "docs", "operations.md"), "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("| `cronjob.activeDeadlineSeconds`"));
+    const deadline = (defaults.cronjob as { activeDeadlineSeconds: number }).activeDeadlineSeconds;
+    assert.match(row ?? "", new RegExp(`^\\| \\S+ +\\| ${deadline} +\\|`));
+    assert.doesNotMatch(row ?? "", /maxWait/);
+  });
+
+  it("every variable the chart sets is one the tool reads, each option is set or left out for a reason, and the defaults are the tool's", () => {
+    // Options of run the chart does not set, and why.
+    const notInChart: Record<string, string> = {
+      TALOS_CONTEXT: "the credentials are one Secret or one mounted talosconfig: no context to choose",
+      TALOS_ETCD_DEFRAG_METRICS_FILE:
+        "a textfile in a finished pod is read by nobody: the chart pushes to a Pushgateway",
+      KUBECONFIG: "in a pod the Lease is taken with the pod's service-account token",
+    };
+    const run = OPTIONS.filter((o) => o.commands.includes("run"));
+    const envOf = (values: Record<string, unknown>) =>
+      podSpec(find(render(values), "CronJob")).containers[0]!.env;
+    const everything = [
+      envOf({
+        metrics: { pushgatewayUrl: "http://pg:9091", clusterName: "prod" },
+        snapshot: { enabled: true },
+      }),
+      envOf({
+        auth: { mode: "secret", endpoints: ["10.0.0.11"] },
+        defrag: { rule: "nospace", nodes: ["10.0.0.11"] },
+      }),
+    ].flat();
+    const credentials = ["TALOS_CA", "TALOS_CRT", "TALOS_KEY"]; // read by config/config.ts, not options
+    for (const { name } of everything) {
+      assert.ok(
+        run.some((o) => o.env === name) || credentials.includes(name),
+        `${name}: no option of run reads it`,
+      );
+    }
+    for (const o of run) {
+      const set = everything.some((e) => e.name === o.env);
+      assert.ok(
+        set !== o.env in notInChart,
+        `${o.env}: ${set ? "set, though listed as left out" : "neither set by the chart nor left out for a reason"}`,
+      );
+    }
+    // The defaults (secret mode, nothing set): each variable with the option's default, or empty where
+    // the option has none (the tool then decides, e.g. each node's quota).
+    for (const e of envOf({ auth: { mode: "secret", endpoints: ["10.0.0.11"] } })) {
+      const o = run.find((x) => x.env === e.name);
+      if (o === undefined || !e.name.startsWith("TALOS_ETCD_DEFRAG_") || e.name === "TALOS_ETCD_DEFRAG_LEASE")
+        continue;
+      assert.equal(e.value, o.default ?? "", `${e.name}: the chart's default is the tool's`);
+    }
+  });
+
   it("rejects bad values with a message naming the field", () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ cronjob: { schedule: "every sunday" } }, /\/cronjob\/schedule.*does not match pattern/],
@@ -631,11 +729,11 @@ describe("Helm chart", () => {
       [{ imagePullSecret: [] }, /additional properties 'imagePullSecret' not allowed/],
       [
         { cronjob: { activeDeadlineSeconds: 3600 } },
-        /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 7590 s: 3 members \(defrag\.maxMembers, or defrag\.nodes\) x \(defrag\.timeout 10m \+ 2 x defrag\.maxWait 10m \+ 2 x defrag\.healthTimeout 5m \+ defrag\.pause 10s\) \+ 10 x defrag\.callTimeout 30s, \+ defrag\.timeout for the snapshot when snapshot\.enabled, \+ lease\.wait when lease\.enabled/,
+        /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 10290 s: worst case = members x \(defrag\.timeout \+ 2 x defrag\.maxWait \+ 2 x defrag\.healthTimeout \+ defrag\.pause\) \+ 10 x defrag\.callTimeout \(\+ defrag\.timeout with snapshot\.enabled\) \(\+ lease\.wait with lease\.enabled\), with members 3 \(defrag\.maxMembers, or the number of defrag\.nodes\), defrag\.timeout 15m, defrag\.maxWait 15m, defrag\.healthTimeout 5m, defrag\.pause 10s, defrag\.callTimeout 30s, snapshot\.enabled false, lease\.wait 1m \(lease\.enabled true\)\. Raise cronjob\.activeDeadlineSeconds or lower those values/,
       ],
       [
         { defrag: { nodes: ["a", "b", "c", "d", "e"], timeout: "20m" } },
-        /worst case of a run, 15410 s: 5 members/,
+        /worst case of a run, 18410 s: .* with members 5 /,
       ],
       [{ prometheusRule: { enabled: true, noRunFor: "1d12h" } }, /prometheusRule\.noRunFor "1d12h"/],
       [{ lease: { name: "Etcd_Defrag" } }, /\/lease\/name.*does not match pattern/],
@@ -767,7 +865,7 @@ async function applyChart(values: Record<string, unknown> = {}): Promise<void> {
 
 describe("the chart applied server-side to a real kube-apiserver", () => {
   const variants: [string, Record<string, unknown>, string[]][] = [
-    ["defaults", {}, ["CronJob", "Job", "Role", "RoleBinding", "ServiceAccount", "ServiceAccount"]],
+    ["defaults", {}, ["CronJob", "Job", "Lease", "Role", "RoleBinding", "ServiceAccount", "ServiceAccount"]],
     [
       "secret mode, no lease",
       { auth: { mode: "secret", endpoints: ["10.0.0.11"] }, lease: { enabled: false } },
@@ -780,7 +878,7 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
         verify: { enabled: false },
         defrag: { quotaBytes: 8589934592 },
       },
-      ["CronJob", "Role", "RoleBinding", "ServiceAccount"],
+      ["CronJob", "Lease", "Role", "RoleBinding", "ServiceAccount"],
     ],
     [
       "externalSecret mode with everything on",
@@ -790,7 +888,7 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
         metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "prod" },
         prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
         defrag: { nodes: ["10.0.0.11"], rule: "true", maxMembers: 5, quotaBytes: "4GiB" },
-        cronjob: { activeDeadlineSeconds: 14400 },
+        cronjob: { activeDeadlineSeconds: 18000 },
         verify: { enabled: true, activeDeadlineSeconds: 600 },
         imagePullSecrets: [{ name: "regcred" }],
         lease: { name: "defrag.lock", wait: "0s" },
@@ -807,6 +905,7 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
         "CronJob",
         "ExternalSecret",
         "Job",
+        "Lease",
         "NetworkPolicy",
         "PrometheusRule",
         "Role",
@@ -882,6 +981,16 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
     await assert.rejects(
       guard("kube-scheduler").acquire(opts),
       /403 Forbidden.*cannot get resource "leases"/,
+    );
+    // The chart created the Lease, so the identity has no create: not even of a Lease of its own.
+    const sa = new KubeConfig();
+    sa.loadFromFile(kubeconfig);
+    await assert.rejects(
+      sa.makeApiClient(CoordinationV1Api).createNamespacedLease({
+        namespace: "kube-system",
+        body: { metadata: { name: "made-by-the-job" }, spec: {} },
+      }),
+      (err: unknown) => err instanceof ApiException && err.code === 403,
     );
     // An upgrade with other values: the verification Job is replaced (before-hook-creation), not patched.
     await applyChart({ output: "json" });
@@ -1174,3 +1283,75 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     }
   });
 });
+
+/** values with overrides applied, as Helm merges them (maps merged, everything else replaced). */
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isMap(b) && isMap(v) ? merge(b, v) : v;
+  }
+  return out;
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * values.yaml's worst-case formula evaluated for these values: "(+ X with FLAG)" counts X when FLAG is
+ * true, "members" is max(defrag.maxMembers, number of defrag.nodes), every other path a duration.
+ */
+function worstCase(formula: string, values: Record<string, unknown>): number {
+  const at = (path: string): unknown =>
+    path.split(".").reduce<unknown>((v, k) => (isMap(v) ? v[k] : undefined), values);
+  const seconds = (path: string): string => {
+    const ms = parseDuration(String(at(path)));
+    assert.ok(ms !== undefined, `${path} is a duration`);
+    return String(ms / 1000);
+  };
+  const members = Math.max(Number(at("defrag.maxMembers")), (at("defrag.nodes") as unknown[]).length);
+  const arithmetic = formula
+    .replace(/\(\+ ([\w.]+) with ([\w.]+)\)/g, (_, term: string, flag: string) =>
+      at(flag) === true ? `+ ${term}` : "",
+    )
+    .replace(/\bmembers\b/g, String(members))
+    .replace(/\b[a-z]+\.[A-Za-z]+\b/g, seconds)
+    .replace(/ x /g, " * ");
+  return arithmeticValue(arithmetic);
+}
+
+/** + and * over numbers and parentheses, left to right with * first. */
+function arithmeticValue(text: string): number {
+  const tokens = text.match(/\d+(\.\d+)?|[()+*]/g) ?? [];
+  assert.equal(tokens.join(""), text.replace(/\s+/g, ""), `only numbers, +, * and parentheses: ${text}`);
+  let i = 0;
+  const sum = (): number => {
+    let v = product();
+    while (tokens[i] === "+") {
+      i++;
+      v += product();
+    }
+    return v;
+  };
+  const product = (): number => {
+    let v = atom();
+    while (tokens[i] === "*") {
+      i++;
+      v *= atom();
+    }
+    return v;
+  };
+  const atom = (): number => {
+    const t = tokens[i++];
+    if (t === "(") {
+      const v = sum();
+      assert.equal(tokens[i++], ")");
+      return v;
+    }
+    return Number(t);
+  };
+  const v = sum();
+  assert.equal(i, tokens.length);
+  return v;
+}

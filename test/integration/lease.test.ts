@@ -69,7 +69,8 @@ describe("the Lease against a real kube-apiserver", () => {
     const kc = new KubeConfig();
     kc.loadFromFile(admin);
     leases = kc.makeApiClient(CoordinationV1Api);
-    // The least RBAC, as the chart grants it: get/update on the one lease, create on leases.
+    // The least RBAC, as the chart grants it: get/update on the one lease, which exists (the chart
+    // creates it empty).
     const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
     await rbac.createNamespacedRole({
       namespace: NS,
@@ -82,7 +83,6 @@ describe("the Lease against a real kube-apiserver", () => {
             resourceNames: ["etcd-defrag-user"],
             verbs: ["get", "update"],
           },
-          { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
         ],
       },
     });
@@ -93,6 +93,10 @@ describe("the Lease against a real kube-apiserver", () => {
         roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "lease-user" },
         subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "lease-user" }],
       },
+    });
+    await leases.createNamespacedLease({
+      namespace: NS,
+      body: { metadata: { name: "etcd-defrag-user" }, spec: {} },
     });
   });
 
@@ -280,12 +284,38 @@ describe("the Lease against a real kube-apiserver", () => {
     await held.release();
   });
 
-  it("the least RBAC is enough: get/update on the one lease (resourceNames) and create", async () => {
+  it("the least RBAC is enough: get/update on the one lease (resourceNames), created empty as the chart does", async () => {
     const kubeconfig = kas.writeKubeconfig(dir, { user: "lease-user" });
     const held = await guard("etcd-defrag-user", "run-a", { kubeconfig }).acquire(noWait);
+    assert.equal((await read("etcd-defrag-user")).spec.holderIdentity, "run-a");
     await held.release();
     // Another lease name: get is forbidden.
     await assert.rejects(guard("other", "run-a", { kubeconfig }).acquire(noWait), /refused to get/);
+  });
+
+  it("that Lease deleted: the create it may not do is a config error saying how to restore it", async () => {
+    const kubeconfig = kas.writeKubeconfig(dir, { user: "lease-user" });
+    await leases.deleteNamespacedLease({ name: "etcd-defrag-user", namespace: NS });
+    try {
+      await assert.rejects(
+        guard("etcd-defrag-user", "run-a", { kubeconfig }).acquire(noWait),
+        (err: unknown) => {
+          assert.ok(err instanceof DefragError);
+          assert.equal(err.kind, "config");
+          assert.match(err.message, /refused to create leases\.coordination\.k8s\.io "etcd-defrag-user"/);
+          assert.match(
+            err.hint ?? "",
+            /the Lease does not exist and this identity may not create it.*helm upgrade/,
+          );
+          return true;
+        },
+      );
+    } finally {
+      await leases.createNamespacedLease({
+        namespace: NS,
+        body: { metadata: { name: "etcd-defrag-user" }, spec: {} },
+      });
+    }
   });
 
   it("no RBAC at all: a clear config error naming the verb, the lease, the namespace and what to grant", async () => {
@@ -297,7 +327,7 @@ describe("the Lease against a real kube-apiserver", () => {
         err.message,
         /refused to get leases\.coordination\.k8s\.io "etcd-defrag" in namespace "kube-system" \(403 Forbidden: .*User "nobody" cannot get/,
       );
-      assert.match(err.hint ?? "", /grant get, create and update on leases .* in namespace kube-system/);
+      assert.match(err.hint ?? "", /grant get and update on leases .* in namespace kube-system/);
       return true;
     });
   });
@@ -354,7 +384,7 @@ describe("the Lease against a real kube-apiserver", () => {
       );
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /403 Forbidden/);
-      assert.match(r.stderr, /grant get, create and update on leases/);
+      assert.match(r.stderr, /grant get and update on leases/);
       assert.equal(h.journal.length, before);
     });
 

@@ -128,9 +128,10 @@ describe("docs/migrate.md", () => {
         "rbac.authorization.k8s.io/v1 Role",
         "rbac.authorization.k8s.io/v1 RoleBinding",
         "batch/v1 CronJob",
+        "coordination.k8s.io/v1 Lease",
         "batch/v1 Job",
       ],
-      "auth.mode secret renders no ExternalSecret and no Talos ServiceAccount (the Kubernetes ServiceAccount, Role and RoleBinding are for the run's Lease; the Job is the verification hook)",
+      "auth.mode secret renders no ExternalSecret and no Talos ServiceAccount (the Kubernetes ServiceAccount, Lease, Role and RoleBinding are for the run's Lease; the Job is the verification hook)",
     );
     const verify = rendered.find((o) => o.kind === "Job")!;
     assert.equal(verify.metadata.annotations?.["helm.sh/hook"], "post-install,post-upgrade");

@@ -65,7 +65,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.lease.enabled -}}{{- $lease = include "etcd-defrag.durationSeconds" .Values.lease.wait | float64 -}}{{- end -}}
 {{- $worst = addf $worst $snapshot $lease | ceil | int64 -}}
 {{- if lt (int64 .Values.cronjob.activeDeadlineSeconds) $worst -}}
-{{- fail (printf "cronjob.activeDeadlineSeconds (%d s) is shorter than the worst case of a run, %d s: %d members (defrag.maxMembers, or defrag.nodes) x (defrag.timeout %s + 2 x defrag.maxWait %s + 2 x defrag.healthTimeout %s + defrag.pause %s) + 10 x defrag.callTimeout %s, + defrag.timeout for the snapshot when snapshot.enabled, + lease.wait when lease.enabled. Raise cronjob.activeDeadlineSeconds or lower those values" (int64 .Values.cronjob.activeDeadlineSeconds) $worst $members $d.timeout $d.maxWait $d.healthTimeout $d.pause $d.callTimeout) -}}
+{{- /* The formula as values.yaml writes it (test/integration/chart.test.ts evaluates that one and compares). */ -}}
+{{- $formula := "members x (defrag.timeout + 2 x defrag.maxWait + 2 x defrag.healthTimeout + defrag.pause) + 10 x defrag.callTimeout (+ defrag.timeout with snapshot.enabled) (+ lease.wait with lease.enabled)" -}}
+{{- fail (printf "cronjob.activeDeadlineSeconds (%d s) is shorter than the worst case of a run, %d s: worst case = %s, with members %d (defrag.maxMembers, or the number of defrag.nodes), defrag.timeout %s, defrag.maxWait %s, defrag.healthTimeout %s, defrag.pause %s, defrag.callTimeout %s, snapshot.enabled %t, lease.wait %s (lease.enabled %t). Raise cronjob.activeDeadlineSeconds or lower those values" (int64 .Values.cronjob.activeDeadlineSeconds) $worst $formula $members $d.timeout $d.maxWait $d.healthTimeout $d.pause $d.callTimeout .Values.snapshot.enabled .Values.lease.wait .Values.lease.enabled) -}}
 {{- end -}}
 {{- end }}
 
