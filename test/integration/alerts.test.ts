@@ -230,7 +230,7 @@ describe("alert rules (promtool test rules)", () => {
             alertname: "EtcdDefragMetricsAbsent",
             exp_alerts: [
               {
-                exp_labels: { severity: "warning", job: "etcd-defrag" },
+                exp_labels: { severity: "warning" },
                 exp_annotations: annotations("EtcdDefragMetricsAbsent", {}),
               },
             ],
@@ -273,10 +273,50 @@ describe("alert rules (promtool test rules)", () => {
     const absent = object.spec.groups
       .flatMap((g) => g.rules)
       .find((x) => x.alert === "EtcdDefragMetricsAbsent");
-    assert.equal(
-      absent?.expr,
-      'absent(etcd_defrag_last_run_timestamp_seconds{job="etcd-defrag", cluster="prod"})',
-    );
+    assert.equal(absent?.expr, 'absent(etcd_defrag_last_run_timestamp_seconds{cluster="prod"})');
+  });
+
+  it("a Pushgateway scraped without honor_labels (job becomes exported_job): the alerts still fire and stay quiet", () => {
+    // What Prometheus stores then: the scrape's own job and instance, ours renamed to exported_job.
+    const labels = (cluster: string, more = "") =>
+      `{job="pushgateway",instance="pushgateway.monitoring:9091",exported_job="etcd-defrag",cluster="${cluster}"${more}}`;
+    const r = promtool([
+      {
+        interval: "1h",
+        input_series: [
+          { series: `etcd_defrag_run_result${labels("prod", ',result="failed"')}`, values: "1x240" },
+          { series: `etcd_defrag_last_run_timestamp_seconds${labels("prod")}`, values: "0x240" },
+          { series: `etcd_defrag_last_success_timestamp_seconds${labels("prod")}`, values: "0x240" },
+        ],
+        alert_rule_test: [
+          {
+            eval_time: "1h",
+            alertname: "EtcdDefragRunFailed",
+            exp_alerts: [
+              {
+                exp_labels: { severity: "warning", cluster: "prod" },
+                exp_annotations: annotations("EtcdDefragRunFailed", { "$labels.cluster": "prod" }),
+              },
+            ],
+          },
+          { eval_time: "9d", alertname: "EtcdDefragMetricsAbsent", exp_alerts: [] },
+          {
+            eval_time: "9d",
+            alertname: "EtcdDefragNoRecentSuccess",
+            exp_alerts: [
+              {
+                exp_labels: { severity: "warning", cluster: "prod" },
+                exp_annotations: annotations("EtcdDefragNoRecentSuccess", {
+                  "$labels.cluster": "prod",
+                  "$value | humanizeDuration": "9d 0h 0m 0s",
+                }),
+              },
+            ],
+          },
+        ],
+      },
+    ]);
+    assert.equal(r.code, 0, r.out);
   });
 
   it("EtcdDefragNotRunRecently fires when the last run is older than 8 days, whatever its result", () => {
