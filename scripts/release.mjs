@@ -5,6 +5,8 @@
 //   node scripts/release.mjs check [--tag vX.Y.Z]  every version in the repository agrees (and with the tag)
 //   node scripts/release.mjs notes                 the CHANGELOG.md section of that version (release notes)
 //   node scripts/release.mjs stamp --owner OWNER   points the chart and the package at ghcr.io/OWNER, github.com/OWNER
+//   node scripts/release.mjs stamp --registry REG  points the chart (its image) and the self-hosted Flux source at
+//                                                  an OCI registry of your own (README, "From this repository")
 //
 // One version: package.json's. The CLI prints it (src/main.ts imports package.json); the chart's version and
 // appVersion, the Dockerfile's VERSION default, the lock file, the Flux example's chart tag and a CHANGELOG.md
@@ -23,6 +25,15 @@ export const OWNER_FILES = [
   "package.json",
   "deploy/flux/app/ocirepository.yaml",
 ];
+
+/** Files naming where the image and chart live, for a registry of one's own (`stamp --registry`). */
+export const REGISTRY_FILES = [
+  "charts/etcd-defrag/values.yaml",
+  "charts/etcd-defrag/Chart.yaml",
+  "deploy/flux/self-hosted/ocirepository.yaml",
+];
+/** The placeholder for that registry in deploy/flux/self-hosted. */
+export const REGISTRY_PLACEHOLDER = "registry.example.internal/platform";
 
 function field(text, pattern, what) {
   const m = pattern.exec(text);
@@ -50,6 +61,11 @@ export function versions() {
       /^\s+tag:\s*"?([^"\s]+)"?\s*$/m,
       "ref.tag",
     ),
+    "deploy/flux/self-hosted/ocirepository.yaml ref.tag": field(
+      read("deploy/flux/self-hosted/ocirepository.yaml"),
+      /^\s+tag:\s*"?([^"\s]+)"?\s*$/m,
+      "ref.tag",
+    ),
   };
 }
 
@@ -63,6 +79,14 @@ export function notes(version) {
     .slice(start + 1, end < 0 ? undefined : end)
     .join("\n")
     .trim();
+}
+
+/** Whether the section's heading carries a release date ("## [1.2.3] - 2026-12-31"), not "unreleased". */
+export function dated(version) {
+  const heading = read("CHANGELOG.md")
+    .split("\n")
+    .find((l) => l.startsWith(`## [${version}]`));
+  return heading !== undefined && /^## \[[^\]]+\] - \d{4}-\d{2}-\d{2}\s*$/.test(heading);
 }
 
 /** Problems, each a sentence naming the file; empty when the release may go ahead. */
@@ -80,6 +104,11 @@ export function check(tag) {
     problems.push(`tag ${JSON.stringify(tag)} does not match the version: expected v${version}`);
   }
   if (!notes(version)) problems.push(`CHANGELOG.md has no section "## [${version}]" with release notes`);
+  else if (tag !== undefined && !dated(version)) {
+    problems.push(
+      `CHANGELOG.md's section for ${version} is not dated: write the release date into its heading ("## [${version}] - YYYY-MM-DD") in the release's commit`,
+    );
+  }
   return problems;
 }
 
@@ -93,6 +122,24 @@ export function stamp(owner) {
       text
         .replaceAll(`ghcr.io/${DEFAULT_OWNER}/`, `ghcr.io/${owner}/`)
         .replaceAll(`github.com/${DEFAULT_OWNER}/`, `github.com/${owner}/`),
+    );
+  }
+}
+
+/** Your registry instead of ghcr.io/talos-etcd-defrag: the chart's image, and the self-hosted Flux source. */
+export function stampRegistry(registry) {
+  if (!/^[a-z0-9][a-z0-9.-]*(:[0-9]+)?(\/[a-z0-9][a-z0-9._-]*)*$/.test(registry)) {
+    throw new Error(
+      `registry ${JSON.stringify(registry)}: expected HOST[:PORT][/PATH] in lower case, without a scheme (e.g. registry.example.internal/platform)`,
+    );
+  }
+  for (const path of REGISTRY_FILES) {
+    const text = read(path);
+    writeFileSync(
+      resolve(root, path),
+      text
+        .replaceAll(`ghcr.io/${DEFAULT_OWNER}/`, `${registry}/`)
+        .replaceAll(`${REGISTRY_PLACEHOLDER}/`, `${registry}/`),
     );
   }
 }
@@ -119,13 +166,22 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename
     console.log(text);
   } else if (command === "stamp") {
     const owner = option(args, "--owner");
-    if (!owner) {
-      console.error("stamp needs --owner OWNER");
+    const registry = option(args, "--registry");
+    if (!owner === !registry) {
+      console.error("stamp needs --owner OWNER (the release) or --registry HOST[:PORT][/PATH] (your own)");
       process.exit(2);
     }
-    stamp(owner.toLowerCase());
+    try {
+      if (owner) stamp(owner.toLowerCase());
+      else stampRegistry(registry);
+    } catch (err) {
+      console.error(`stamp: ${err.message}`);
+      process.exit(2);
+    }
   } else {
-    console.error("usage: release.mjs check [--tag vX.Y.Z] | notes | stamp --owner OWNER");
+    console.error(
+      "usage: release.mjs check [--tag vX.Y.Z] | notes | stamp --owner OWNER | stamp --registry REGISTRY",
+    );
     process.exit(2);
   }
 }

@@ -19,6 +19,7 @@ const FILES = [
   "charts/etcd-defrag/values.yaml",
   "Dockerfile",
   "deploy/flux/app/ocirepository.yaml",
+  "deploy/flux/self-hosted/ocirepository.yaml",
   "CHANGELOG.md",
 ];
 
@@ -55,10 +56,26 @@ function edit(root: string, file: string, from: RegExp, to: string): void {
 const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 
 describe("one version (scripts/release.mjs check)", () => {
-  it("the repository agrees with itself and with the tag v + package.json's version", () => {
-    const r = release(ROOT, ["check", "--tag", `v${version}`]);
+  it("the repository agrees with itself; with the tag v + package.json's version once CHANGELOG.md dates it", () => {
+    const r = release(ROOT, ["check"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), version);
+    // Nothing is released yet: the section is "unreleased", and a release tag is refused until it is dated.
+    const heading = new RegExp(`^## \\[${version.replace(/\./g, "\\.")}\\].*$`, "m");
+    const root = copy();
+    edit(root, "CHANGELOG.md", heading, `## [${version}] - unreleased`);
+    const undated = release(root, ["check", "--tag", `v${version}`]);
+    assert.equal(undated.code, 1);
+    assert.match(
+      undated.stderr,
+      new RegExp(
+        `CHANGELOG\\.md's section for ${version.replace(/\./g, "\\.")} is not dated: write the release date into its heading`,
+      ),
+    );
+    edit(root, "CHANGELOG.md", heading, `## [${version}] - 2026-12-31`);
+    const dated = release(root, ["check", "--tag", `v${version}`]);
+    assert.equal(dated.code, 0, dated.stderr);
+    assert.equal(dated.stdout.trim(), version);
   });
 
   it("the CLI prints that version", () => {
@@ -81,11 +98,13 @@ describe("one version (scripts/release.mjs check)", () => {
     edit(root, "charts/etcd-defrag/Chart.yaml", /^appVersion: .*$/m, 'appVersion: "0.0.9"');
     edit(root, "Dockerfile", /^ARG VERSION=.*$/m, "ARG VERSION=1.0.0");
     edit(root, "deploy/flux/app/ocirepository.yaml", /^(\s+)tag: .*$/m, "$1tag: 0.0.1");
+    edit(root, "deploy/flux/self-hosted/ocirepository.yaml", /^(\s+)tag: .*$/m, "$1tag: 0.0.2");
     const r = release(root, ["check"]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Chart\.yaml appVersion is "0\.0\.9", package\.json says/);
     assert.match(r.stderr, /Dockerfile ARG VERSION is "1\.0\.0"/);
-    assert.match(r.stderr, /ocirepository\.yaml ref\.tag is "0\.0\.1"/);
+    assert.match(r.stderr, /app\/ocirepository\.yaml ref\.tag is "0\.0\.1"/);
+    assert.match(r.stderr, /self-hosted\/ocirepository\.yaml ref\.tag is "0\.0\.2"/);
   });
 
   it("a version without a CHANGELOG.md section fails; the notes are that section", () => {
@@ -127,6 +146,47 @@ describe("one version (scripts/release.mjs check)", () => {
         /(ghcr\.io|github\.com)\/talos-etcd-defrag\//,
         f,
       );
+    }
+  });
+});
+
+describe("stamp --registry (your own registry, before the first release)", () => {
+  it("points the chart's image and the self-hosted Flux source at it, and leaves the published paths alone", () => {
+    const root = copy();
+    const r = release(root, ["stamp", "--registry", "registry.example.org:5000/platform"]);
+    assert.equal(r.code, 0, r.stderr);
+    const values = parse(readFileSync(join(root, "charts/etcd-defrag/values.yaml"), "utf8")) as {
+      image: { repository: string };
+    };
+    assert.equal(values.image.repository, "registry.example.org:5000/platform/talos-etcd-defrag");
+    assert.match(
+      readFileSync(join(root, "charts/etcd-defrag/Chart.yaml"), "utf8"),
+      /image: registry\.example\.org:5000\/platform\/talos-etcd-defrag:/,
+    );
+    assert.match(
+      readFileSync(join(root, "deploy/flux/self-hosted/ocirepository.yaml"), "utf8"),
+      /url: oci:\/\/registry\.example\.org:5000\/platform\/charts\/etcd-defrag\n/,
+    );
+    assert.equal(
+      readFileSync(join(root, "deploy/flux/app/ocirepository.yaml"), "utf8"),
+      readFileSync(join(ROOT, "deploy/flux/app/ocirepository.yaml"), "utf8"),
+    );
+  });
+
+  it("a registry with a scheme, in upper case, or both options: exit 2 saying what is expected, nothing written", () => {
+    for (const args of [
+      ["--registry", "https://registry.example.org"],
+      ["--registry", "Registry.Example.org"],
+      ["--registry", "registry.example.org", "--owner", "me"],
+      [],
+    ]) {
+      const root = copy();
+      const r = release(root, ["stamp", ...args]);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.match(r.stderr, /HOST\[:PORT\]\[\/PATH\]/, args.join(" "));
+      for (const f of FILES) {
+        assert.equal(readFileSync(join(root, f), "utf8"), readFileSync(join(ROOT, f), "utf8"), f);
+      }
     }
   });
 });
