@@ -81,8 +81,9 @@ describe("docs/migrate.md", () => {
       join(REPO_ROOT, "deploy", "flux", "app", "externalsecret.yaml"),
       join(app, "externalsecret.yaml"),
     );
+    // Until the first release, the guide's source is the self-hosted one.
     copyFileSync(
-      join(REPO_ROOT, "deploy", "flux", "app", "ocirepository.yaml"),
+      join(REPO_ROOT, "deploy", "flux", "self-hosted", "ocirepository.yaml"),
       join(app, "ocirepository.yaml"),
     );
     for (const [name, body] of blocks().files) writeFileSync(join(dir, name), body);
@@ -175,27 +176,50 @@ describe("docs/migrate.md", () => {
     assert.equal(env.find((e) => e.name === "TALOS_ENDPOINTS")?.value, "10.0.0.11,10.0.0.12,10.0.0.13");
   });
 
-  it("its kubectl commands name the CronJob, namespace and Secret the chart renders", () => {
+  it("its kubectl commands name the CronJob, namespace and Secret the chart renders, and follow each Job to its end", () => {
     const { commands } = blocks();
     const cronJob = rendered.find((o) => o.kind === "CronJob")!;
+    const ns = cronJob.metadata.namespace ?? "";
     const jobs = commands.filter((c) => c.includes("create job"));
     assert.equal(jobs.length, 2);
     for (const c of jobs) {
       assert.match(
         c,
-        new RegExp(
-          `^kubectl -n ${cronJob.metadata.namespace ?? ""} create job --from=cronjob/${cronJob.metadata.name} \\S+$`,
-        ),
+        new RegExp(`^kubectl -n ${ns} create job --from=cronjob/${cronJob.metadata.name} \\S+$`),
       );
       const job = c.split(" ").at(-1)!;
-      assert.ok(
-        commands.some((w) => w.includes(`wait --for=condition=complete`) && w.endsWith(`job/${job}`)),
-        job,
-      );
-      assert.ok(commands.includes(`kubectl -n kube-system logs job/${job}`), job);
+      // logs -f returns when the run ends, whatever its result (wait --for=condition=complete would
+      // sit out its timeout on a refused run); get job then says Complete or Failed.
+      assert.ok(commands.includes(`kubectl -n ${ns} logs -f job/${job} --pod-running-timeout=5m`), job);
+      assert.ok(commands.includes(`kubectl -n ${ns} get job ${job}`), job);
     }
+    assert.ok(!commands.some((c) => c.includes("wait --for=condition=complete")));
+    assert.ok(!commands.some((c) => /kubectl .*patch cronjob/.test(c)), "no kubectl patch of what Flux owns");
+    const verify = rendered.find((o) => o.kind === "Job")!;
+    assert.ok(commands.includes(`kubectl -n ${ns} logs job/${verify.metadata.name} --all-containers`));
     const es = objects.find((o) => o.kind === "ExternalSecret")!;
     assert.ok(commands.some((c) => c.includes(`get secret ${(es.spec.target as { name: string }).name} `)));
+  });
+
+  it("its table of what the chart creates is what it renders, and every etcd-defrag name it quotes exists", () => {
+    const text = readFileSync(DOC, "utf8");
+    const table = [...text.matchAll(/^\| (\w+) +\| `([^`]+)` +\|$/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(table.sort(), rendered.map((o) => `${o.kind} ${o.metadata.name}`).sort());
+    const known = new Set([
+      ...rendered.map((o) => o.metadata.name),
+      ...objects.map((o) => o.metadata.name),
+      `${rendered.find((o) => o.kind === "Lease")!.metadata.namespace ?? ""}/etcd-defrag`,
+      "kube-system/etcd-defrag-talosconfig",
+      (objects.find((o) => o.kind === "ExternalSecret")!.spec.target as { name: string }).name,
+      // The Jobs its commands create.
+      ...blocks()
+        .commands.filter((c) => c.includes("create job"))
+        .map((c) => c.split(" ").at(-1)!),
+    ]);
+    for (const [, name] of text.matchAll(/`((?:[\w-]+\/)?etcd-defrag[\w.-]*)`/g)) {
+      if (name!.endsWith(".talosconfig")) continue; // a file name
+      assert.ok(known.has(name!), `docs/migrate.md quotes \`${name}\`, which nothing renders or creates`);
+    }
   });
 
   it("talosctl config new names a node with -n, as Talos requires", () => {
