@@ -163,7 +163,7 @@ const TABLE = [
     flag: "--affected-etcd <mode>",
     env: "TALOS_ETCD_DEFRAG_AFFECTED_ETCD",
     default: "caught-up",
-    help: "a member on an etcd that can corrupt data when a raft snapshot lands during its defragment (before 3.5.23, 3.6.0-3.6.4): caught-up defragments it only while its applied index equals the leader's; refuse refuses the run (exit 3)",
+    help: "a member on an etcd that can corrupt data when a raft snapshot lands during its defragment (before 3.4.38, 3.5.0-3.5.22, 3.6.0-3.6.4): caught-up defragments it only while its applied index equals the leader's; refuse refuses the run (exit 3)",
     commands: ["run"],
     type: choice(["caught-up", "refuse"]),
   }),

@@ -1,7 +1,7 @@
 // What the tool knows about etcd versions: parsing the version a member reports
 // (EtcdMemberStatus.protocol_version, etcd's own server version) and whether it is one
 // that can corrupt its data when a raft snapshot is applied while it defragments
-// (etcd PRs 20650 and 20653: fixed in 3.5.23 and 3.6.5). Pure.
+// (etcd PRs 20650, 20653 and 20659: fixed in 3.6.5, 3.5.23 and 3.4.38, by etcd's changelogs). Pure.
 
 export interface EtcdVersion {
   major: number;
@@ -13,8 +13,8 @@ export interface EtcdVersion {
 
 /** The fixed releases. Which platform release ships them is the backend's to say (BackendWords.fixedEtcd). */
 export const SNAPSHOT_DEFRAG_FIX = {
-  fixedIn: ["3.5.23", "3.6.5"],
-  prs: "etcd PRs 20650 and 20653",
+  fixedIn: ["3.4.38", "3.5.23", "3.6.5"],
+  prs: "etcd PRs 20650, 20653 and 20659",
 } as const;
 
 /** "3.6.4", "v3.6.4", "3.7.0-rc.0"; undefined when it is not MAJOR.MINOR.PATCH. */
@@ -51,8 +51,9 @@ export type VersionVerdict =
   | { kind: "affected"; version: EtcdVersion; fixedIn: string };
 
 /**
- * etcd before 3.5.23, and 3.6.0 to 3.6.4, are affected (3.4 and older were never fixed);
- * 3.5.23+, 3.6.5+ and 3.7 are fixed. Another major version is unknown.
+ * Affected: etcd before 3.4.38, 3.5.0 to 3.5.22, 3.6.0 to 3.6.4 (pre-releases of a line count as
+ * its first release). Fixed: 3.4.38+, 3.5.23+, 3.6.5+ and 3.7 on (CHANGELOG-3.4/3.5/3.6: v3.4.38
+ * PR 20659, v3.5.23 PR 20653, v3.6.5 PR 20650). Another major version is unknown.
  */
 export function judgeEtcdVersion(text: string): VersionVerdict {
   const version = parseEtcdVersion(text);
@@ -66,8 +67,14 @@ export function judgeEtcdVersion(text: string): VersionVerdict {
     };
   if (version.major !== 3)
     return { kind: "unknown", reason: `runs etcd ${text}, a major version this tool does not know` };
-  if (compare(version, v(3, 5, 23)) < 0)
-    return { kind: "affected", version, fixedIn: version.minor === 5 ? "3.5.23" : "3.5.23 and 3.6.5" };
+  if (compare(version, v(3, 4, 38)) < 0)
+    return {
+      kind: "affected",
+      version,
+      fixedIn: version.minor === 4 ? "3.4.38" : "3.4.38, 3.5.23 and 3.6.5",
+    };
+  if (compare(version, { ...v(3, 5, 0), prerelease: "0" }) >= 0 && compare(version, v(3, 5, 23)) < 0)
+    return { kind: "affected", version, fixedIn: "3.5.23" };
   if (compare(version, { ...v(3, 6, 0), prerelease: "0" }) >= 0 && compare(version, v(3, 6, 5)) < 0)
     return { kind: "affected", version, fixedIn: "3.6.5" };
   return { kind: "fixed", version };

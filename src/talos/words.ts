@@ -5,6 +5,8 @@ import type { BackendWords } from "../core/backend.js";
 
 /** The first Talos release of each etcd line that ships a fixed etcd, by the etcd versions named. */
 function talosShipping(fixedIn: string): string {
+  // Talos has shipped etcd 3.5 and 3.6 (3.7 from 1.14), never 3.4: a 3.4 member is not a Talos one.
+  if (fixedIn === "3.4.38") return "not by a Talos release (Talos ships etcd 3.5 and later)";
   if (fixedIn.includes("3.5") && fixedIn.includes("3.6"))
     return "Talos 1.10.9 (etcd 3.5.26) or 1.11.3 and later (etcd 3.6.5+)";
   if (fixedIn.includes("3.5")) return "Talos 1.10.9 and later (etcd 3.5.26)";

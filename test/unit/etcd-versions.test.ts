@@ -4,10 +4,16 @@ import { describe, it } from "node:test";
 import { affectedWarning, judgeEtcdVersion, parseEtcdVersion } from "../../src/core/etcd-versions.js";
 import { TALOS_WORDS } from "../../src/talos/words.js";
 
-describe("etcd versions: the snapshot/defragment bug (fixed in 3.5.23 and 3.6.5)", () => {
+describe("etcd versions: the snapshot/defragment bug (fixed in 3.4.38, 3.5.23 and 3.6.5)", () => {
   // [version as a member reports it, verdict, the fixed versions named, the Talos release named]
   const cases: [string, "affected" | "fixed" | "unknown", string?, RegExp?][] = [
-    ["3.4.23", "affected", "3.5.23 and 3.6.5", /1\.10\.9.*1\.11\.3/],
+    ["3.3.27", "affected", "3.4.38, 3.5.23 and 3.6.5", /1\.10\.9.*1\.11\.3/],
+    ["3.4.23", "affected", "3.4.38", /not by a Talos release/], // Debian's
+    ["3.4.37", "affected", "3.4.38", /not by a Talos release/],
+    ["3.4.38-rc.0", "affected", "3.4.38", /not by a Talos release/],
+    ["3.4.38", "fixed"], // etcd PR 20659, CHANGELOG-3.4 v3.4.38
+    ["3.4.45", "fixed"],
+    ["3.5.0-alpha.0", "affected", "3.5.23", /Talos 1\.10\.9/],
     ["3.5.0", "affected", "3.5.23", /Talos 1\.10\.9 and later \(etcd 3\.5\.26\)/],
     ["3.5.21", "affected", "3.5.23", /Talos 1\.10\.9/], // Talos 1.10.0-1.10.8
     ["3.5.22", "affected", "3.5.23", /Talos 1\.10\.9/],
@@ -55,7 +61,7 @@ describe("etcd versions: the snapshot/defragment bug (fixed in 3.5.23 and 3.6.5)
     assert.ok(verdict.kind === "affected");
     assert.equal(
       affectedWarning("cp-2 (0000000000000002)", verdict, "3.6.4", TALOS_WORDS.fixedEtcd),
-      "member cp-2 (0000000000000002) runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650 and 20653); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+)",
+      "member cp-2 (0000000000000002) runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650, 20653 and 20659); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+)",
     );
   });
 });

@@ -104,7 +104,7 @@ describe("safety gates", () => {
       [
         [
           "etcd-version",
-          /^member cp-2 \(0000000000000002\) runs etcd 3\.5\.21, which can corrupt its data when a raft snapshot is applied while it defragments \(etcd PRs 20650 and 20653\); fixed in etcd 3\.5\.23, shipped by Talos 1\.10\.9 and later \(etcd 3\.5\.26\); refused \(--affected-etcd refuse\)$/,
+          /^member cp-2 \(0000000000000002\) runs etcd 3\.5\.21, which can corrupt its data when a raft snapshot is applied while it defragments \(etcd PRs 20650, 20653 and 20659\); fixed in etcd 3\.5\.23, shipped by Talos 1\.10\.9 and later \(etcd 3\.5\.26\); refused \(--affected-etcd refuse\)$/,
         ],
       ],
     ],

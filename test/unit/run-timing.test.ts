@@ -446,7 +446,7 @@ describe("NOSPACE at the end", () => {
   });
 });
 
-describe("an etcd with the snapshot/defragment bug (before 3.5.23, 3.6.0-3.6.4)", () => {
+describe("an etcd with the snapshot/defragment bug (before 3.4.38, 3.5.0-3.5.22, 3.6.0-3.6.4)", () => {
   // Member 2 (a follower, defragmented first: most free space) runs `version`.
   const affected = (version: string, appliedBehind?: (now: number) => number): SimCluster => {
     const sim = cluster([5_000, 5_000, 5_000]);
@@ -460,7 +460,7 @@ describe("an etcd with the snapshot/defragment bug (before 3.5.23, 3.6.0-3.6.4)"
   const run = (sim: SimCluster, over: Partial<RunOptions>, lines: string[]) =>
     runOn(sim, options(over), lines);
   const WARNING =
-    "member cp-2 (0000000000000002) on 10.0.0.2 runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650 and 20653); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+); it is defragmented only while fully caught up with the leader (--affected-etcd refuse refuses instead)";
+    "member cp-2 (0000000000000002) on 10.0.0.2 runs etcd 3.6.4, which can corrupt its data when a raft snapshot is applied while it defragments (etcd PRs 20650, 20653 and 20659); fixed in etcd 3.6.5, shipped by Talos 1.11.3 and later (etcd 3.6.5+); it is defragmented only while fully caught up with the leader (--affected-etcd refuse refuses instead)";
 
   it("warns, and defragments the member only once its applied index equals the leader's", async () => {
     // 5 entries behind for the first 3 s (within the default 1000 that the gates allow).
