@@ -119,7 +119,7 @@ const TABLE = [
     env: "TALOS_ETCD_DEFRAG_RULE",
     default: DEFAULT_RULE,
     defaultHelp: "see The rule, below",
-    help: "CEL expression deciding per member, on fresh numbers, whether to defragment it ('true' = every member)",
+    help: "CEL expression deciding per member, on fresh numbers, whether to defragment it ('true' = every member), or a preset: @default, @fragmentation-alert (etcd's own alert's condition)",
     commands: ["run"],
     type: rule,
   }),

@@ -9,6 +9,17 @@ import { fragmentation, freeBytes, isLeader, type MemberStatus } from "./model.j
 export const DEFAULT_RULE =
   "(dbSizeFree >= 100 * MiB && fragmentation >= 0.45) || dbQuotaUsage >= 0.8 || nospace";
 
+/**
+ * Named rules, given as `--rule @NAME`. fragmentation-alert is the etcd project's own
+ * etcdDatabaseHighFragmentationRatio alert (contrib/mixin: in use / total < 0.5 and more than
+ * 104857600 bytes in use), so that an hourly schedule does nothing until that alert would fire;
+ * NOSPACE is always a reason (a member at its quota takes no writes).
+ */
+export const RULE_PRESETS: Readonly<Record<string, string>> = {
+  default: DEFAULT_RULE,
+  "fragmentation-alert": "(fragmentation > 0.5 && dbSizeInUse > 100 * MiB) || nospace",
+};
+
 /** Talos sets no quota, so etcd's default applies. */
 export const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 
@@ -32,7 +43,10 @@ export interface RuleVariables {
 }
 
 export interface Rule {
+  /** The CEL expression (a preset's, expanded). */
   source: string;
+  /** The preset's name when given as @NAME. */
+  preset?: string;
   evaluate(input: RuleInput): boolean;
 }
 
@@ -82,9 +96,19 @@ const HINT =
   "variables: dbSize, dbSizeInUse, dbSizeFree, dbQuota (int, bytes), dbQuotaUsage, fragmentation (double), isLeader, nospace (bool), constants KiB, MiB, GiB; e.g. --rule 'dbSizeFree >= 200 * MiB'";
 
 /** Parses and type-checks the rule; a rule that does not compile or is not boolean is a usage error. */
-export function compileRule(source: string): Rule {
+export function compileRule(text: string): Rule {
   const env = environment();
-  if (source.trim() === "") throw configError("--rule is empty", HINT);
+  if (text.trim() === "") throw configError("--rule is empty", HINT);
+  const preset = /^\s*@(\S*)\s*$/.exec(text)?.[1];
+  const source = preset === undefined ? text : RULE_PRESETS[preset];
+  if (source === undefined) {
+    throw configError(
+      `--rule "${text.trim()}" is not a preset`,
+      `the presets: ${Object.keys(RULE_PRESETS)
+        .map((k) => `@${k}`)
+        .join(", ")}; or write a CEL expression (${HINT})`,
+    );
+  }
   let checked: ReturnType<Environment["check"]>;
   try {
     checked = env.check(source);
@@ -131,7 +155,7 @@ export function compileRule(source: string): Rule {
   } catch (err) {
     throw configError(`--rule "${source}" fails on sample values: ${firstLine(err)}`, HINT);
   }
-  return { source, evaluate };
+  return { source, evaluate, ...(preset === undefined ? {} : { preset }) };
 }
 
 /** The operands of a binary node, or nothing for any other node. */

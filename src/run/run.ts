@@ -208,6 +208,7 @@ function reportPlan(ctx: RunContext, plan: readonly PlanItem[]): void {
     `plan: ${todo.length === 0 ? "nothing to defragment" : `defragment ${todo.map((p) => p.node).join(", ")} in this order`}`,
     {
       rule: ctx.opts.rule.source,
+      ...(ctx.opts.rule.preset === undefined ? {} : { rulePreset: `@${ctx.opts.rule.preset}` }),
       quotaBytes: Object.fromEntries([...ctx.live.configs.quotas.byNode].map(([n, q]) => [n, q.bytes])),
     },
   );

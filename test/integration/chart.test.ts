@@ -126,6 +126,7 @@ describe("Helm chart", () => {
     assert.equal(cronJob.spec.concurrencyPolicy, "Forbid");
     const job = (cronJob.spec.jobTemplate as { spec: Record<string, unknown> }).spec;
     assert.equal(job.backoffLimit, 0);
+    assert.equal(cronJob.spec.startingDeadlineSeconds, 3600, "a missed run starts at most an hour late");
     assert.ok((job.activeDeadlineSeconds as number) > 0);
     assert.ok((cronJob.spec.successfulJobsHistoryLimit as number) >= 1);
     const pod = podSpec(cronJob);
@@ -312,6 +313,17 @@ describe("Helm chart", () => {
       }).stderr,
       /worst case of a run, 1542 s/,
     );
+  });
+
+  it("the hourly way: the schedule and the @fragmentation-alert preset reach the CronJob and the verification", () => {
+    const objects = render({ cronjob: { schedule: "0 * * * *" }, defrag: { rule: "@fragmentation-alert" } });
+    const cronJob = find(objects, "CronJob");
+    assert.equal(cronJob.spec.schedule, "0 * * * *");
+    assert.equal(cronJob.spec.concurrencyPolicy, "Forbid");
+    const rule = (c: { env: { name: string; value?: string }[] }) =>
+      c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_RULE")?.value;
+    assert.equal(rule(podSpec(cronJob).containers[0]!), "@fragmentation-alert");
+    assert.equal(rule(podSpec(find(objects, "Job")).containers[0]!), "@fragmentation-alert");
   });
 
   it("imagePullSecrets reach the CronJob's and the verification Job's pods", () => {

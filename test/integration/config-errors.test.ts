@@ -254,6 +254,10 @@ describe("configuration errors: exit 2, no call", () => {
     const cases: [string[], RegExp][] = [
       [["--rule", "dbSize >"], /--rule "dbSize >" does not compile/],
       [["--rule", "dbSize"], /is of type int, not bool/],
+      [
+        ["--rule", "@weekly"],
+        /--rule "@weekly" is not a preset \(the presets: @default, @fragmentation-alert; or write/,
+      ],
       [["--quota-bytes", "lots"], /--quota-bytes "lots" is not a size/],
       [["--timeout", "soon"], /--timeout "soon" is not a positive duration/],
       [["--move-leader", "sometimes"], /argument 'sometimes' is invalid/],

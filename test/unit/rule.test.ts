@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { DefragError } from "../../src/core/errors.js";
-import { DEFAULT_RULE, compileRule, ruleVariables, type RuleInput } from "../../src/core/rule.js";
+import {
+  DEFAULT_RULE,
+  RULE_PRESETS,
+  compileRule,
+  ruleVariables,
+  type RuleInput,
+} from "../../src/core/rule.js";
 import { GiB, MiB } from "../harness/units.js";
 
 function input(over: Partial<RuleInput>): RuleInput {
@@ -31,6 +37,44 @@ describe("defrag rule", () => {
       ["quota counts: 1 GiB of a 1.2 GiB quota", { dbSize: GiB, dbSizeInUse: GiB, dbQuota: 1.2 * GiB }, true],
     ];
     for (const [name, over, want] of cases) assert.equal(rule.evaluate(input(over)), want, name);
+  });
+
+  it("@fragmentation-alert is etcd's etcdDatabaseHighFragmentationRatio alert, NOSPACE besides", () => {
+    const rule = compileRule("@fragmentation-alert");
+    assert.equal(rule.preset, "fragmentation-alert");
+    assert.equal(rule.source, RULE_PRESETS["fragmentation-alert"]);
+    // etcd's contrib/mixin alert, as PromQL computes it on the two gauges.
+    const alert = (dbSize: number, inUse: number) => inUse / dbSize < 0.5 && inUse > 104857600;
+    for (const dbSize of [64 * MiB, 150 * MiB, 201 * MiB, 202 * MiB, 250 * MiB, 1 * GiB, 3 * GiB]) {
+      for (const share of [0.1, 0.3, 0.49, 0.4999, 0.5, 0.5001, 0.51, 0.7, 1]) {
+        const inUse = Math.round(dbSize * share);
+        assert.equal(
+          rule.evaluate(input({ dbSize, dbSizeInUse: inUse })),
+          alert(dbSize, inUse),
+          `dbSize ${dbSize}, in use ${inUse}`,
+        );
+      }
+    }
+    // The boundaries: exactly half in use, exactly 100 MiB in use, are not the alert.
+    assert.equal(rule.evaluate(input({ dbSize: 400 * MiB, dbSizeInUse: 200 * MiB })), false);
+    assert.equal(rule.evaluate(input({ dbSize: 300 * MiB, dbSizeInUse: 100 * MiB })), false);
+    assert.equal(rule.evaluate(input({ dbSize: 300 * MiB, dbSizeInUse: 100 * MiB + 1 })), true);
+    // NOSPACE always; near the quota alone, unlike the default rule, not (the alert does not fire).
+    assert.equal(rule.evaluate(input({ nospace: true })), true);
+    assert.equal(rule.evaluate(input({ dbSize: 1.9 * GiB, dbSizeInUse: 1.8 * GiB })), false);
+    assert.equal(compileRule("@default").source, DEFAULT_RULE);
+    assert.equal(compileRule(" @default ").preset, "default");
+  });
+
+  it("an unknown preset is exit 2 naming the presets", () => {
+    assert.throws(
+      () => compileRule("@hourly"),
+      (err: unknown) =>
+        err instanceof DefragError &&
+        err.kind === "config" &&
+        err.message === '--rule "@hourly" is not a preset' &&
+        /^the presets: @default, @fragmentation-alert; or write a CEL expression/.test(err.hint ?? ""),
+    );
   });
 
   it("computes the variables from one member's numbers", () => {
