@@ -117,6 +117,9 @@ function ourRunArgs(preset: Preset, timeout: string): string[] {
     `dbQuotaUsage > 0.8 || dbSizeFree > ${preset.thresholdBytes}`,
     "--pause",
     "0s",
+    // The bench defragments the same cluster once per iteration.
+    "--min-interval",
+    "0s",
     "--timeout",
     timeout,
   ];

@@ -186,6 +186,15 @@ const TABLE = [
     type: duration(),
   }),
   option({
+    key: "minIntervalMs",
+    flag: "--min-interval <duration>",
+    env: "TALOS_ETCD_DEFRAG_MIN_INTERVAL",
+    default: "1h",
+    help: "skip a member whose etcd log shows a defragment finished less than this long ago, whatever the rule says (a Job retried, a run started by hand right after the schedule); 0 turns it off",
+    commands: ["run"],
+    type: duration({ allowZero: true }),
+  }),
+  option({
     key: "moveLeader",
     flag: "--move-leader <mode>",
     env: "TALOS_ETCD_DEFRAG_MOVE_LEADER",

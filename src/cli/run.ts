@@ -29,6 +29,7 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
     nospaceDisarmBelow: o.nospaceDisarmBelow,
     timeoutMs: o.timeoutMs,
     maxWaitMs: o.maxWaitMs,
+    minIntervalMs: o.minIntervalMs,
     moveLeader: o.moveLeader,
     allowDowntime: o.allowDowntime,
     dryRun: o.dryRun,

@@ -1,7 +1,7 @@
 // The plan: for every member, defragment or skip and why; followers first
 // (most free space first), the leader last. Pure.
 
-import { formatBytes } from "./units.js";
+import { formatBytes, formatDuration } from "./units.js";
 import { fragmentation, freeBytes, isLeader, type ClusterView, type MemberStatus } from "./model.js";
 import { ruleInput, type Rule } from "./rule.js";
 
@@ -20,6 +20,18 @@ export interface PlanOptions {
   rule: Rule;
   /** The quota that applies to a node's member (resolved in one place: core/quota.ts). */
   quota: (node: string) => number;
+  /** A member defragmented (by its log) less than this long ago is skipped, whatever the rule; 0: never. */
+  minIntervalMs: number;
+  /** How long ago the node's member last finished a defragment, when its log shows one. */
+  lastDefragmentAgoMs: (node: string) => number | undefined;
+}
+
+/** What decides one member: the rule with its quota, and the last defragment against the minimum interval. */
+export interface DecideOptions {
+  rule: Rule;
+  quotaBytes: number;
+  minIntervalMs: number;
+  lastDefragmentAgoMs: number | undefined;
 }
 
 /** NOSPACE is raised for the whole cluster; every member counts as under NOSPACE while it is. */
@@ -34,10 +46,17 @@ export function describeSizes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): 
 /** Evaluates the rule for one member's (fresh) status; `opts.quotaBytes` is that member's quota. */
 export function decide(
   status: MemberStatus,
-  opts: { rule: Rule; quotaBytes: number },
+  opts: DecideOptions,
   nospace: boolean,
 ): { defragment: boolean; reason: string } {
   if (status.isLearner) return { defragment: false, reason: "learner (not a voting member): skipped" };
+  const ago = opts.lastDefragmentAgoMs;
+  if (opts.minIntervalMs > 0 && ago !== undefined && ago < opts.minIntervalMs) {
+    return {
+      defragment: false,
+      reason: `${describeSizes(status)}, defragmented ${formatDuration(ago)} ago (its etcd log), less than --min-interval ${formatDuration(opts.minIntervalMs)}: skipped whatever the rule says`,
+    };
+  }
   const verdict = opts.rule.evaluate(ruleInput(status, opts.quotaBytes, nospace));
   const extra = nospace ? ", NOSPACE alarm raised" : "";
   return {
@@ -51,7 +70,16 @@ export function makePlan(view: ClusterView, opts: PlanOptions): PlanItem[] {
   const items: PlanItem[] = [];
   for (const n of view.nodes) {
     if (!n.ok) continue;
-    const decision = decide(n.status, { rule: opts.rule, quotaBytes: opts.quota(n.node) }, nospace);
+    const decision = decide(
+      n.status,
+      {
+        rule: opts.rule,
+        quotaBytes: opts.quota(n.node),
+        minIntervalMs: opts.minIntervalMs,
+        lastDefragmentAgoMs: opts.lastDefragmentAgoMs(n.node),
+      },
+      nospace,
+    );
     items.push({
       node: n.node,
       name: n.name,

@@ -96,6 +96,15 @@ export class LiveCluster {
     return this.last.view.alarms.map(raised);
   }
 
+  /**
+   * How long ago `node`'s etcd logged its last finished defragment, by etcd's clock against ours (never
+   * below 0); undefined when its feed shows none (none in the tail, or the feed is not live).
+   */
+  lastDefragmentAgoMs(node: string): number | undefined {
+    const last = this.feeds.finished(node).at(-1);
+    return last === undefined ? undefined : Math.max(0, this.clock.now() - last.end);
+  }
+
   /** The quota that applies to `node` (core/quota.ts). */
   quota(node: string): number {
     const q = this.configs.quotas.byNode.get(node);

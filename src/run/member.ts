@@ -73,7 +73,16 @@ async function readyToStart(
     });
   }
   const status = fresh.status;
-  const decision = decide(status, { rule: opts.rule, quotaBytes: live.quota(item.node) }, hasNospace(view));
+  const decision = decide(
+    status,
+    {
+      rule: opts.rule,
+      quotaBytes: live.quota(item.node),
+      minIntervalMs: opts.minIntervalMs,
+      lastDefragmentAgoMs: live.lastDefragmentAgoMs(item.node),
+    },
+    hasNospace(view),
+  );
   const base: MemberResult = {
     ...planned(item, "skipped", decision.reason),
     isLeader: isLeader(status),

@@ -69,7 +69,12 @@ async function runSteps(ctx: RunContext, results: Results): Promise<RunResult> {
     const pending = live.first.nodes.map((n) => notReachedNode(n, reason));
     return stopped(results, start.stop, pending, live.alarmsRaised());
   }
-  const plan = makePlan(start.view, { rule: opts.rule, quota: (node) => live.quota(node) });
+  const plan = makePlan(start.view, {
+    rule: opts.rule,
+    quota: (node) => live.quota(node),
+    minIntervalMs: opts.minIntervalMs,
+    lastDefragmentAgoMs: (node) => live.lastDefragmentAgoMs(node),
+  });
   reportPlan(ctx, plan);
   if (opts.dryRun) {
     for (const p of plan) results.add(planned(p, p.defragment ? "would-defragment" : "skipped"));

@@ -31,6 +31,8 @@ export interface RunOptions {
   healthTimeoutMs: number;
   /** After a defragment call that did not succeed: how long to wait for proof that the member finished. */
   maxWaitMs: number;
+  /** A member whose log shows a defragment finished less than this long ago is skipped; 0: never. */
+  minIntervalMs: number;
   /** On SIGTERM: how long to wait for the member in flight before giving up on it. */
   shutdownGraceMs: number;
   pollIntervalMs: number;

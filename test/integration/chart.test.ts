@@ -1098,7 +1098,8 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
   function secretValues(extra: Record<string, unknown> = {}): Record<string, unknown> {
     return {
       auth: { mode: "secret", endpoints: h.nodes.map((n) => `${n}:${h.apiPort}`) },
-      defrag: { rule: TEST_RULE, pause: "0s" },
+      // These tests defragment one cluster several times within the hour: no --min-interval.
+      defrag: { rule: TEST_RULE, pause: "0s", minInterval: "0s" },
       ...extra,
     };
   }
@@ -1258,8 +1259,12 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     copyFileSync(written, join(mount, "config"));
     for (const f of readdirSync(mount)) chmodSync(join(mount, f), 0o644);
     chmodSync(mount, 0o755);
-    const c = podSpec(find(render({ defrag: { rule: TEST_RULE, pause: "0s" }, output: "json" }), "CronJob"))
-      .containers[0]!;
+    const c = podSpec(
+      find(
+        render({ defrag: { rule: TEST_RULE, pause: "0s", minInterval: "0s" }, output: "json" }),
+        "CronJob",
+      ),
+    ).containers[0]!;
     const env = containerEnv(c, {}, { "/var/run/secrets/talos.dev": mount });
     assert.equal(env.TALOSCONFIG, join(mount, "config"));
     // The projected token's identity and RBAC, from the chart applied to the API server; a kubeconfig

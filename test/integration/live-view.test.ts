@@ -190,6 +190,33 @@ describe("the live view of etcd's logs", () => {
     assert.equal(maxOverlap(windows(h, t0)), 1);
   });
 
+  it("--min-interval: a run right after a successful one defragments nothing, by etcd's own log; 0s defragments again", async () => {
+    const first = await runCli([...RUN, "--min-interval", "1h"], { env });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(summary(first.stdout).result, "success");
+    const since = nextSeq(h);
+    // A second run by hand, as an operator would start one right after the schedule's.
+    const second = await runCli([...RUN, "--min-interval", "1h"], { env });
+    assert.equal(second.code, 0, second.stderr);
+    const s = summary(second.stdout);
+    assert.equal(s.result, "nothing-to-do");
+    assert.deepEqual(
+      s.members.map((m) => m.action),
+      ["skipped", "skipped", "skipped"],
+    );
+    for (const m of s.members) {
+      assert.match(
+        m.reason,
+        /, defragmented \d\S* ago \(its etcd log\), less than --min-interval 1h0m: skipped whatever the rule says$/,
+      );
+    }
+    assert.equal(defrags(h.journal, since).length, 0, "no Defragment call");
+    const third = await runCli([...RUN, "--min-interval", "0s"], { env });
+    assert.equal(third.code, 0, third.stderr);
+    assert.equal(summary(third.stdout).result, "success");
+    assert.equal(defrags(h.journal, since).length, 3);
+  });
+
   it("a log stream that never opens: the run waits up to --max-wait, then refuses (exit 3) and touches nothing", async () => {
     const since = nextSeq(h);
     const node = h.nodes[2]!;

@@ -6,7 +6,12 @@ import { DEFAULT_QUOTA_BYTES, DEFAULT_RULE, compileRule } from "../../src/core/r
 import { MiB } from "../harness/units.js";
 import { view } from "./fixtures.js";
 
-const opts = { rule: compileRule(DEFAULT_RULE), quota: () => DEFAULT_QUOTA_BYTES };
+const opts = {
+  rule: compileRule(DEFAULT_RULE),
+  quota: () => DEFAULT_QUOTA_BYTES,
+  minIntervalMs: 3_600_000,
+  lastDefragmentAgoMs: () => undefined,
+};
 
 describe("plan", () => {
   it("followers by free space (most first), the leader last, each with a reason", () => {
@@ -47,6 +52,34 @@ describe("plan", () => {
         ["10.0.0.1", true, "300.0 MiB free of 400.0 MiB (75%), rule true"],
       ],
     );
+  });
+
+  it("a member its log shows defragmented less than --min-interval ago is skipped, whatever the rule says", () => {
+    const v = view(
+      [
+        { id: 1n, node: "10.0.0.1", status: { dbSize: 400 * MiB, dbSizeInUse: 100 * MiB } },
+        { id: 2n, node: "10.0.0.2", status: { dbSize: 400 * MiB, dbSizeInUse: 100 * MiB } },
+        { id: 3n, node: "10.0.0.3", status: { dbSize: 400 * MiB, dbSizeInUse: 100 * MiB } },
+      ],
+      { alarms: [{ memberId: 2n, alarm: "NOSPACE" }] },
+    );
+    const ago: Record<string, number> = { "10.0.0.1": 125_000, "10.0.0.2": 3_600_000 };
+    const withLog = { ...opts, rule: compileRule("true"), lastDefragmentAgoMs: (n: string) => ago[n] };
+    assert.deepEqual(
+      makePlan(v, withLog).map((p) => [p.node, p.defragment, p.reason]),
+      [
+        // Exactly the interval ago: due again. No defragment in its log: the rule decides.
+        ["10.0.0.2", true, "300.0 MiB free of 400.0 MiB (75%), NOSPACE alarm raised, rule true"],
+        ["10.0.0.3", true, "300.0 MiB free of 400.0 MiB (75%), NOSPACE alarm raised, rule true"],
+        [
+          "10.0.0.1",
+          false,
+          "300.0 MiB free of 400.0 MiB (75%), defragmented 2m5s ago (its etcd log), less than --min-interval 1h0m: skipped whatever the rule says",
+        ],
+      ],
+    );
+    // 0 turns it off.
+    assert.ok(makePlan(v, { ...withLog, minIntervalMs: 0 }).every((p) => p.defragment));
   });
 
   it("a NOSPACE alarm makes every member's rule see nospace", () => {

@@ -30,7 +30,12 @@ const noDefrag: Permissions = {
 };
 
 function plan(rule: string) {
-  return makePlan(view(three), { rule: compileRule(rule), quota: () => 2048 * MiB });
+  return makePlan(view(three), {
+    rule: compileRule(rule),
+    quota: () => 2048 * MiB,
+    minIntervalMs: 0,
+    lastDefragmentAgoMs: () => undefined,
+  });
 }
 
 describe("preflight", () => {

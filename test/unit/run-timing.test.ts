@@ -632,6 +632,29 @@ describe("a snapshot first (--snapshot-dir)", () => {
 });
 
 describe("following etcd's logs", () => {
+  it("--min-interval: a run right after a successful one skips every member its log shows defragmented; 0 does not", async () => {
+    const sim = cluster([1000, 1000, 1000]);
+    const first = await runOn(sim, options({ minIntervalMs: 3_600_000 }), []);
+    assert.equal(first.result, "success");
+    const windows = sim.windows.length;
+    const lines: string[] = [];
+    const second = await runOn(sim, options({ minIntervalMs: 3_600_000 }), lines);
+    assert.equal(second.result, "nothing-to-do", lines.join("\n"));
+    assert.deepEqual(
+      second.members.map((m) => m.action),
+      ["skipped", "skipped", "skipped"],
+    );
+    for (const m of second.members)
+      assert.match(
+        m.reason,
+        /, defragmented \d\S* ago \(its etcd log\), less than --min-interval 1h0m: skipped whatever the rule says$/,
+      );
+    assert.equal(sim.windows.length, windows, "nothing defragmented by the second run");
+    const third = await runOn(sim, options({ minIntervalMs: 0 }), []);
+    assert.equal(third.result, "success");
+    assert.equal(sim.windows.length, windows + 3);
+  });
+
   it(
     "the first reading opens every member's feed and reads every quota while the statuses are read",
     { timeout: 10_000 },

@@ -108,6 +108,8 @@ value of extraEnv wins).
   value: {{ .timeout | quote }}
 - name: TALOS_ETCD_DEFRAG_MAX_WAIT
   value: {{ .maxWait | quote }}
+- name: TALOS_ETCD_DEFRAG_MIN_INTERVAL
+  value: {{ .minInterval | quote }}
 - name: TALOS_ETCD_DEFRAG_MOVE_LEADER
   value: {{ .moveLeader | quote }}
 - name: TALOS_ETCD_DEFRAG_ALLOW_DOWNTIME
