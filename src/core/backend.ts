@@ -10,7 +10,7 @@
 // (src/core/errors.ts); anything else it throws is treated as a bug.
 
 import type { MemberConfig } from "./member-config.js";
-import type { DefragFeedUpdate, MemberAlarm, MemberInfo, MemberStatus } from "./model.js";
+import type { DefragFeedUpdate, MemberAlarm, MemberInfo, MemberStatus, NodeLifecycle } from "./model.js";
 
 /** Whether the credential allows an action, known before trying it. */
 export type Permission =
@@ -32,6 +32,8 @@ export interface Permissions {
 export interface BackendWords {
   /** How a person inspects one member by hand (e.g. a command line). */
   inspect: (node: string) => string;
+  /** How a person sees where a node is in its lifecycle (an upgrade, a reboot) by hand. */
+  inspectLifecycle: (node: string) => string;
   /** The option (and its environment variable) that names the members to read. */
   nodesOption: string;
   /** Where a member's etcd flags are read from, as a person knows it ("etcd spec"). */
@@ -93,6 +95,16 @@ export interface Backend {
    * may not read it): the caller falls back to etcd's defaults and says so.
    */
   memberConfig(node: string, signal?: AbortSignal): Promise<MemberConfig>;
+  /**
+   * Where `node` is in its platform's lifecycle now: up and serving, or booting, upgrading,
+   * rebooting, shutting down. Resolves `undefined` (with why, for one log line) when the platform
+   * does not report it to this credential: an older release, a role that may not read it; the run
+   * then goes on without it. Rejects when it cannot be read now (the node is unreachable).
+   */
+  nodeLifecycle(
+    node: string,
+    signal?: AbortSignal,
+  ): Promise<{ lifecycle: NodeLifecycle } | { unsupported: string }>;
   /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
   forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
   /**

@@ -3,27 +3,38 @@
 
 import { affectedWarning, judgeEtcdVersion } from "./etcd-versions.js";
 import { formatMemberId } from "./units.js";
-import { type ClusterView, type MemberInfo, type MemberStatus, type NodeView } from "./model.js";
+import {
+  type ClusterView,
+  type LifecycleReading,
+  type MemberInfo,
+  type MemberStatus,
+  type NodeView,
+} from "./model.js";
 
-export type GateName =
-  | "member-list"
-  | "reachable"
-  | "leader"
-  | "caught-up"
-  | "corrupt"
-  | "quorum"
+/** Every safety gate, by the name results, logs and metrics use. */
+export const GATE_NAMES = [
+  "member-list",
+  "reachable",
+  "leader",
+  "caught-up",
+  "corrupt",
+  "quorum",
   /** The credential does not allow what the plan needs. */
-  | "permission"
+  "permission",
   /** A defragment not started by this run is in progress, or cannot be ruled out. */
-  | "quiet"
+  "quiet",
   /** The snapshot asked for before the first defragment could not be taken. */
-  | "snapshot"
+  "snapshot",
   /** Another run of this tool holds the guard (the Kubernetes Lease). */
-  | "another-run"
+  "another-run",
   /** A member's etcd version is unknown, or affected by the snapshot/defragment bug under --affected-etcd refuse. */
-  | "etcd-version"
+  "etcd-version",
   /** A member's configuration was read but does not parse (its quota): nothing may rely on it. */
-  | "member-config";
+  "member-config",
+  /** A node of the cluster is not up and serving (an upgrade, a reboot), or that cannot be read. */
+  "lifecycle",
+] as const;
+export type GateName = (typeof GATE_NAMES)[number];
 
 export interface GateFailure {
   gate: GateName;
@@ -217,4 +228,34 @@ export function affectedMembers(
       });
   }
   return out;
+}
+
+/**
+ * Every node of the cluster must be up and serving (its platform's working stage, and ready) before
+ * a member is defragmented: one blocked member while another node reboots or upgrades is two out at
+ * once. A node whose lifecycle cannot be read now counts as not steady; one whose platform does not
+ * report it at all is no failure (the run says so once).
+ */
+export function checkLifecycle(readings: readonly LifecycleReading[]): GateFailure[] {
+  const failures: GateFailure[] = [];
+  for (const r of readings) {
+    if ("error" in r) {
+      failures.push({
+        gate: "lifecycle",
+        node: r.node,
+        message: `the lifecycle of node ${r.node} cannot be read: ${r.error}`,
+      });
+    } else if ("lifecycle" in r && !(r.lifecycle.working && r.lifecycle.ready)) {
+      const l = r.lifecycle;
+      const unmet = l.unmet.length > 0 ? ` (unmet: ${l.unmet.join("; ")})` : "";
+      failures.push({
+        gate: "lifecycle",
+        node: r.node,
+        message: l.working
+          ? `node ${r.node} is ${l.stage} but not ready${unmet}`
+          : `node ${r.node} is ${l.stage}${unmet}, not up and serving`,
+      });
+    }
+  }
+  return failures;
 }

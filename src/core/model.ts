@@ -95,3 +95,26 @@ export function freeBytes(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): numb
 export function fragmentation(s: Pick<MemberStatus, "dbSize" | "dbSizeInUse">): number {
   return s.dbSize > 0 ? freeBytes(s) / s.dbSize : 0;
 }
+
+/**
+ * A node's lifecycle as its platform reports it (an upgrade, a reboot, up and serving). A member is
+ * defragmented only while every node of the cluster is steady: a defragment during another node's
+ * reboot or upgrade leaves the cluster with two members out at once.
+ */
+export interface NodeLifecycle {
+  /** The platform's name for the stage the node is in ("RUNNING", "UPGRADING", ...). */
+  stage: string;
+  /** The stage the platform serves in (Talos: RUNNING); every other is a boot, upgrade, reboot, ... */
+  working: boolean;
+  /** Ready, judged only in the working stage (Talos reports ready in stages it checks nothing in). */
+  ready: boolean;
+  /** What the platform reports unmet, each "name: reason". */
+  unmet: string[];
+}
+
+/** One node's lifecycle reading: the lifecycle, not reported at all, or not readable now. */
+export type LifecycleReading =
+  | { node: string; lifecycle: NodeLifecycle }
+  /** The platform does not report it to this credential (an older release, a narrow role). */
+  | { node: string; unsupported: string }
+  | { node: string; error: string };

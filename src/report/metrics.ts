@@ -6,6 +6,7 @@ import { renameSync, writeFileSync } from "node:fs";
 
 import { Gauge, Pushgateway, Registry } from "prom-client";
 
+import { GATE_NAMES } from "../core/gates.js";
 import { reclaimedBytes, type RunResult } from "../core/result.js";
 
 export const JOB = "etcd-defrag";
@@ -47,6 +48,14 @@ export function buildRegistry(m: RunMetrics): Registry {
   ]);
   for (const r of RESULTS) result.set({ result: r }, r === m.result ? 1 : 0);
   gauge("etcd_defrag_run_exit_code", "Exit code of the last run.").set(m.exitCode);
+  // Every gate always, 0 when it did not refuse: a family left out would keep an earlier run's value.
+  const refused = gauge(
+    "etcd_defrag_run_refused",
+    "1 for each safety gate that refused the last run, 0 for the others.",
+    ["gate"],
+  );
+  const gates = new Set((m.run?.refusals ?? []).map((r) => r.gate));
+  for (const g of GATE_NAMES) refused.set({ gate: g }, gates.has(g) ? 1 : 0);
 
   const run = m.run;
   if (run === undefined) return registry;

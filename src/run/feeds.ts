@@ -18,7 +18,8 @@ import type { Clock } from "../core/ports.js";
 const REOPEN_MS = 1000;
 
 export type FeedState =
-  | { kind: "opening" }
+  /** Being opened; `lastError`: why it broke, when it did (it is opened again every second). */
+  | { kind: "opening"; lastError?: DefragError }
   | { kind: "broken"; error: DefragError }
   | {
       kind: "live";
@@ -78,8 +79,9 @@ export class DefragFeeds {
   private async follow(node: string): Promise<void> {
     const signal = this.stop.signal;
     const stopped = (): boolean => signal.aborted;
+    let lastError: DefragError | undefined;
     while (!stopped()) {
-      this.set(node, { kind: "opening" });
+      this.set(node, lastError === undefined ? { kind: "opening" } : { kind: "opening", lastError });
       let error: DefragError;
       try {
         for await (const u of this.backend.followDefrags(node, signal)) {
@@ -104,6 +106,7 @@ export class DefragFeeds {
         error = DefragError.from(err);
       }
       this.set(node, { kind: "broken", error });
+      lastError = error;
       // A refusal that no retry changes (a role without the right, a bug) stays: the run refuses on it.
       if (failsEverywhere(error)) return;
       await this.clock.sleep(REOPEN_MS, signal).catch(() => undefined);
@@ -160,8 +163,16 @@ export class DefragFeeds {
   /** What one member's feed says now. */
   known(node: string): Known {
     const s = this.states.get(node) ?? { kind: "opening" };
-    if (s.kind === "opening")
+    if (s.kind === "opening" && s.lastError === undefined)
       return { node, kind: "unknown", why: "its etcd log is being opened", permanent: false };
+    if (s.kind === "opening")
+      return {
+        node,
+        kind: "unknown",
+        why: `cannot read etcd's log (${s.lastError?.message ?? ""}); opening it again`,
+        ...(s.lastError !== undefined ? { error: s.lastError } : {}),
+        permanent: false,
+      };
     if (s.kind === "broken")
       return {
         node,

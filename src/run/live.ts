@@ -9,7 +9,8 @@
 // they are not. A configuration serves the whole run: etcd reads its flags only when it starts.
 
 import type { Backend } from "../core/backend.js";
-import type { ClusterView } from "../core/model.js";
+import { DefragError } from "../core/errors.js";
+import type { ClusterView, LifecycleReading } from "../core/model.js";
 import type { Clock } from "../core/ports.js";
 import type { MemberConfigs } from "../core/quota.js";
 import { raised, type RaisedAlarm } from "../core/result.js";
@@ -23,6 +24,9 @@ export const FRESH_MS = 1000;
 export class LiveCluster {
   readonly nodes: readonly string[];
   private last: { view: ClusterView; at: number };
+  private lastLifecycles: { readings: LifecycleReading[]; at: number } | undefined;
+  /** Nodes whose platform does not report their lifecycle: said once per run. */
+  private readonly unsupportedSaid = new Set<string>();
 
   private constructor(
     private readonly backend: Backend,
@@ -89,6 +93,42 @@ export class LiveCluster {
     // A member that answered a Status is not defragmenting (the feeds' second signal).
     for (const n of view.nodes) if (n.ok) this.feeds.statusAnswered(n.node, at);
     return view;
+  }
+
+  /**
+   * Every node's lifecycle (an upgrade, a reboot, up and serving), read in parallel; a reading
+   * serves while younger than FRESH_MS, like a view.
+   */
+  async lifecycles(): Promise<LifecycleReading[]> {
+    const now = this.clock.now();
+    if (this.lastLifecycles !== undefined && now - this.lastLifecycles.at < FRESH_MS)
+      return this.lastLifecycles.readings;
+    const readings = await Promise.all(
+      this.nodes.map(async (node): Promise<LifecycleReading> => {
+        try {
+          const r = await this.backend.nodeLifecycle(node);
+          return "lifecycle" in r ? { node, lifecycle: r.lifecycle } : { node, unsupported: r.unsupported };
+        } catch (err) {
+          const e = DefragError.from(err);
+          if (e.kind === "internal") throw err;
+          return { node, error: e.message };
+        }
+      }),
+    );
+    this.lastLifecycles = { readings, at: now };
+    return readings;
+  }
+
+  /** Of these readings, the nodes whose platform does not report their lifecycle and that were not said yet. */
+  newlyUnsupported(
+    readings: readonly LifecycleReading[],
+  ): Extract<LifecycleReading, { unsupported: string }>[] {
+    const fresh = readings.filter(
+      (r): r is Extract<LifecycleReading, { unsupported: string }> =>
+        "unsupported" in r && !this.unsupportedSaid.has(r.node),
+    );
+    for (const r of fresh) this.unsupportedSaid.add(r.node);
+    return fresh;
   }
 
   /** The alarms raised as last read, for the result. */

@@ -11,6 +11,7 @@ import type { ClusterView } from "../core/model.js";
 import type { RunStop } from "../core/result.js";
 import { formatDuration } from "../core/units.js";
 import type { Known } from "./feeds.js";
+import { untilSteady } from "./lifecycle.js";
 import type { RunContext } from "./types.js";
 
 /** The end of the last defragment etcd logged on a node, to tell the next one's apart (etcd's clock). */
@@ -101,7 +102,8 @@ export async function untilQuiet(ctx: RunContext, before: string): Promise<RunSt
 }
 
 /**
- * Nobody else defragmenting, then a view to check the gates on. When the gates fail while a feed
+ * Every node up and serving (src/run/lifecycle.ts), nobody else defragmenting, then a view to check
+ * the gates on. When the gates fail while a feed
  * shows a defragment begun meanwhile (another run that waited for the same one, say), the view is
  * about a blocked member, not a sick one: wait for it and read again, rather than refuse.
  */
@@ -110,6 +112,8 @@ export async function quietThenView(
   before: string,
 ): Promise<{ view: ClusterView; failures: GateFailure[] } | { stop: RunStop }> {
   for (;;) {
+    const unsteady = await untilSteady(ctx, before);
+    if (unsteady !== undefined) return { stop: unsteady };
     const stop = await untilQuiet(ctx, before);
     if (stop !== undefined) return { stop };
     const view = await ctx.live.view();

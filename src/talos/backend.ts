@@ -5,7 +5,13 @@
 import type { Backend, Permission, Permissions } from "../core/backend.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
 import { memberConfigFromFlags, type MemberConfig } from "../core/member-config.js";
-import type { DefragFeedUpdate, MemberAlarm, MemberInfo, MemberStatus } from "../core/model.js";
+import type {
+  DefragFeedUpdate,
+  MemberAlarm,
+  MemberInfo,
+  MemberStatus,
+  NodeLifecycle,
+} from "../core/model.js";
 import type { TalosClient } from "./client.js";
 import { followDefrags } from "./defrag-feed.js";
 import { TALOS_WORDS } from "./words.js";
@@ -24,6 +30,7 @@ export type TalosCalls = Pick<
   | "forfeitLeadership"
   | "disarmAlarms"
   | "etcdExtraArgs"
+  | "machineStatus"
   | "close"
 >;
 
@@ -149,6 +156,23 @@ export class TalosBackend implements Backend {
       node,
       TALOS_WORDS.configWhere,
     );
+  }
+
+  /** A Talos that does not serve the resource, or a role that may not read it: unsupported, said once. */
+  async nodeLifecycle(
+    node: string,
+    signal?: AbortSignal,
+  ): Promise<{ lifecycle: NodeLifecycle } | { unsupported: string }> {
+    try {
+      return { lifecycle: await this.client.machineStatus(node, signal) };
+    } catch (err) {
+      const e = DefragError.from(err);
+      if (e.kind === "permission" || e.kind === "not-control-plane")
+        return {
+          unsupported: `Talos on ${node} does not let this credential read its machine status (${e.message})`,
+        };
+      throw err;
+    }
   }
 
   defragment(node: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {

@@ -7,9 +7,10 @@ import type { CallOptions, Client } from "@connectrpc/connect";
 
 import type { Config } from "../config/config.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
-import type { AlarmName, MemberAlarm } from "../core/model.js";
+import type { AlarmName, MemberAlarm, NodeLifecycle } from "../core/model.js";
 import { EndpointPool, type EndpointPoolOptions } from "./endpoint-pool.js";
 import { ETCD_SPEC, extraArgsOf } from "./etcd-spec.js";
+import { MACHINE_STATUS, lifecycleOf } from "./machine-status.js";
 import { ContainerDriver, type Metadata } from "./gen/common/common_pb.js";
 import {
   EtcdMemberAlarm_AlarmType,
@@ -178,6 +179,17 @@ export class TalosClient {
     if (bytes === undefined)
       throw new DefragError("etcd", "the etcd spec resource came without a spec", { node });
     return extraArgsOf(bytes, node);
+  }
+
+  /** The node's lifecycle, from its machine status resource (`talosctl get machinestatus`). */
+  async machineStatus(node: string, signal?: AbortSignal): Promise<NodeLifecycle> {
+    const reply = await this.pool.invoke("State.Get", node, signal, (_c, o, state) =>
+      state.get({ namespace: MACHINE_STATUS.namespace, type: MACHINE_STATUS.type, id: MACHINE_STATUS.id }, o),
+    );
+    const bytes = reply.resource?.spec?.protoSpec;
+    if (bytes === undefined)
+      throw new DefragError("etcd", "the machine status resource came without a spec", { node });
+    return lifecycleOf(bytes, node);
   }
 
   /** Returns the name of the member that took over, or "" when the node was not the leader. */

@@ -16,6 +16,7 @@ function talosShipping(fixedIn: string): string {
 
 export const TALOS_WORDS: BackendWords = {
   inspect: (node) => `talosctl -n ${node} etcd status`,
+  inspectLifecycle: (node) => `talosctl -n ${node} get machinestatus`,
   nodesOption: "--nodes/TALOS_NODES",
   configName: "etcd spec",
   configWhere: "cluster.etcd.extraArgs in the machine config",

@@ -17,6 +17,8 @@ export interface JournalEntry {
   end: number;
   code: string;
   message?: string;
+  /** For COSI's State.Get: the resource type asked for. */
+  resource?: string;
   /** When the client went away (deadline, reset) while the server kept working. */
   clientGoneAt?: number;
 }

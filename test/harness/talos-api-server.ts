@@ -47,6 +47,8 @@ import {
 import { MachineService as HarnessOnlyService } from "./talospb/gen/machine/harness_pb.js";
 import { State, type GetRequestSchema } from "../../src/talos/gen/cosi/state_pb.js";
 import { SpecSpecSchema } from "../../src/talos/gen/resource/etcd_pb.js";
+import { RuntimeMachineStage } from "../../src/talos/gen/resource/enums_pb.js";
+import { MachineStatusSpecSchema } from "../../src/talos/gen/resource/runtime_pb.js";
 import type { CertAndKey } from "./certs.js";
 import { nodeKeyPem } from "./certs.js";
 import type { EtcdAlarm, EtcdMemberClient } from "./etcd/member-client.js";
@@ -128,6 +130,18 @@ export class TalosApiServer {
    * harness started etcd with; a test may change them to serve a spec etcd was not started with.
    */
   etcdExtraArgs: Record<string, string[]>;
+  /**
+   * The node's machine status (served by State.Get for MachineStatuses.runtime.talos.dev): RUNNING and
+   * ready unless a test sets a stage (an upgrade, a reboot) and unmet conditions. Talos reports ready
+   * with no unmet conditions in every stage but BOOTING and RUNNING, so setStage does too.
+   */
+  machineStatus: { stage: RuntimeMachineStage; ready: boolean; unmet: { name: string; reason: string }[] } = {
+    stage: RuntimeMachineStage.MACHINE_STAGE_RUNNING,
+    ready: true,
+    unmet: [],
+  };
+  /** False: an older Talos, whose State service knows no machine status ("resource type is not supported"). */
+  servesMachineStatus = true;
   private server: Http2SecureServer | undefined;
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly forwarders = new Map<string, { transport: Transport; session: EndpointSession }>();
@@ -620,7 +634,11 @@ export class TalosApiServer {
       }
       return { messages: [{ services }] };
     }
-    if (name === "Get") return this.getResource(req as MessageShape<typeof GetRequestSchema>);
+    if (name === "Get") {
+      const get = req as MessageShape<typeof GetRequestSchema>;
+      entry.resource = get.type;
+      return this.getResource(get);
+    }
     const etcd = this.opts.etcd;
     const api = API_NAME[name];
     if (api === undefined)
@@ -706,12 +724,23 @@ export class TalosApiServer {
     }
   }
 
+  /** The node enters `stage` as Talos reports it: ready, no unmet conditions, except while BOOTING or RUNNING. */
+  setStage(stage: RuntimeMachineStage, unmet: { name: string; reason: string }[] = []): void {
+    const checked =
+      stage === RuntimeMachineStage.MACHINE_STAGE_BOOTING ||
+      stage === RuntimeMachineStage.MACHINE_STAGE_RUNNING;
+    this.machineStatus = { stage, ready: checked ? unmet.length === 0 : true, unmet: checked ? unmet : [] };
+  }
+
   /**
-   * machined's COSI State.Get, for the one resource the tool reads: the node's etcd spec
-   * (namespace etcd, type EtcdSpecs.etcd.talos.dev, id etcd), which exists only on a
-   * control-plane node. Its spec is Talos's SpecSpec, protobuf-encoded, with the YAML beside.
+   * machined's COSI State.Get, for the resources the tool reads: the node's etcd spec (namespace
+   * etcd, type EtcdSpecs.etcd.talos.dev, id etcd), which exists only on a control-plane node, and
+   * its machine status (namespace runtime, type MachineStatuses.runtime.talos.dev, id machine). Each
+   * spec is Talos's protobuf encoding, with YAML beside.
    */
   private getResource(req: MessageShape<typeof GetRequestSchema>): object {
+    if (req.type === "MachineStatuses.runtime.talos.dev" && this.servesMachineStatus)
+      return this.getMachineStatus(req);
     if (req.type !== "EtcdSpecs.etcd.talos.dev")
       throw new ConnectError(
         `resource type ${JSON.stringify(req.type)} is not supported`,
@@ -751,6 +780,44 @@ export class TalosApiServer {
           phase: "running",
         },
         spec: { protoSpec: toBinary(SpecSpecSchema, create(SpecSpecSchema, spec)), yamlSpec: yaml },
+      },
+    };
+  }
+
+  private getMachineStatus(req: MessageShape<typeof GetRequestSchema>): object {
+    if (req.namespace !== "runtime")
+      throw new ConnectError(
+        `namespace ${JSON.stringify(req.namespace)} is not supported`,
+        Code.PermissionDenied,
+      );
+    if (req.id !== "machine")
+      throw new ConnectError(
+        `resource ${req.type}(${req.namespace}/${req.id}@undefined) doesn't exist`,
+        Code.NotFound,
+      );
+    const m = this.machineStatus;
+    const spec = create(MachineStatusSpecSchema, {
+      stage: m.stage,
+      status: { ready: m.ready, unmetConditions: m.unmet },
+    });
+    const yaml = [
+      `stage: ${RuntimeMachineStage[m.stage].replace("MACHINE_STAGE_", "").toLowerCase()}`,
+      "status:",
+      `    ready: ${String(m.ready)}`,
+      `    unmetConditions: ${m.unmet.length === 0 ? "[]" : ""}`,
+      ...m.unmet.map((u) => `        - name: ${u.name}\n          reason: ${JSON.stringify(u.reason)}`),
+    ].join("\n");
+    return {
+      resource: {
+        metadata: {
+          namespace: "runtime",
+          type: "MachineStatuses.runtime.talos.dev",
+          id: "machine",
+          version: "1",
+          owner: "runtime.MachineStatusController",
+          phase: "running",
+        },
+        spec: { protoSpec: toBinary(MachineStatusSpecSchema, spec), yamlSpec: yaml },
       },
     };
   }

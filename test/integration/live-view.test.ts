@@ -191,7 +191,8 @@ describe("the live view of etcd's logs", () => {
   });
 
   it("--min-interval: a run right after a successful one defragments nothing, by etcd's own log; 0s defragments again", async () => {
-    const first = await runCli([...RUN, "--min-interval", "1h"], { env });
+    // The tests before defragmented these members within the hour: the first run does it regardless.
+    const first = await runCli([...RUN, "--min-interval", "0s"], { env });
     assert.equal(first.code, 0, first.stderr);
     assert.equal(summary(first.stdout).result, "success");
     const since = nextSeq(h);

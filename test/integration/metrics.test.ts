@@ -128,6 +128,9 @@ describe("metrics", () => {
     assert.equal(sample(after, "etcd_defrag_run_result", { ...group, result: "refused" }), 1);
     assert.equal(sample(after, "etcd_defrag_run_result", { ...group, result: "success" }), 0);
     assert.equal(sample(after, "etcd_defrag_run_exit_code", group), 3);
+    // The gate that refused it (a member down: reachable), every other gate 0.
+    assert.equal(sample(after, "etcd_defrag_run_refused", { ...group, gate: "reachable" }), 1);
+    assert.equal(sample(after, "etcd_defrag_run_refused", { ...group, gate: "lifecycle" }), 0);
     assert.equal(
       sample(after, "etcd_defrag_last_success_timestamp_seconds", group),
       lastSuccess,

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { caughtUpWithLeader, checkGates, memberHealthy, type GateOptions } from "../../src/core/gates.js";
+import {
+  caughtUpWithLeader,
+  checkGates,
+  checkLifecycle,
+  memberHealthy,
+  type GateOptions,
+} from "../../src/core/gates.js";
 import type { ClusterView } from "../../src/core/model.js";
 import { m1, m2, m3, three, view } from "./fixtures.js";
 import { TALOS_WORDS } from "../../src/talos/words.js";
@@ -236,6 +242,67 @@ describe("fully caught up with the leader (an etcd with the snapshot/defragment 
   for (const [name, v, node, caught] of cases) {
     it(name, () => {
       assert.equal(caughtUpWithLeader(v, node) !== undefined, caught);
+    });
+  }
+});
+
+describe("every node up and serving (lifecycle)", () => {
+  const running = { stage: "RUNNING", working: true, ready: true, unmet: [] };
+  const cases: [string, Parameters<typeof checkLifecycle>[0], string[]][] = [
+    ["every node RUNNING and ready", [{ node: "a", lifecycle: running }], []],
+    [
+      "UPGRADING: judged by its stage, though Talos reports it ready",
+      [{ node: "a", lifecycle: { stage: "UPGRADING", working: false, ready: true, unmet: [] } }],
+      ["node a is UPGRADING, not up and serving"],
+    ],
+    [
+      "REBOOTING",
+      [
+        { node: "a", lifecycle: running },
+        { node: "b", lifecycle: { stage: "REBOOTING", working: false, ready: true, unmet: [] } },
+      ],
+      ["node b is REBOOTING, not up and serving"],
+    ],
+    [
+      "RUNNING but not ready, with its unmet conditions",
+      [
+        {
+          node: "a",
+          lifecycle: {
+            stage: "RUNNING",
+            working: true,
+            ready: false,
+            unmet: ["kubelet: service not healthy", "nodeReady: node not ready"],
+          },
+        },
+      ],
+      ["node a is RUNNING but not ready (unmet: kubelet: service not healthy; nodeReady: node not ready)"],
+    ],
+    [
+      "BOOTING, not ready",
+      [
+        {
+          node: "a",
+          lifecycle: { stage: "BOOTING", working: false, ready: false, unmet: ["etcd: waiting"] },
+        },
+      ],
+      ["node a is BOOTING (unmet: etcd: waiting), not up and serving"],
+    ],
+    [
+      "unreadable now: not steady",
+      [{ node: "a", error: "cannot reach the node: connection refused" }],
+      ["the lifecycle of node a cannot be read: cannot reach the node: connection refused"],
+    ],
+    ["not reported at all: no failure (said once by the run)", [{ node: "a", unsupported: "old Talos" }], []],
+  ];
+  for (const [name, readings, messages] of cases) {
+    it(name, () => {
+      const failures = checkLifecycle(readings);
+      assert.deepEqual(
+        failures.map((f) => f.message),
+        messages,
+      );
+      for (const f of failures) assert.equal(f.gate, "lifecycle");
     });
   }
 });

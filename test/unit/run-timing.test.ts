@@ -817,3 +817,91 @@ describe("following etcd's logs", () => {
     );
   });
 });
+
+describe("upgrades and reboots (every node up and serving)", () => {
+  const state = (stage: string) => ({ stage, working: false, ready: true, unmet: [] });
+
+  it("a node UPGRADING before the run, for longer than --max-wait: waited for, told, then refused (gate lifecycle), nothing defragmented", async () => {
+    const sim = cluster([1000, 1000, 1000]);
+    const t0 = sim.clock.now();
+    sim.lifecycleWindows.push(["10.0.0.2", t0, t0 + 3_600_000, state("UPGRADING")]);
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ maxWaitMs: 60_000, heartbeatMs: 20_000 }), lines);
+    assert.equal(result.result, "refused", lines.join("\n"));
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["lifecycle", "10.0.0.2"]],
+    );
+    assert.equal(sim.windows.length, 0, "nothing defragmented");
+    assert.ok(
+      lines.some((l) =>
+        /^node 10\.0\.0\.2 is UPGRADING, not up and serving; waiting up to 1m0s before the first member/.test(
+          l,
+        ),
+      ),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) =>
+        /^still waiting: node 10\.0\.0\.2 is UPGRADING, not up and serving \(waited 20\.\ds\)$/.test(l),
+      ),
+      lines.join("\n"),
+    );
+    assert.match(
+      result.error?.message ?? "",
+      /after waiting 1m0s; not starting the first member while it is$/,
+    );
+    assert.equal(
+      result.error?.hint,
+      "let the upgrade or reboot finish (talosctl -n 10.0.0.2 get machinestatus) and run again, or raise --max-wait",
+    );
+  });
+
+  it("a node that starts REBOOTING between two members: the next member waits until it is up again", async () => {
+    const sim = cluster([1000, 1000, 1000]);
+    const t0 = sim.clock.now();
+    // From just after the first member's defragment (1 s) until 30 s in.
+    const reboot: [number, number] = [t0 + 1200, t0 + 30_000];
+    sim.lifecycleWindows.push(["10.0.0.3", reboot[0], reboot[1], state("REBOOTING")]);
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ maxWaitMs: 120_000 }), lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assert.equal(sim.windows.length, 3);
+    for (const [node, start, end] of sim.windows)
+      assert.ok(
+        end <= reboot[0] || start >= reboot[1],
+        `${node} defragmented ${start}-${end} during the reboot`,
+      );
+    assert.ok(
+      lines.some((l) => /^node 10\.0\.0\.3 is REBOOTING, not up and serving; waiting up to 2m0s/.test(l)),
+    );
+    assert.ok(lines.some((l) => /^every node is up and serving again, after \d/.test(l)));
+  });
+
+  it("a platform that does not report the lifecycle: said once per node, and the run goes on", async () => {
+    const sim = cluster([100, 100, 100]);
+    for (const n of ["10.0.0.1", "10.0.0.2", "10.0.0.3"]) sim.lifecycleUnsupported.add(n);
+    const lines: string[] = [];
+    const result = await runOn(sim, options(), lines);
+    assert.equal(result.result, "success");
+    const said = lines.filter((l) => /does not report its machine status: upgrades and reboots of/.test(l));
+    assert.equal(said.length, 3, said.join("\n"));
+  });
+
+  it("a dry run says what a real run would wait for, and waits for nothing", async () => {
+    const sim = cluster([100, 100, 100]);
+    const t0 = sim.clock.now();
+    sim.lifecycleWindows.push(["10.0.0.1", t0, t0 + 3_600_000, state("UPGRADING")]);
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ dryRun: true }), lines);
+    assert.equal(result.result, "dry-run");
+    assert.ok(
+      lines.some((l) =>
+        /^node 10\.0\.0\.1 is UPGRADING, not up and serving: a real run would wait for it before the first member$/.test(
+          l,
+        ),
+      ),
+    );
+    assert.ok(sim.clock.now() - t0 < 10_000, "no waiting");
+  });
+});

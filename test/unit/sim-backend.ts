@@ -8,6 +8,7 @@ import type { Backend, BackendWords, Permission, Permissions } from "../../src/c
 import { DefragError } from "../../src/core/errors.js";
 import type { MemberConfig } from "../../src/core/member-config.js";
 import type {
+  NodeLifecycle,
   DefragActivity,
   DefragFeedUpdate,
   MemberAlarm,
@@ -297,6 +298,25 @@ export class SimCluster implements Backend {
     if (this.unreadableConfigs.has(node))
       return Promise.reject(new DefragError("permission", "State.Get was denied", { node }));
     return Promise.resolve(this.member(node).config ?? { startupDefrag: [] });
+  }
+
+  /**
+   * Each node's lifecycle (Backend.nodeLifecycle), as Talos reports it; a node not set here is
+   * RUNNING and ready. A schedule of [from, to, lifecycle] on the virtual clock: an upgrade or a
+   * reboot that starts and ends while the run goes on.
+   */
+  lifecycleWindows: [string, number, number, NodeLifecycle][] = [];
+  /** Nodes whose platform does not report their lifecycle (an older Talos). */
+  lifecycleUnsupported = new Set<string>();
+
+  nodeLifecycle(node: string): Promise<{ lifecycle: NodeLifecycle } | { unsupported: string }> {
+    this.calls.push(`MachineStatus ${node}`);
+    if (this.lifecycleUnsupported.has(node))
+      return Promise.resolve({ unsupported: `sim on ${node} does not report its machine status` });
+    const w = this.lifecycleWindows.find((x) => x[0] === node && x[1] <= this.now && this.now < x[2]);
+    return Promise.resolve({
+      lifecycle: w?.[3] ?? { stage: "RUNNING", working: true, ready: true, unmet: [] },
+    });
   }
 
   forfeitLeadership(node: string): Promise<string> {

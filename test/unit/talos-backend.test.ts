@@ -85,6 +85,10 @@ class FakeTalos implements TalosCalls {
     this.calls.push(`State.Get ${node}`);
     return Promise.resolve(this.extraArgs);
   }
+  machineStatus(node: string) {
+    this.calls.push(`State.Get machinestatus ${node}`);
+    return Promise.resolve({ stage: "RUNNING", working: true, ready: true, unmet: [] });
+  }
   disarmAlarms(node: string) {
     this.calls.push(`EtcdAlarmDisarm ${node}`);
     const was = this.alarmList;

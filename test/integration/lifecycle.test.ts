@@ -1,0 +1,120 @@
+// Upgrades and reboots, with real etcd behind the Talos API test server, which serves each node's
+// machine status (`talosctl get machinestatus`) as Talos does: RUNNING and ready, or a stage a test
+// sets (Talos reports ready in every stage but BOOTING and RUNNING, so the stage is what counts).
+
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { RuntimeMachineStage } from "../../src/talos/gen/resource/enums_pb.js";
+import { startHarness, type Harness } from "../harness/harness.js";
+import { runCli, startCli } from "../harness/run-cli.js";
+import { defrags, nextSeq, parseSummary } from "../harness/run-summary.js";
+import { waitFor } from "../harness/wait.js";
+
+const RUN = ["run", "--output", "json", "--rule", "true"];
+const RUNNING = RuntimeMachineStage.MACHINE_STAGE_RUNNING;
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+describe("every node up and serving (the machine status)", () => {
+  let h: Harness;
+  let dir: string;
+  let env: Record<string, string>;
+  const server = (i: number) => h.servers.get(h.nodes[i]!)!;
+
+  before(async () => {
+    h = await startHarness({ members: 3 });
+    dir = mkdtempSync(join(tmpdir(), "lifecycle-test-"));
+    env = { TALOSCONFIG: await h.writeTalosconfig({ roles: ["os:operator"], dir }) };
+  });
+
+  after(async () => {
+    for (const s of h.servers.values()) {
+      s.setStage(RUNNING);
+      s.servesMachineStatus = true;
+    }
+    await h.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a node UPGRADING before the run: waited for up to --max-wait, told, then exit 3 (gate lifecycle), nothing defragmented", async () => {
+    server(1).setStage(RuntimeMachineStage.MACHINE_STAGE_UPGRADING);
+    try {
+      const since = nextSeq(h);
+      const r = await runCli([...RUN, "--max-wait", "3s", "--heartbeat", "1s"], { env });
+      assert.equal(r.code, 3, r.stderr);
+      const s = parseSummary(r.stdout);
+      assert.equal(s.result, "refused");
+      assert.deepEqual(
+        s.refusals.map((f) => [f.gate, f.node]),
+        [["lifecycle", h.nodes[1]]],
+      );
+      const node = esc(h.nodes[1]!);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `node ${node} is UPGRADING, not up and serving; waiting up to 3\\.0s before the first member`,
+        ),
+      );
+      assert.match(r.stderr, new RegExp(`still waiting: node ${node} is UPGRADING`));
+      assert.match(r.stderr, new RegExp(`talosctl -n ${node} get machinestatus`));
+      assert.equal(defrags(h.journal, since).length, 0, "nothing defragmented");
+    } finally {
+      server(1).setStage(RUNNING);
+    }
+  });
+
+  it("a node that starts REBOOTING between two members: no member is defragmented until it is up again", async () => {
+    const since = nextSeq(h);
+    const run = startCli([...RUN, "--pause", "1s", "--max-wait", "1m"], { env });
+    // The first member's defragment done: the node of a member not yet defragmented starts rebooting.
+    const first = await waitFor(
+      "the first defragment to end",
+      () => defrags(h.journal, since).find((d) => d.end > 0),
+      { timeoutMs: 60_000 },
+    );
+    const rebooting = h.nodes.findIndex((n) => n !== first.target && n !== first.server);
+    server(rebooting).setStage(RuntimeMachineStage.MACHINE_STAGE_REBOOTING);
+    const rebootStart = Date.now();
+    await waitFor(
+      "the run to say it waits",
+      () => (/is REBOOTING, not up and serving; waiting/.test(run.stderr()) ? true : undefined),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    const startedDuring = defrags(h.journal, since).length;
+    server(rebooting).setStage(RUNNING);
+    const rebootEnd = Date.now();
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseSummary(r.stdout).result, "success");
+    assert.equal(startedDuring, 1, "only the first member was defragmented before the reboot ended");
+    for (const d of defrags(h.journal, since))
+      assert.ok(
+        d.start < rebootStart || d.start >= rebootEnd,
+        `a defragment started during the reboot: ${JSON.stringify(d)}`,
+      );
+    assert.equal(defrags(h.journal, since).length, 3);
+    assert.match(r.stderr, /every node is up and serving again, after/);
+  });
+
+  it("a Talos that does not serve the machine status: said once per node, and the run goes on", async () => {
+    for (const s of h.servers.values()) s.servesMachineStatus = false;
+    try {
+      const r = await runCli([...RUN, "--pause", "0s"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(parseSummary(r.stdout).result, "success");
+      for (const n of h.nodes) {
+        const said = r.stderr
+          .split("\n")
+          .filter((l) => l.includes(`upgrades and reboots of ${n} cannot be seen`));
+        assert.equal(said.length, 1, r.stderr);
+      }
+    } finally {
+      for (const s of h.servers.values()) s.servesMachineStatus = true;
+    }
+  });
+});
