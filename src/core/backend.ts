@@ -10,7 +10,14 @@
 // (src/core/errors.ts); anything else it throws is treated as a bug.
 
 import type { MemberConfig } from "./member-config.js";
-import type { DefragFeedUpdate, MemberAlarm, MemberInfo, MemberStatus, NodeLifecycle } from "./model.js";
+import type {
+  DataDisk,
+  DefragFeedUpdate,
+  MemberAlarm,
+  MemberInfo,
+  MemberStatus,
+  NodeLifecycle,
+} from "./model.js";
 
 /** Whether the credential allows an action, known before trying it. */
 export type Permission =
@@ -34,6 +41,8 @@ export interface BackendWords {
   inspect: (node: string) => string;
   /** How a person sees where a node is in its lifecycle (an upgrade, a reboot) by hand. */
   inspectLifecycle: (node: string) => string;
+  /** What a person does about a node whose etcd data filesystem is too full for a defragment. */
+  freeDisk: (node: string) => string;
   /** The option (and its environment variable) that names the members to read. */
   nodesOption: string;
   /** Where a member's etcd flags are read from, as a person knows it ("etcd spec"). */
@@ -105,6 +114,12 @@ export interface Backend {
     node: string,
     signal?: AbortSignal,
   ): Promise<{ lifecycle: NodeLifecycle } | { unsupported: string }>;
+  /**
+   * The space on the filesystem holding `node`'s etcd data, now: a defragment writes a copy of the
+   * live data beside the database file. Resolves `{ unsupported }` (with why, for
+   * one log line) when the platform does not report it; rejects when it cannot be read now.
+   */
+  dataDisk(node: string, signal?: AbortSignal): Promise<{ disk: DataDisk } | { unsupported: string }>;
   /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
   forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
   /**

@@ -2,9 +2,10 @@
 // harmless. Checked before the run and again before every member. Pure.
 
 import { affectedWarning, judgeEtcdVersion } from "./etcd-versions.js";
-import { formatMemberId } from "./units.js";
+import { formatBytes, formatMemberId } from "./units.js";
 import {
   type ClusterView,
+  type DataDisk,
   type LifecycleReading,
   type MemberInfo,
   type MemberStatus,
@@ -33,6 +34,8 @@ export const GATE_NAMES = [
   "member-config",
   /** A node of the cluster is not up and serving (an upgrade, a reboot), or that cannot be read. */
   "lifecycle",
+  /** Too little room on a member's data filesystem for its defragment's copy: that member skipped. */
+  "disk",
 ] as const;
 export type GateName = (typeof GATE_NAMES)[number];
 
@@ -258,4 +261,30 @@ export function checkLifecycle(readings: readonly LifecycleReading[]): GateFailu
     }
   }
   return failures;
+}
+
+/**
+ * bbolt's defragment writes a compacted copy of the live data into a new file beside the database,
+ * then swaps them: the filesystem must hold the data in use once more, with room for page overhead
+ * and what etcd writes meanwhile (its WAL). The margin: 10% of the data in use, plus 64 MiB.
+ */
+export const DISK_MARGIN = { ratio: 0.1, bytes: 64 * 1024 ** 2 } as const;
+
+export function diskNeeded(dbSizeInUse: number): number {
+  return Math.ceil(dbSizeInUse * (1 + DISK_MARGIN.ratio)) + DISK_MARGIN.bytes;
+}
+
+/** Room for the member's defragment on the filesystem holding its data, or why not (gate disk). */
+export function checkDisk(
+  node: string,
+  status: Pick<MemberStatus, "dbSizeInUse">,
+  disk: DataDisk,
+): GateFailure | undefined {
+  const needed = diskNeeded(status.dbSizeInUse);
+  if (disk.availableBytes >= needed) return undefined;
+  return {
+    gate: "disk",
+    node,
+    message: `${formatBytes(disk.availableBytes)} available on ${disk.path} of ${node}, and its defragment needs ${formatBytes(needed)} there (a copy of the ${formatBytes(status.dbSizeInUse)} in use, plus 10% and 64 MiB)`,
+  };
 }

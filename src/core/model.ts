@@ -112,6 +112,15 @@ export interface NodeLifecycle {
   unmet: string[];
 }
 
+/** The filesystem holding a member's data, as its platform reports it. */
+export interface DataDisk {
+  /** Where the data is (a path on the node). */
+  path: string;
+  sizeBytes: number;
+  /** What may still be written there (for an unprivileged user, as df shows it). */
+  availableBytes: number;
+}
+
 /** One node's lifecycle reading: the lifecycle, not reported at all, or not readable now. */
 export type LifecycleReading =
   | { node: string; lifecycle: NodeLifecycle }

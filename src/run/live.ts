@@ -25,8 +25,8 @@ export class LiveCluster {
   readonly nodes: readonly string[];
   private last: { view: ClusterView; at: number };
   private lastLifecycles: { readings: LifecycleReading[]; at: number } | undefined;
-  /** Nodes whose platform does not report their lifecycle: said once per run. */
-  private readonly unsupportedSaid = new Set<string>();
+  /** What was said once per run (a node whose platform does not report something). */
+  private readonly said = new Set<string>();
 
   private constructor(
     private readonly backend: Backend,
@@ -123,12 +123,17 @@ export class LiveCluster {
   newlyUnsupported(
     readings: readonly LifecycleReading[],
   ): Extract<LifecycleReading, { unsupported: string }>[] {
-    const fresh = readings.filter(
+    return readings.filter(
       (r): r is Extract<LifecycleReading, { unsupported: string }> =>
-        "unsupported" in r && !this.unsupportedSaid.has(r.node),
+        "unsupported" in r && this.firstTime(`lifecycle ${r.node}`),
     );
-    for (const r of fresh) this.unsupportedSaid.add(r.node);
-    return fresh;
+  }
+
+  /** True the first time `key` is asked about in this run: for what is said once. */
+  firstTime(key: string): boolean {
+    if (this.said.has(key)) return false;
+    this.said.add(key);
+    return true;
   }
 
   /** The alarms raised as last read, for the result. */

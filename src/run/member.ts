@@ -4,11 +4,13 @@
 // Returns the member's result and, when the run must stop, why.
 
 import { DefragError } from "../core/errors.js";
+import type { GateFailure } from "../core/gates.js";
 import { isLeader, type MemberStatus } from "../core/model.js";
 import { decide, hasNospace, type PlanItem } from "../core/plan.js";
 import { sizes, type MemberResult, type RunStop } from "../core/result.js";
 import { whenCaughtUp } from "./caught-up.js";
 import { defragmentNow } from "./defragment.js";
+import { noRoomFor } from "./disk.js";
 import type { LeaderMoves } from "./leader.js";
 import { quietThenView } from "./quiet.js";
 import { planned } from "./results.js";
@@ -17,6 +19,8 @@ import type { RunContext } from "./types.js";
 export interface MemberOutcome {
   result: MemberResult;
   stop?: RunStop;
+  /** A gate that made the run skip this member (and go on): disk. */
+  skippedBy?: GateFailure;
 }
 
 /** What a member goes into its defragment with. */
@@ -91,6 +95,14 @@ async function readyToStart(
   if (!decision.defragment) {
     reporter.info(`${item.node}: skip: ${decision.reason} (fresh numbers)`, { node: item.node });
     return { result: base };
+  }
+  const noRoom = await noRoomFor(ctx, item.node, status);
+  if (noRoom !== undefined) {
+    reporter.error(`${item.node}: skip: ${noRoom.message}`, { node: item.node, gate: noRoom.gate });
+    return {
+      result: { ...base, reason: `${noRoom.message}; ${ctx.backend.words.freeDisk(item.node)}` },
+      skippedBy: noRoom,
+    };
   }
   return { status, base };
 }

@@ -41,6 +41,13 @@ export class Results {
     this.startedAt = new Date(this.t0);
   }
 
+  /** Members a gate made the run skip while it went on (disk): listed among the result's refusals. */
+  private readonly skippedBy: GateFailure[] = [];
+
+  skippedByGate(f: GateFailure): void {
+    this.skippedBy.push(f);
+  }
+
   /** The snapshot taken before the first defragment, if any. */
   snapshot: SnapshotResult | undefined;
 
@@ -73,7 +80,7 @@ export class Results {
       durationMs: this.now() - this.t0,
       alarmsDisarmed: extra.alarmsDisarmed ?? [],
       alarmsRaised: extra.alarmsRaised ?? [],
-      refusals: extra.refusals ?? [],
+      refusals: [...(extra.refusals ?? []), ...this.skippedBy],
       startedAt: this.startedAt,
       ...(this.snapshot ? { snapshot: this.snapshot } : {}),
       ...(extra.error ? { error: extra.error } : {}),

@@ -160,6 +160,7 @@ async function eachMember(
     }
     const outcome = await defragmentMember(ctx, leader, item);
     results.add(outcome.result);
+    if (outcome.skippedBy !== undefined) results.skippedByGate(outcome.skippedBy);
     if (outcome.stop !== undefined) {
       ctx.reporter.error(`run stopped: ${outcome.stop.error.describe()}`);
       return outcome.stop;

@@ -11,6 +11,7 @@ import type {
   MemberInfo,
   MemberStatus,
   NodeLifecycle,
+  DataDisk,
 } from "../core/model.js";
 import type { TalosClient } from "./client.js";
 import { followDefrags } from "./defrag-feed.js";
@@ -18,6 +19,9 @@ import { TALOS_WORDS } from "./words.js";
 import { ALLOWED_ROLES, roleNeeded, rolesAllow, type TalosMethod } from "./rbac.js";
 
 /** The calls the backend makes; the client in production, a fake in unit tests. */
+/** Where Talos keeps etcd's data (constants.EtcdDataPath). */
+export const ETCD_DATA_PATH = "/var/lib/etcd";
+
 export type TalosCalls = Pick<
   TalosClient,
   | "memberList"
@@ -31,6 +35,7 @@ export type TalosCalls = Pick<
   | "disarmAlarms"
   | "etcdExtraArgs"
   | "machineStatus"
+  | "statfs"
   | "close"
 >;
 
@@ -170,6 +175,21 @@ export class TalosBackend implements Backend {
       if (e.kind === "permission" || e.kind === "not-control-plane")
         return {
           unsupported: `Talos on ${node} does not let this credential read its machine status (${e.message})`,
+        };
+      throw err;
+    }
+  }
+
+  /** etcd's data directory on Talos (constants.EtcdDataPath), on the EPHEMERAL volume. */
+  async dataDisk(node: string, signal?: AbortSignal): Promise<{ disk: DataDisk } | { unsupported: string }> {
+    try {
+      return { disk: await this.client.statfs(node, ETCD_DATA_PATH, signal) };
+    } catch (err) {
+      const e = DefragError.from(err);
+      // Talos 1.14 and older have no StorageService ("unknown service"): unimplemented.
+      if (e.kind === "not-control-plane" || e.kind === "permission")
+        return {
+          unsupported: `Talos on ${node} does not report the free space of ${ETCD_DATA_PATH} to this credential (talosctl df: Talos after 1.14)`,
         };
       throw err;
     }

@@ -7,7 +7,7 @@ import type { CallOptions, Client } from "@connectrpc/connect";
 
 import type { Config } from "../config/config.js";
 import { DefragError, failsEverywhere } from "../core/errors.js";
-import type { AlarmName, MemberAlarm, NodeLifecycle } from "../core/model.js";
+import type { AlarmName, DataDisk, MemberAlarm, NodeLifecycle } from "../core/model.js";
 import { EndpointPool, type EndpointPoolOptions } from "./endpoint-pool.js";
 import { ETCD_SPEC, extraArgsOf } from "./etcd-spec.js";
 import { MACHINE_STATUS, lifecycleOf } from "./machine-status.js";
@@ -190,6 +190,14 @@ export class TalosClient {
     if (bytes === undefined)
       throw new DefragError("etcd", "the machine status resource came without a spec", { node });
     return lifecycleOf(bytes, node);
+  }
+
+  /** The filesystem holding `path` on the node (`talosctl df`; StorageService, Talos after 1.14). */
+  async statfs(node: string, path: string, signal?: AbortSignal): Promise<DataDisk> {
+    const reply = await this.pool.invoke("Statfs", node, signal, (_c, o, _state, storage) =>
+      storage.statfs({ path }, o),
+    );
+    return { path, sizeBytes: Number(reply.size), availableBytes: Number(reply.available) };
   }
 
   /** Returns the name of the member that took over, or "" when the node was not the leader. */

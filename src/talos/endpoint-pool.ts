@@ -11,6 +11,7 @@ import { DefragError } from "../core/errors.js";
 import { callError, endpointError, transportFailure } from "./errors.js";
 import { State } from "./gen/cosi/state_pb.js";
 import { MachineService } from "./gen/machine/machine_pb.js";
+import { StorageService } from "./gen/machine/storage_pb.js";
 import type { TalosMethod } from "./rbac.js";
 import { grpcConnection, type EndpointConnection } from "./session.js";
 
@@ -33,6 +34,8 @@ interface Connection {
   client: Client<typeof MachineService>;
   /** COSI's resource state (what `talosctl get` reads), proxied by apid like the machine API. */
   state: Client<typeof State>;
+  /** Filesystem statistics (`talosctl df`), on Talos after 1.14. */
+  storage: Client<typeof StorageService>;
   /** Skip this endpoint until then (ms since epoch) after it failed. */
   downUntil: number;
   warned: boolean;
@@ -65,6 +68,7 @@ export class EndpointPool {
         manager,
         client: createClient(MachineService, transport),
         state: createClient(State, transport),
+        storage: createClient(StorageService, transport),
         downUntil: 0,
         warned: false,
       };
@@ -102,6 +106,7 @@ export class EndpointPool {
       client: Client<typeof MachineService>,
       opts: CallOptions,
       state: Client<typeof State>,
+      storage: Client<typeof StorageService>,
     ) => Promise<T>,
     /** This call's deadline; "none" for a stream that lasts as long as its caller wants (a followed log). */
     timeoutMs: number | "none" = this.callTimeoutMs,
@@ -122,6 +127,7 @@ export class EndpointPool {
           conn.client,
           { headers, ...(timeoutMs === "none" ? {} : { timeoutMs }), ...(signal ? { signal } : {}) },
           conn.state,
+          conn.storage,
         );
         this.preferred = this.connections.indexOf(conn);
         return result;

@@ -11,7 +11,9 @@ export type TalosMethod =
   | "Logs"
   | "EtcdSnapshot"
   /** COSI's State.Get (resources such as etcdspecs), os:reader and up for resources that are not sensitive. */
-  | "State.Get";
+  | "State.Get"
+  /** StorageService's Statfs (`talosctl df`), Talos after 1.14. */
+  | "Statfs";
 
 export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   EtcdMemberList: ["os:admin", "os:operator", "os:reader", "os:etcd:backup"],
@@ -23,6 +25,7 @@ export const ALLOWED_ROLES: Record<TalosMethod, readonly string[]> = {
   Logs: ["os:admin", "os:operator", "os:reader"],
   EtcdSnapshot: ["os:admin", "os:operator", "os:etcd:backup"],
   "State.Get": ["os:admin", "os:operator", "os:reader"],
+  Statfs: ["os:admin", "os:operator", "os:reader"],
 };
 
 /** The least-privileged role that allows the call, for messages. */

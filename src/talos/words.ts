@@ -17,6 +17,8 @@ function talosShipping(fixedIn: string): string {
 export const TALOS_WORDS: BackendWords = {
   inspect: (node) => `talosctl -n ${node} etcd status`,
   inspectLifecycle: (node) => `talosctl -n ${node} get machinestatus`,
+  freeDisk: (node) =>
+    `free space on the EPHEMERAL volume (/var: unused container images, pod logs; talosctl -n ${node} df) or grow it, then run again`,
   nodesOption: "--nodes/TALOS_NODES",
   configName: "etcd spec",
   configWhere: "cluster.etcd.extraArgs in the machine config",

@@ -10,7 +10,9 @@ import {
   type Http2ServerRequest,
   type ServerHttp2Session,
 } from "node:http2";
-import { open, stat } from "node:fs/promises";
+import { open, stat, statfs } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { isIP } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -49,6 +51,7 @@ import { State, type GetRequestSchema } from "../../src/talos/gen/cosi/state_pb.
 import { SpecSpecSchema } from "../../src/talos/gen/resource/etcd_pb.js";
 import { RuntimeMachineStage } from "../../src/talos/gen/resource/enums_pb.js";
 import { MachineStatusSpecSchema } from "../../src/talos/gen/resource/runtime_pb.js";
+import { StorageService } from "../../src/talos/gen/machine/storage_pb.js";
 import type { CertAndKey } from "./certs.js";
 import { nodeKeyPem } from "./certs.js";
 import type { EtcdAlarm, EtcdMemberClient } from "./etcd/member-client.js";
@@ -75,6 +78,8 @@ export const RBAC: Record<string, readonly string[]> = {
   // cosi.resource.State/Get: os:reader and up; Talos's access policy then lets only os:admin read
   // sensitive resources, and the etcd spec is not one.
   Get: ["os:admin", "os:operator", "os:reader"],
+  // machine.StorageService/Statfs (`talosctl df`, Talos after 1.14).
+  Statfs: ["os:admin", "os:operator", "os:reader"],
 };
 
 /** How machined names each API in its "only available on control plane nodes" error. */
@@ -142,6 +147,12 @@ export class TalosApiServer {
   };
   /** False: an older Talos, whose State service knows no machine status ("resource type is not supported"). */
   servesMachineStatus = true;
+  /**
+   * Statfs (StorageService, `talosctl df`): the real filesystem holding the etcd log's directory, unless
+   * a test sets the available bytes; servesStatfs false is Talos 1.14 and older (unknown service).
+   */
+  diskAvailableBytes: number | undefined;
+  servesStatfs = true;
   private server: Http2SecureServer | undefined;
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly forwarders = new Map<string, { transport: Transport; session: EndpointSession }>();
@@ -192,6 +203,7 @@ export class TalosApiServer {
         router.service(HarnessOnlyService, this.implementation(HarnessOnlyService.method));
         // COSI's state API (talosctl get), which machined serves and apid proxies like the machine API.
         router.service(State, this.implementation(State.method));
+        router.service(StorageService, this.implementation(StorageService.method));
       },
       grpc: true,
       grpcWeb: false,
@@ -634,6 +646,7 @@ export class TalosApiServer {
       }
       return { messages: [{ services }] };
     }
+    if (name === "Statfs") return this.statfs();
     if (name === "Get") {
       const get = req as MessageShape<typeof GetRequestSchema>;
       entry.resource = get.type;
@@ -781,6 +794,29 @@ export class TalosApiServer {
         },
         spec: { protoSpec: toBinary(SpecSpecSchema, create(SpecSpecSchema, spec)), yamlSpec: yaml },
       },
+    };
+  }
+
+  /** machined's Statfs: the filesystem holding `path` (here: the one holding the etcd log, on loopback). */
+  private async statfs(): Promise<object> {
+    if (!this.servesStatfs)
+      throw new ConnectError("unknown service machine.StorageService", Code.Unimplemented);
+    const fsStats = await statfs(
+      this.opts.etcdLogFile === undefined ? tmpdir() : dirname(this.opts.etcdLogFile),
+    );
+    const bsize = BigInt(fsStats.bsize);
+    const size = BigInt(fsStats.blocks) * bsize;
+    const available =
+      this.diskAvailableBytes === undefined
+        ? BigInt(fsStats.bavail) * bsize
+        : BigInt(this.diskAvailableBytes);
+    return {
+      size,
+      used: size - BigInt(fsStats.bfree) * bsize,
+      available,
+      inodes: BigInt(fsStats.files),
+      inodesFree: BigInt(fsStats.ffree),
+      inodesUsed: BigInt(fsStats.files) - BigInt(fsStats.ffree),
     };
   }
 

@@ -4,7 +4,9 @@ import { describe, it } from "node:test";
 import {
   caughtUpWithLeader,
   checkGates,
+  checkDisk,
   checkLifecycle,
+  diskNeeded,
   memberHealthy,
   type GateOptions,
 } from "../../src/core/gates.js";
@@ -303,6 +305,42 @@ describe("every node up and serving (lifecycle)", () => {
         messages,
       );
       for (const f of failures) assert.equal(f.gate, "lifecycle");
+    });
+  }
+});
+
+describe("room on the disk for the defragment's copy", () => {
+  const MiB = 1024 ** 2;
+  const disk = (availableBytes: number) => ({
+    path: "/var/lib/etcd",
+    sizeBytes: 10 * 1024 * MiB,
+    availableBytes,
+  });
+  it("needs the data in use once more, plus 10% and 64 MiB", () => {
+    assert.equal(diskNeeded(0), 64 * MiB);
+    assert.equal(diskNeeded(1000 * MiB), 1100 * MiB + 64 * MiB);
+  });
+  const cases: [string, number, number, string | undefined][] = [
+    ["plenty", 500 * MiB, 5000 * MiB, undefined],
+    ["exactly enough", 500 * MiB, 614 * MiB, undefined],
+    [
+      "one byte short",
+      500 * MiB,
+      614 * MiB - 1,
+      "614.0 MiB available on /var/lib/etcd of 10.0.0.2, and its defragment needs 614.0 MiB there (a copy of the 500.0 MiB in use, plus 10% and 64 MiB)",
+    ],
+    [
+      "a full disk",
+      1024 * MiB,
+      10 * MiB,
+      "10.0 MiB available on /var/lib/etcd of 10.0.0.2, and its defragment needs 1.2 GiB there (a copy of the 1.0 GiB in use, plus 10% and 64 MiB)",
+    ],
+  ];
+  for (const [name, inUse, available, message] of cases) {
+    it(name, () => {
+      const f = checkDisk("10.0.0.2", { dbSizeInUse: inUse }, disk(available));
+      assert.equal(f?.message, message);
+      if (f) assert.deepEqual([f.gate, f.node], ["disk", "10.0.0.2"]);
     });
   }
 });

@@ -905,3 +905,35 @@ describe("upgrades and reboots (every node up and serving)", () => {
     assert.ok(sim.clock.now() - t0 < 10_000, "no waiting");
   });
 });
+
+describe("room on the disk", () => {
+  it("a member whose data filesystem cannot hold the copy is skipped with the reason (gate disk); the others are defragmented", async () => {
+    const sim = cluster([100, 100, 100]);
+    sim.diskAvailable.set("10.0.0.2", 50 * MiB); // 100 MiB in use: needs 174 MiB
+    const lines: string[] = [];
+    const result = await runOn(sim, options(), lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    const m2 = result.members.find((m) => m.node === "10.0.0.2");
+    assert.ok(m2);
+    assert.equal(m2.action, "skipped");
+    assert.match(
+      m2.reason,
+      /^50\.0 MiB available on \/var\/lib\/etcd of 10\.0\.0\.2, and its defragment needs 174\.0 MiB there \(a copy of the 100\.0 MiB in use, plus 10% and 64 MiB\); free space on the EPHEMERAL volume/,
+    );
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["disk", "10.0.0.2"]],
+    );
+    assert.deepEqual(sim.windows.map((w) => w[0]).sort(), ["10.0.0.1", "10.0.0.3"]);
+  });
+
+  it("a platform that does not report the space: said once per node, and the members are defragmented", async () => {
+    const sim = cluster([100, 100, 100]);
+    for (const n of ["10.0.0.1", "10.0.0.2", "10.0.0.3"]) sim.diskUnsupported.add(n);
+    const lines: string[] = [];
+    const result = await runOn(sim, options(), lines);
+    assert.equal(result.result, "success");
+    assert.equal(sim.windows.length, 3);
+    assert.equal(lines.filter((l) => /does not report its free space: whether/.test(l)).length, 3);
+  });
+});

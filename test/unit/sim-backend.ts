@@ -8,6 +8,7 @@ import type { Backend, BackendWords, Permission, Permissions } from "../../src/c
 import { DefragError } from "../../src/core/errors.js";
 import type { MemberConfig } from "../../src/core/member-config.js";
 import type {
+  DataDisk,
   NodeLifecycle,
   DefragActivity,
   DefragFeedUpdate,
@@ -316,6 +317,24 @@ export class SimCluster implements Backend {
     const w = this.lifecycleWindows.find((x) => x[0] === node && x[1] <= this.now && this.now < x[2]);
     return Promise.resolve({
       lifecycle: w?.[3] ?? { stage: "RUNNING", working: true, ready: true, unmet: [] },
+    });
+  }
+
+  /** Each node's available bytes on its data filesystem (Backend.dataDisk); a node not set has 100 GiB. */
+  diskAvailable = new Map<string, number>();
+  /** Nodes whose platform does not report the space (Talos 1.14 and older). */
+  diskUnsupported = new Set<string>();
+
+  dataDisk(node: string): Promise<{ disk: DataDisk } | { unsupported: string }> {
+    this.calls.push(`Statfs ${node}`);
+    if (this.diskUnsupported.has(node))
+      return Promise.resolve({ unsupported: `sim on ${node} does not report its free space` });
+    return Promise.resolve({
+      disk: {
+        path: "/var/lib/etcd",
+        sizeBytes: 200 * 1024 ** 3,
+        availableBytes: this.diskAvailable.get(node) ?? 100 * 1024 ** 3,
+      },
     });
   }
 

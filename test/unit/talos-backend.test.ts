@@ -85,6 +85,10 @@ class FakeTalos implements TalosCalls {
     this.calls.push(`State.Get ${node}`);
     return Promise.resolve(this.extraArgs);
   }
+  statfs(node: string, path: string) {
+    this.calls.push(`Statfs ${node}`);
+    return Promise.resolve({ path, sizeBytes: 10 * 1024 ** 3, availableBytes: 5 * 1024 ** 3 });
+  }
   machineStatus(node: string) {
     this.calls.push(`State.Get machinestatus ${node}`);
     return Promise.resolve({ stage: "RUNNING", working: true, ready: true, unmet: [] });

@@ -1,6 +1,8 @@
-// Upgrades and reboots, with real etcd behind the Talos API test server, which serves each node's
-// machine status (`talosctl get machinestatus`) as Talos does: RUNNING and ready, or a stage a test
-// sets (Talos reports ready in every stage but BOOTING and RUNNING, so the stage is what counts).
+// The platform around etcd, with real etcd behind the Talos API test server: upgrades and reboots (it
+// serves each node's machine status, `talosctl get machinestatus`, as Talos does: RUNNING and ready, or
+// a stage a test sets; Talos reports ready in every stage but BOOTING and RUNNING, so the stage is what
+// counts) and the room on a member's data filesystem (Statfs, `talosctl df`: the real filesystem, or
+// the available bytes a test sets).
 
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,7 +20,7 @@ const RUN = ["run", "--output", "json", "--rule", "true"];
 const RUNNING = RuntimeMachineStage.MACHINE_STAGE_RUNNING;
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-describe("every node up and serving (the machine status)", () => {
+describe("the platform: every node up and serving, room on the disk", () => {
   let h: Harness;
   let dir: string;
   let env: Record<string, string>;
@@ -34,6 +36,8 @@ describe("every node up and serving (the machine status)", () => {
     for (const s of h.servers.values()) {
       s.setStage(RUNNING);
       s.servesMachineStatus = true;
+      s.servesStatfs = true;
+      s.diskAvailableBytes = undefined;
     }
     await h.close();
     rmSync(dir, { recursive: true, force: true });
@@ -115,6 +119,54 @@ describe("every node up and serving (the machine status)", () => {
       }
     } finally {
       for (const s of h.servers.values()) s.servesMachineStatus = true;
+    }
+  });
+
+  it("a member whose data filesystem is too small for the copy: skipped with the reason (gate disk), the others defragmented", async () => {
+    const small = h.nodes[1]!;
+    server(1).diskAvailableBytes = 8 * 1024 * 1024;
+    try {
+      const since = nextSeq(h);
+      const r = await runCli([...RUN, "--pause", "0s"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const s = parseSummary(r.stdout);
+      assert.equal(s.result, "success");
+      const m = s.members.find((x) => x.node === small);
+      assert.ok(m);
+      assert.equal(m.action, "skipped");
+      assert.match(
+        m.reason,
+        new RegExp(
+          `^8\\.0 MiB available on /var/lib/etcd of ${esc(small)}, and its defragment needs \\S+ MiB there \\(a copy of the \\S+ \\S+ in use, plus 10% and 64 MiB\\); free space on the EPHEMERAL volume`,
+        ),
+      );
+      assert.deepEqual(
+        s.refusals.map((f) => [f.gate, f.node]),
+        [["disk", small]],
+      );
+      const done = defrags(h.journal, since);
+      assert.deepEqual(done.map((d) => d.server).sort(), h.nodes.filter((n) => n !== small).sort());
+    } finally {
+      server(1).diskAvailableBytes = undefined;
+    }
+  });
+
+  it("a Talos without Statfs (1.14 and older): said once per node, and every member is defragmented", async () => {
+    for (const s of h.servers.values()) s.servesStatfs = false;
+    try {
+      const since = nextSeq(h);
+      const r = await runCli([...RUN, "--pause", "0s"], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(parseSummary(r.stdout).result, "success");
+      assert.equal(defrags(h.journal, since).length, 3);
+      for (const n of h.nodes) {
+        const said = r.stderr
+          .split("\n")
+          .filter((l) => l.includes(`whether ${n} has room for its defragment's copy cannot be checked`));
+        assert.equal(said.length, 1, r.stderr);
+      }
+    } finally {
+      for (const s of h.servers.values()) s.servesStatfs = true;
     }
   });
 });
