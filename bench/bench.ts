@@ -117,8 +117,10 @@ function ourRunArgs(preset: Preset, timeout: string): string[] {
     `dbQuotaUsage > 0.8 || dbSizeFree > ${preset.thresholdBytes}`,
     "--pause",
     "0s",
-    // The bench defragments the same cluster once per iteration.
+    // The bench defragments the same cluster once per iteration, right after starting it.
     "--min-interval",
+    "0s",
+    "--election-settle",
     "0s",
     "--timeout",
     timeout,

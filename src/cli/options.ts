@@ -195,6 +195,15 @@ const TABLE = [
     type: duration({ allowZero: true }),
   }),
   option({
+    key: "electionSettleMs",
+    flag: "--election-settle <duration>",
+    env: "TALOS_ETCD_DEFRAG_ELECTION_SETTLE",
+    default: "30s",
+    help: "after a leader election (a new leader or raft term between readings, or one in a member's etcd log), wait until the cluster has been stable this long before starting a member; 0 turns it off",
+    commands: ["run"],
+    type: duration({ allowZero: true }),
+  }),
+  option({
     key: "moveLeader",
     flag: "--move-leader <mode>",
     env: "TALOS_ETCD_DEFRAG_MOVE_LEADER",

@@ -30,6 +30,7 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
     timeoutMs: o.timeoutMs,
     maxWaitMs: o.maxWaitMs,
     minIntervalMs: o.minIntervalMs,
+    electionSettleMs: o.electionSettleMs,
     moveLeader: o.moveLeader,
     allowDowntime: o.allowDowntime,
     dryRun: o.dryRun,

@@ -53,7 +53,12 @@ interface Entry {
 }
 
 /** Every marker above contains one of these: other lines (most of them) are not parsed at all. */
-const MARKER_WORDS = ["defragment", "starting an etcd server"];
+const MARKER_WORDS = ["defragment", "starting an etcd server", "raft.node: "];
+
+/** raft's own lines when the leader changes (go.etcd.io/raft node.go): elected, changed, lost. */
+const LEADER_CHANGE = /^raft\.node: [0-9a-f]+ (elected leader|changed leader from|lost leader) /;
+/** The last elections kept: enough to tell a recent one, never a growing list. */
+const ELECTIONS_KEPT = 8;
 
 function parse(line: string): Entry | undefined {
   if (!line.startsWith("{") || !MARKER_WORDS.some((w) => line.includes(w))) return undefined;
@@ -81,6 +86,7 @@ export class EtcdLogTracker {
   private readonly calls: (number | undefined)[] = [];
   private backend: { since: number | undefined } | undefined;
   private readonly finished: DefragActivity["finished"] = [];
+  private readonly elections: number[] = [];
   private anchoredAt = false;
 
   /** Whether a marker line was seen: from it on, the state is known (README, Design: the live view). */
@@ -92,6 +98,13 @@ export class EtcdLogTracker {
   push(line: string): boolean {
     const e = parse(line.trim());
     if (e === undefined) return false;
+    // A leader change says nothing about defragmenting: it does not anchor the state.
+    if (LEADER_CHANGE.test(e.msg)) {
+      if (e.at === undefined) return false;
+      this.elections.push(e.at);
+      if (this.elections.length > ELECTIONS_KEPT) this.elections.shift();
+      return true;
+    }
     switch (e.msg) {
       case "starting an etcd server":
         this.calls.length = 0;
@@ -125,7 +138,9 @@ export class EtcdLogTracker {
 
   activity(): DefragActivity {
     const finished = [...this.finished];
-    if (this.calls.length === 0 && this.backend === undefined) return { inProgress: undefined, finished };
+    const elections = this.elections.length > 0 ? { elections: [...this.elections] } : {};
+    if (this.calls.length === 0 && this.backend === undefined)
+      return { inProgress: undefined, finished, ...elections };
     const starts = [...this.calls, this.backend?.since].filter((t): t is number => t !== undefined);
     return {
       inProgress: {
@@ -133,6 +148,7 @@ export class EtcdLogTracker {
         by: this.calls.length > 0 ? "call" : "start-up",
       },
       finished,
+      ...elections,
     };
   }
 }

@@ -36,6 +36,8 @@ export const GATE_NAMES = [
   "lifecycle",
   /** Too little room on a member's data filesystem for its defragment's copy: that member skipped. */
   "disk",
+  /** The cluster kept electing leaders for --max-wait: never stable for the settle time. */
+  "election",
 ] as const;
 export type GateName = (typeof GATE_NAMES)[number];
 

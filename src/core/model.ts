@@ -59,6 +59,8 @@ export interface DefragActivity {
   inProgress: { since: number | undefined; by: "call" | "start-up" } | undefined;
   /** Defragmentations that finished, oldest first: when (etcd's clock) and how long etcd itself took. */
   finished: { end: number; tookMs: number }[];
+  /** When this member's raft saw the leader change (elected, changed, lost), oldest first (etcd's clock). */
+  elections?: number[];
 }
 
 /** One update of a member's defragment feed (Backend.followDefrags). */

@@ -194,6 +194,12 @@ export class DefragFeeds {
     return { node, kind: "quiet", activity: s.activity };
   }
 
+  /** When `node`'s raft logged a leader change (etcd's clock), oldest first; empty when unknown. */
+  elections(node: string): number[] {
+    const s = this.states.get(node);
+    return s?.kind === "live" ? (s.activity.elections ?? []) : [];
+  }
+
   /** Every member's. */
   all(): Known[] {
     return this.nodes.map((n) => this.known(n));

@@ -25,6 +25,8 @@ export class LiveCluster {
   readonly nodes: readonly string[];
   private last: { view: ClusterView; at: number };
   private lastLifecycles: { readings: LifecycleReading[]; at: number } | undefined;
+  /** The leader and the highest raft term of the last reading, and when a reading first showed them change. */
+  private raft: { leader: bigint | undefined; term: bigint; changedAt: number | undefined };
   /** What was said once per run (a node whose platform does not report something). */
   private readonly said = new Set<string>();
 
@@ -39,6 +41,7 @@ export class LiveCluster {
   ) {
     this.nodes = first.nodes.map((n) => n.node);
     this.last = { view: first, at };
+    this.raft = { ...raftOf(first), changedAt: undefined };
   }
 
   /**
@@ -90,6 +93,9 @@ export class LiveCluster {
     const at = this.clock.now();
     const view = await observeCluster(this.backend, { nodes: this.nodes });
     this.last = { view, at };
+    const now = raftOf(view);
+    const moved = (now.leader !== undefined && now.leader !== this.raft.leader) || now.term > this.raft.term;
+    if (now.leader !== undefined) this.raft = { ...now, changedAt: moved ? at : this.raft.changedAt };
     // A member that answered a Status is not defragmenting (the feeds' second signal).
     for (const n of view.nodes) if (n.ok) this.feeds.statusAnswered(n.node, at);
     return view;
@@ -136,6 +142,20 @@ export class LiveCluster {
     return true;
   }
 
+  /**
+   * The last leader change the run knows of, by our clock: one its readings showed (a new leader or
+   * a higher raft term), or one a member's etcd logged (etcd's clock, taken as ours). Undefined: none.
+   */
+  lastElection(): { at: number; seen: "readings" | "log"; node?: string } | undefined {
+    let last: { at: number; seen: "readings" | "log"; node?: string } | undefined =
+      this.raft.changedAt === undefined ? undefined : { at: this.raft.changedAt, seen: "readings" };
+    for (const node of this.nodes) {
+      const at = this.feeds.elections(node).at(-1);
+      if (at !== undefined && (last === undefined || at > last.at)) last = { at, seen: "log", node };
+    }
+    return last;
+  }
+
   /** The alarms raised as last read, for the result. */
   alarmsRaised(): RaisedAlarm[] {
     return this.last.view.alarms.map(raised);
@@ -160,4 +180,16 @@ export class LiveCluster {
   close(): Promise<void> {
     return this.feeds.close();
   }
+}
+
+/** The leader the members agree on (undefined when they do not) and the highest raft term of a view. */
+function raftOf(view: ClusterView): { leader: bigint | undefined; term: bigint } {
+  let term = 0n;
+  const leaders = new Set<bigint>();
+  for (const n of view.nodes) {
+    if (!n.ok) continue;
+    if (n.status.raftTerm > term) term = n.status.raftTerm;
+    if (n.status.leaderId !== 0n) leaders.add(n.status.leaderId);
+  }
+  return { leader: leaders.size === 1 ? [...leaders][0] : undefined, term };
 }

@@ -12,6 +12,7 @@ import type { RunStop } from "../core/result.js";
 import { formatDuration } from "../core/units.js";
 import type { Known } from "./feeds.js";
 import { untilSteady } from "./lifecycle.js";
+import { untilSettled } from "./settle.js";
 import type { RunContext } from "./types.js";
 
 /** The end of the last defragment etcd logged on a node, to tell the next one's apart (etcd's clock). */
@@ -102,8 +103,8 @@ export async function untilQuiet(ctx: RunContext, before: string): Promise<RunSt
 }
 
 /**
- * Every node up and serving (src/run/lifecycle.ts), nobody else defragmenting, then a view to check
- * the gates on. When the gates fail while a feed
+ * Every node up and serving (src/run/lifecycle.ts), nobody else defragmenting, no recent election
+ * (src/run/settle.ts), then a view to check the gates on. When the gates fail while a feed
  * shows a defragment begun meanwhile (another run that waited for the same one, say), the view is
  * about a blocked member, not a sick one: wait for it and read again, rather than refuse.
  */
@@ -116,6 +117,8 @@ export async function quietThenView(
     if (unsteady !== undefined) return { stop: unsteady };
     const stop = await untilQuiet(ctx, before);
     if (stop !== undefined) return { stop };
+    const unsettled = await untilSettled(ctx, before);
+    if (unsettled !== undefined) return { stop: unsettled };
     const view = await ctx.live.view();
     const failures = checkGates(view, ctx.gateOpts);
     if (failures.length > 0 && !ctx.opts.dryRun && ctx.live.feeds.all().some((k) => k.kind === "busy"))

@@ -33,6 +33,8 @@ export interface RunOptions {
   maxWaitMs: number;
   /** A member whose log shows a defragment finished less than this long ago is skipped; 0: never. */
   minIntervalMs: number;
+  /** After a leader election, how long the cluster must have been stable before a member starts; 0: never waits. */
+  electionSettleMs: number;
   /** On SIGTERM: how long to wait for the member in flight before giving up on it. */
   shutdownGraceMs: number;
   pollIntervalMs: number;

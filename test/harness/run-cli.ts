@@ -30,6 +30,8 @@ function cleanEnv(extra: Record<string, string> | undefined): Record<string, str
     HOME: mkdtempSync(join(tmpdir(), "cli-home-")),
     // The tests defragment one cluster many times within the hour; the --min-interval tests set it.
     TALOS_ETCD_DEFRAG_MIN_INTERVAL: "0s",
+    // Each file's cluster elected its leader seconds ago; the election tests set it.
+    TALOS_ETCD_DEFRAG_ELECTION_SETTLE: "0s",
     ...extra,
   };
 }

@@ -290,28 +290,28 @@ describe("Helm chart", () => {
   it("the defaults' worst case fits the deadline, and one that fits renders", () => {
     const cronJob = find(render(), "CronJob");
     const job = (cronJob.spec.jobTemplate as { spec: { activeDeadlineSeconds: number } }).spec;
-    // 3 x (15m + 2 x 15m + 2 x 5m + 10s) + 10 x 30s + lease.wait 1m = 10290 s.
-    assert.ok(job.activeDeadlineSeconds >= 10290, String(job.activeDeadlineSeconds));
+    // 3 x (15m + 4 x 15m + 2 x 5m + 10s) + 10 x 30s + lease.wait 1m = 15690 s.
+    assert.ok(job.activeDeadlineSeconds >= 15690, String(job.activeDeadlineSeconds));
     const tight = find(
       render({
-        cronjob: { activeDeadlineSeconds: 1500 },
+        cronjob: { activeDeadlineSeconds: 1900 },
         defrag: { timeout: "2m", maxWait: "1m", healthTimeout: "90s", pause: "500ms", callTimeout: "10s" },
       }),
       "CronJob",
     );
-    // 3 x (120 + 2 x 60 + 2 x 90 + 0.5) + 100 + 60 = 1421.5 s, under 1500.
+    // 3 x (120 + 4 x 60 + 2 x 90 + 0.5) + 100 + 60 = 1781.5 s, under 1900.
     assert.equal(
       (tight.spec.jobTemplate as { spec: { activeDeadlineSeconds: number } }).spec.activeDeadlineSeconds,
-      1500,
+      1900,
     );
-    // The snapshot adds its timeout: 1421.5 + 120 = 1541.5 s, over 1500.
+    // The snapshot adds its timeout: 1781.5 + 120 = 1901.5 s, over 1900.
     assert.match(
       tryRender({
-        cronjob: { activeDeadlineSeconds: 1500 },
+        cronjob: { activeDeadlineSeconds: 1900 },
         defrag: { timeout: "2m", maxWait: "1m", healthTimeout: "90s", pause: "500ms", callTimeout: "10s" },
         snapshot: { enabled: true },
       }).stderr,
-      /worst case of a run, 1542 s/,
+      /worst case of a run, 1902 s/,
     );
   });
 
@@ -741,11 +741,11 @@ describe("Helm chart", () => {
       [{ imagePullSecret: [] }, /additional properties 'imagePullSecret' not allowed/],
       [
         { cronjob: { activeDeadlineSeconds: 3600 } },
-        /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 10290 s: worst case = members x \(defrag\.timeout \+ 2 x defrag\.maxWait \+ 2 x defrag\.healthTimeout \+ defrag\.pause\) \+ 10 x defrag\.callTimeout \(\+ defrag\.timeout with snapshot\.enabled\) \(\+ lease\.wait with lease\.enabled\), with members 3 \(defrag\.maxMembers, or the number of defrag\.nodes\), defrag\.timeout 15m, defrag\.maxWait 15m, defrag\.healthTimeout 5m, defrag\.pause 10s, defrag\.callTimeout 30s, snapshot\.enabled false, lease\.wait 1m \(lease\.enabled true\)\. Raise cronjob\.activeDeadlineSeconds or lower those values/,
+        /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 15690 s: worst case = members x \(defrag\.timeout \+ 4 x defrag\.maxWait \+ 2 x defrag\.healthTimeout \+ defrag\.pause\) \+ 10 x defrag\.callTimeout \(\+ defrag\.timeout with snapshot\.enabled\) \(\+ lease\.wait with lease\.enabled\), with members 3 \(defrag\.maxMembers, or the number of defrag\.nodes\), defrag\.timeout 15m, defrag\.maxWait 15m, defrag\.healthTimeout 5m, defrag\.pause 10s, defrag\.callTimeout 30s, snapshot\.enabled false, lease\.wait 1m \(lease\.enabled true\)\. Raise cronjob\.activeDeadlineSeconds or lower those values/,
       ],
       [
         { defrag: { nodes: ["a", "b", "c", "d", "e"], timeout: "20m" } },
-        /worst case of a run, 18410 s: .* with members 5 /,
+        /worst case of a run, 27410 s: .* with members 5 /,
       ],
       [{ prometheusRule: { enabled: true, noRunFor: "1d12h" } }, /prometheusRule\.noRunFor "1d12h"/],
       [{ lease: { name: "Etcd_Defrag" } }, /\/lease\/name.*does not match pattern/],
@@ -900,7 +900,7 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
         metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "prod" },
         prometheusRule: { enabled: true, labels: { release: "kube-prometheus-stack" } },
         defrag: { nodes: ["10.0.0.11"], rule: "true", maxMembers: 5, quotaBytes: "4GiB" },
-        cronjob: { activeDeadlineSeconds: 18000 },
+        cronjob: { activeDeadlineSeconds: 28800 },
         verify: { enabled: true, activeDeadlineSeconds: 600 },
         imagePullSecrets: [{ name: "regcred" }],
         lease: { name: "defrag.lock", wait: "0s" },
@@ -1099,7 +1099,7 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     return {
       auth: { mode: "secret", endpoints: h.nodes.map((n) => `${n}:${h.apiPort}`) },
       // These tests defragment one cluster several times within the hour: no --min-interval.
-      defrag: { rule: TEST_RULE, pause: "0s", minInterval: "0s" },
+      defrag: { rule: TEST_RULE, pause: "0s", minInterval: "0s", electionSettle: "0s" },
       ...extra,
     };
   }
@@ -1261,7 +1261,10 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     chmodSync(mount, 0o755);
     const c = podSpec(
       find(
-        render({ defrag: { rule: TEST_RULE, pause: "0s", minInterval: "0s" }, output: "json" }),
+        render({
+          defrag: { rule: TEST_RULE, pause: "0s", minInterval: "0s", electionSettle: "0s" },
+          output: "json",
+        }),
         "CronJob",
       ),
     ).containers[0]!;

@@ -169,4 +169,36 @@ describe("the platform: every node up and serving, room on the disk", () => {
       for (const s of h.servers.values()) s.servesStatfs = true;
     }
   });
+
+  it("a leader change during the run (etcd's MoveLeader): the next member waits until the cluster has been stable for --election-settle", async () => {
+    const since = nextSeq(h);
+    // The election comes during the 3 s pause after the first member; the settle time outlasts it.
+    const run = startCli([...RUN, "--pause", "3s", "--election-settle", "4s", "--move-leader", "never"], {
+      env,
+    });
+    await waitFor("the first defragment to end", () => defrags(h.journal, since).find((d) => d.end > 0), {
+      timeoutMs: 60_000,
+    });
+    // An election by etcd itself: leadership moved to another member.
+    const leader = await h.etcd.leaderIndex();
+    const to = h.etcd.members[(leader + 1) % 3]!;
+    await h.etcd.members[leader]!.client.moveLeader((await to.client.status()).memberId);
+    const electedBy = Date.now();
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseSummary(r.stdout).result, "success");
+    assert.match(
+      r.stderr,
+      /a leader election \S+ ago \((in the etcd log of \S+|between the run's readings)\): waiting until the cluster has been stable for 4\.0s/,
+    );
+    const all = defrags(h.journal, since);
+    assert.equal(all.length, 3);
+    // Every member after the first started at least the settle time after the election (etcd logged it
+    // before MoveLeader returned: a little earlier than electedBy); without the wait, the pause's 3 s.
+    for (const d of all.slice(1))
+      assert.ok(
+        d.start >= electedBy + 4000 - 500,
+        `started ${Math.round(d.start - electedBy)} ms after the election`,
+      );
+  });
 });

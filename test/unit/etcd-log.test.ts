@@ -127,3 +127,31 @@ describe("etcd's log, followed line by line: when the state at the window's star
     );
   });
 });
+
+describe("etcd's log: leader elections (raft's own lines)", () => {
+  it("elected, changed and lost leader are elections, by etcd's clock; they say nothing about defragmenting", () => {
+    const tracker = new EtcdLogTracker();
+    assert.equal(
+      tracker.push(line(10, "raft.node: 8e9e05c52164694d elected leader 8e9e05c52164694d at term 2")),
+      true,
+    );
+    assert.equal(tracker.anchored, false, "a leader change does not anchor the defragment state");
+    tracker.push(line(20, "raft.node: 8e9e05c52164694d lost leader 8e9e05c52164694d at term 3"));
+    tracker.push(
+      line(
+        21,
+        "raft.node: 8e9e05c52164694d changed leader from 8e9e05c52164694d to 91bc3c398fb3c146 at term 3",
+      ),
+    );
+    // Not an election: raft's other lines, and the words elsewhere.
+    assert.equal(tracker.push(line(22, "raft.node: 8e9e05c52164694d became follower at term 3")), false);
+    assert.equal(tracker.push(line(23, "elected leader somewhere else")), false);
+    assert.deepEqual(tracker.activity().elections, [t(10), t(20), t(21)]);
+  });
+
+  it("keeps only the last few elections", () => {
+    const tracker = new EtcdLogTracker();
+    for (let i = 1; i <= 20; i += 1) tracker.push(line(i, `raft.node: 1 elected leader 2 at term ${i}`));
+    assert.deepEqual(tracker.activity().elections, [13, 14, 15, 16, 17, 18, 19, 20].map(t));
+  });
+});

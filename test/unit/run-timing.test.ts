@@ -937,3 +937,59 @@ describe("room on the disk", () => {
     assert.equal(lines.filter((l) => /does not report its free space: whether/.test(l)).length, 3);
   });
 });
+
+describe("not during an election", () => {
+  it("a raft term that moved between two members: the next one waits until the cluster has been stable for --election-settle", async () => {
+    const sim = cluster([1000, 1000, 1000]);
+    const t0 = sim.clock.now();
+    let electedAt = 0;
+    sim.clock.after(1500, () => {
+      sim.term += 1n;
+      electedAt = sim.clock.now();
+    });
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ electionSettleMs: 30_000 }), lines);
+    assert.equal(result.result, "success", lines.join("\n"));
+    assert.ok(electedAt > t0);
+    const after = sim.windows.filter((w) => w[1] >= electedAt);
+    assert.equal(after.length, 2, "two members after the election");
+    for (const w of after)
+      assert.ok(w[1] >= electedAt + 30_000, `${w[0]} started ${w[1] - electedAt} ms after the election`);
+    assert.ok(
+      lines.some((l) =>
+        /^a leader election \S+ ago \(between the run's readings\): waiting until the cluster has been stable for 30\.0s before 10\.0\.0\.\d$/.test(
+          l,
+        ),
+      ),
+      lines.join("\n"),
+    );
+  });
+
+  it("elections that go on for --max-wait: the run stops (gate election) and starts no member meanwhile", async () => {
+    const sim = cluster([1000, 1000, 1000]);
+    // An election every second, from the first second on.
+    sim.clock.every(1000, () => {
+      sim.term += 1n;
+    });
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ electionSettleMs: 30_000, maxWaitMs: 60_000 }), lines);
+    assert.equal(result.result, "failed", lines.join("\n"));
+    assert.deepEqual(
+      result.refusals.map((r) => r.gate),
+      ["election"],
+    );
+    assert.match(result.error?.message ?? "", /^the cluster kept electing leaders for 1m0s/);
+    assert.equal(sim.windows.length, 1, "the first member only (no election seen before it)");
+  });
+
+  it("--election-settle 0s waits for nothing", async () => {
+    const sim = cluster([1000, 1000, 1000]);
+    sim.clock.after(1500, () => {
+      sim.term += 1n;
+    });
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ electionSettleMs: 0 }), lines);
+    assert.equal(result.result, "success");
+    assert.ok(!lines.some((l) => l.includes("leader election")));
+  });
+});

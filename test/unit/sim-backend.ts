@@ -41,6 +41,8 @@ export class SimCluster implements Backend {
   /** How long a Status call waits for a member that is defragmenting (etcd answers none meanwhile). */
   callTimeoutMs = 10_000;
   leader: bigint;
+  /** The raft term every member reports; a test raises it for an election. */
+  term = 2n;
   alarms_: MemberAlarm[] = [];
   /** Every real defragment on the "server": [node, start, end]. */
   readonly windows: [string, number, number][] = [];
@@ -164,7 +166,7 @@ export class SimCluster implements Backend {
       leaderId: this.leader,
       dbSize: m.dbSize,
       dbSizeInUse: m.inUse,
-      raftTerm: 2n,
+      raftTerm: this.term,
       raftIndex: 100n,
       raftAppliedIndex: 100n - BigInt(m.id === this.leader ? 0 : (m.appliedBehind?.(this.now) ?? 0)),
       isLearner: false,

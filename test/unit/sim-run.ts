@@ -20,6 +20,7 @@ export function simOptions(over: Partial<RunOptions> = {}): RunOptions {
     healthTimeoutMs: 60_000,
     maxWaitMs: 600_000,
     minIntervalMs: 0,
+    electionSettleMs: 0,
     shutdownGraceMs: 25_000,
     pollIntervalMs: 500,
     heartbeatMs: 30_000,

@@ -56,8 +56,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $sec $key (include "etcd-defrag.durationSeconds" (get $d $key) | float64) -}}
 {{- end -}}
 {{- $members := max (int $d.maxMembers) (len $d.nodes) -}}
-{{- /* Per member: the call; proof of finish and another run's defragment (maxWait each); healthy again and, on an affected etcd, caught up (healthTimeout each); the pause. */ -}}
-{{- $perMember := addf $sec.timeout (mulf 2 $sec.maxWait) (mulf 2 $sec.healthTimeout) $sec.pause -}}
+{{- /* Per member: the call; proof of finish, another run's defragment, a node's upgrade or reboot, an election (maxWait each); healthy again and, on an affected etcd, caught up (healthTimeout each); the pause. */ -}}
+{{- $perMember := addf $sec.timeout (mulf 4 $sec.maxWait) (mulf 2 $sec.healthTimeout) $sec.pause -}}
 {{- $worst := addf (mulf $members $perMember) (mulf 10 $sec.callTimeout) -}}
 {{- $snapshot := 0.0 -}}
 {{- if .Values.snapshot.enabled -}}{{- $snapshot = $sec.timeout -}}{{- end -}}
@@ -66,7 +66,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $worst = addf $worst $snapshot $lease | ceil | int64 -}}
 {{- if lt (int64 .Values.cronjob.activeDeadlineSeconds) $worst -}}
 {{- /* The formula as values.yaml writes it (test/integration/chart.test.ts evaluates that one and compares). */ -}}
-{{- $formula := "members x (defrag.timeout + 2 x defrag.maxWait + 2 x defrag.healthTimeout + defrag.pause) + 10 x defrag.callTimeout (+ defrag.timeout with snapshot.enabled) (+ lease.wait with lease.enabled)" -}}
+{{- $formula := "members x (defrag.timeout + 4 x defrag.maxWait + 2 x defrag.healthTimeout + defrag.pause) + 10 x defrag.callTimeout (+ defrag.timeout with snapshot.enabled) (+ lease.wait with lease.enabled)" -}}
 {{- fail (printf "cronjob.activeDeadlineSeconds (%d s) is shorter than the worst case of a run, %d s: worst case = %s, with members %d (defrag.maxMembers, or the number of defrag.nodes), defrag.timeout %s, defrag.maxWait %s, defrag.healthTimeout %s, defrag.pause %s, defrag.callTimeout %s, snapshot.enabled %t, lease.wait %s (lease.enabled %t). Raise cronjob.activeDeadlineSeconds or lower those values" (int64 .Values.cronjob.activeDeadlineSeconds) $worst $formula $members $d.timeout $d.maxWait $d.healthTimeout $d.pause $d.callTimeout .Values.snapshot.enabled .Values.lease.wait .Values.lease.enabled) -}}
 {{- end -}}
 {{- end }}
@@ -110,6 +110,8 @@ value of extraEnv wins).
   value: {{ .maxWait | quote }}
 - name: TALOS_ETCD_DEFRAG_MIN_INTERVAL
   value: {{ .minInterval | quote }}
+- name: TALOS_ETCD_DEFRAG_ELECTION_SETTLE
+  value: {{ .electionSettle | quote }}
 - name: TALOS_ETCD_DEFRAG_MOVE_LEADER
   value: {{ .moveLeader | quote }}
 - name: TALOS_ETCD_DEFRAG_ALLOW_DOWNTIME
