@@ -215,12 +215,17 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** NAMESPACE/NAME, each checked the way the API server would; empty counts as unset. */
-export const leaseName: OptionType<LeaseName | undefined> = {
+/** --lease: a Lease by name, "auto" (the chart's, when the Kubernetes API is this etcd's cluster), or "none". */
+export const leaseName: OptionType<LeaseName | "auto" | "none" | undefined> = {
   kind: "lease",
   parse: (value, source) => {
     if (value === "") return undefined;
+    if (value === "auto" || value === "none") return value;
     const bad = (why: string): never => {
-      throw configError(`${source} "${value}" ${why}`, "use NAMESPACE/NAME, e.g. kube-system/etcd-defrag");
+      throw configError(
+        `${source} "${value}" ${why}`,
+        "use NAMESPACE/NAME (e.g. kube-system/etcd-defrag), auto or none",
+      );
     };
     const parts = value.split("/");
     if (parts.length !== 2) return bad("is not NAMESPACE/NAME");

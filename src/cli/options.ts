@@ -286,10 +286,10 @@ const TABLE = [
   }),
   option({
     key: "lease",
-    flag: "--lease <namespace/name>",
+    flag: "--lease <namespace/name|auto|none>",
     env: "TALOS_ETCD_DEFRAG_LEASE",
-    defaultHelp: "none (the chart sets it)",
-    help: "hold this Kubernetes Lease (coordination.k8s.io/v1) for the whole run, so that two runs never overlap",
+    default: "auto",
+    help: "hold this Kubernetes Lease (coordination.k8s.io/v1) for the whole run, so that two runs never overlap; auto: kube-system/etcd-defrag (the chart's) when a Kubernetes API is configured and its control-plane nodes are this etcd's members, else none",
     commands: ["run"],
     type: leaseName,
   }),

@@ -102,7 +102,9 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
     // A snapshot directory that cannot be written is found now, before any call (a dry run too).
     if (ctx.options.snapshotDir !== undefined) checkSnapshotDir(ctx.options.snapshotDir);
     // A dry run changes nothing, so it does not need (or wait for) the guard against concurrent runs.
-    const guard = options.dryRun ? undefined : await guardFor(ctx, systemClock);
+    const guard = options.dryRun
+      ? undefined
+      : await guardFor(ctx, systemClock, () => memberHosts(ctx, config));
     const result = await guarded(ctx, guard, (signal) => runOn(ctx, config, options, signal));
     if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
     else ctx.stdout.write(summaryText(result));
@@ -144,6 +146,16 @@ async function guarded(
     return result;
   } finally {
     await releaseGuard(ctx, guard.what, held);
+  }
+}
+
+/** The etcd members' hosts, read once for --lease auto's same-cluster check. */
+async function memberHosts(ctx: CommandContext<RunCliOptions>, config: Config): Promise<string[]> {
+  const backend = connect(ctx, config);
+  try {
+    return (await backend.members(ctx.signal)).flatMap((m) => (m.node === undefined ? [] : [m.node]));
+  } finally {
+    backend.close();
   }
 }
 

@@ -418,9 +418,10 @@ describe("Helm chart", () => {
       const verifyPod = podSpec(find(rendered, "Job"));
       const cronPod = podSpec(find(rendered, "CronJob"));
       const cronJob = cronPod.containers[0]!;
+      // With the lease, the chart's; without, "none" (the CronJob has no Kubernetes identity to take one).
       assert.equal(
-        cronJob.env.some((e) => LEASE_ENV.test(e.name)),
-        lease,
+        cronJob.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LEASE")?.value,
+        lease ? "kube-system/etcd-defrag" : "none",
       );
       for (const c of [...(verifyPod.initContainers ?? []), ...verifyPod.containers]) {
         assert.equal(c.image, cronJob.image);
@@ -560,7 +561,11 @@ describe("Helm chart", () => {
     const offPod = podSpec(find(off, "CronJob"));
     assert.equal(offPod.serviceAccountName, undefined);
     assert.deepEqual(offPod.volumes, [{ name: "talos-secrets", secret: { secretName: "etcd-defrag" } }]);
-    assert.ok(!offPod.containers[0]!.env.some((e) => e.name.startsWith("TALOS_ETCD_DEFRAG_LEASE")));
+    assert.deepEqual(
+      offPod.containers[0]!.env.filter((e) => e.name.startsWith("TALOS_ETCD_DEFRAG_LEASE")),
+      [{ name: "TALOS_ETCD_DEFRAG_LEASE", value: "none" }],
+      "lease.enabled false: told none, not left to auto",
+    );
     // Without the verification Job too: just the CronJob and the Talos ServiceAccount.
     assert.deepEqual(
       render({ lease: { enabled: false }, verify: { enabled: false } })
@@ -596,7 +601,7 @@ describe("Helm chart", () => {
         assert.deepEqual(c.env.slice(-extraEnv.length), extraEnv, c.name);
         const lease = names.indexOf("TALOS_ETCD_DEFRAG_LEASE");
         if (lease >= 0) {
-          assert.equal(names[lease + 1], "TALOS_ETCD_DEFRAG_LEASE_WAIT");
+          if (c.env[lease]?.value !== "none") assert.equal(names[lease + 1], "TALOS_ETCD_DEFRAG_LEASE_WAIT");
           const credentials = Math.max(names.indexOf("TALOSCONFIG"), names.indexOf("TALOS_KEY"));
           assert.ok(credentials >= 0 && credentials < lease, names.join(" "));
         }
@@ -1233,7 +1238,7 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     const c = podSpec(
       find(render(secretValues({ output: "json", logFormat: "json", lease: { enabled: false } })), "CronJob"),
     ).containers[0]!;
-    assert.ok(!c.env.some((e) => LEASE_ENV.test(e.name)), "no lease");
+    assert.equal(c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_LEASE")?.value, "none", "no lease");
     const r = await runCli([], { command: command(c.args), env: containerEnv(c, creds, {}), cwd: dir });
     assert.equal(r.code, 0, r.stderr);
     const summary = parseSummary(r.stdout);

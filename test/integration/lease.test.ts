@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 
 import {
   CoordinationV1Api,
+  CoreV1Api,
   KubeConfig,
   RbacAuthorizationV1Api,
   V1MicroTime,
@@ -419,6 +420,80 @@ describe("the Lease against a real kube-apiserver", () => {
         a.stderr + b.stderr,
       );
       assert.equal((await read("etcd-defrag")).spec.holderIdentity, undefined, "released at the end");
+    });
+
+    /** The cluster's control-plane Nodes, as the kubelet registers them: one per address, labelled. */
+    async function controlPlane(addresses: readonly string[]): Promise<void> {
+      const kc = new KubeConfig();
+      kc.loadFromFile(admin);
+      const core = kc.makeApiClient(CoreV1Api);
+      for (const n of (await core.listNode()).items) await core.deleteNode({ name: n.metadata?.name ?? "" });
+      for (const [i, address] of addresses.entries()) {
+        // Nodes take their status on create (the API server keeps it, as the kubelet's first post does).
+        await core.createNode({
+          body: {
+            metadata: { name: `cp-${i + 1}`, labels: { "node-role.kubernetes.io/control-plane": "" } },
+            status: { addresses: [{ type: "InternalIP", address }] },
+          },
+        });
+      }
+    }
+
+    const AUTO_RUN = ["run", "--rule", "true", "--pause", "0s", "--output", "json"];
+    const ALONE = /nothing stops another run started at the same moment from blocking a second member/;
+
+    it("--lease auto (the default), a kubeconfig of another cluster: no lease, a warning naming both sides", async () => {
+      await controlPlane(["10.99.0.11", "10.99.0.12"]);
+      const r = await runCli(AUTO_RUN, { env: { TALOSCONFIG: talosconfig, KUBECONFIG: admin } });
+      assert.equal(r.code, 0, r.stderr);
+      const members = [...h.nodes].map((n) => n.replace(/\./g, "\\.")).join(", ");
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `no lease: the Kubernetes API at https://\\S+ is not this etcd's cluster \\(its control-plane nodes: 10\\.99\\.0\\.11, 10\\.99\\.0\\.12; the etcd members: ${members}\\)`,
+        ),
+      );
+      assert.match(r.stderr, ALONE);
+      assert.doesNotMatch(r.stderr, /holding the lease/);
+    });
+
+    it("--lease auto, this cluster's kubeconfig: two runs started together take the chart's Lease, never two members blocked", async () => {
+      await controlPlane(h.nodes);
+      await h.etcd.fragment({ targetDbBytes: 32 * MiB, liveFraction: 0.25 });
+      const since = h.journal.length;
+      const env = { TALOSCONFIG: talosconfig, KUBECONFIG: admin, TALOS_ETCD_DEFRAG_LEASE_WAIT: "2m" };
+      const [a, b] = await Promise.all(
+        [startCli(AUTO_RUN, { env }), startCli(AUTO_RUN, { env })].map((r) => r.done),
+      );
+      assert.ok(a && b);
+      assert.equal(a.code, 0, a.stderr);
+      assert.equal(b.code, 0, b.stderr);
+      for (const r of [a, b]) {
+        assert.match(
+          r.stderr,
+          /is this etcd's cluster: taking the lease kube-system\/etcd-defrag \(--lease none: no lease\)/,
+        );
+        assert.match(r.stderr, /holding the lease kube-system\/etcd-defrag for this run/);
+      }
+      const mine = h.journal.slice(since);
+      assert.equal(mine.filter((e) => e.via === "local" && e.method === "EtcdDefragment").length, 6);
+      assert.equal(maxConcurrentDefrags(mine), 1, "at most one member blocked at any moment");
+    });
+
+    it("--lease auto with no Kubernetes configured, and --lease none: the log says nothing stops a run started at the same moment", async () => {
+      const none = await runCli(AUTO_RUN, { env: { TALOSCONFIG: talosconfig } });
+      assert.equal(none.code, 0, none.stderr);
+      assert.match(
+        none.stderr,
+        /no lease: no Kubernetes API is configured \(no --kubeconfig, KUBECONFIG, pod or ~\/\.kube\/config\)/,
+      );
+      assert.match(none.stderr, ALONE);
+      const off = await runCli([...AUTO_RUN, "--lease", "none"], {
+        env: { TALOSCONFIG: talosconfig, KUBECONFIG: admin },
+      });
+      assert.equal(off.code, 0, off.stderr);
+      assert.match(off.stderr, /no lease \(--lease none\)/);
+      assert.doesNotMatch(off.stderr, /holding the lease/);
     });
 
     it("without waiting: the second run exits 3 naming the holder, touches nothing, and says refused", async () => {

@@ -17,9 +17,11 @@ function parseRun(argv: string[], env: Env = {}) {
 }
 
 describe("--lease, --lease-wait, --kubeconfig", () => {
-  it("off by default; wait 1m; no kubeconfig", () => {
+  it("auto by default (none and auto spelled out too); wait 1m; no kubeconfig", () => {
     const o = parseRun([]);
-    assert.equal(o.lease, undefined);
+    assert.equal(o.lease, "auto");
+    assert.equal(parseRun(["--lease", "none"]).lease, "none");
+    assert.equal(parseRun([], { TALOS_ETCD_DEFRAG_LEASE: "auto" }).lease, "auto");
     assert.equal(o.leaseWaitMs, 60_000);
     assert.equal(o.kubeconfig, undefined);
   });
@@ -78,5 +80,19 @@ describe("--lease, --lease-wait, --kubeconfig", () => {
     assert.equal(caught.problems.length, 2);
     assert.match(caught.message, /TALOS_ETCD_DEFRAG_LEASE "nope"/);
     assert.match(caught.message, /--lease-wait "soon"/);
+  });
+});
+
+describe("--lease auto: is this Kubernetes the etcd's cluster?", () => {
+  it("a control-plane node's address among the etcd members' hosts: the same cluster", async () => {
+    const { sameCluster } = await import("../../src/k8s/same-cluster.js");
+    assert.equal(sameCluster(["10.0.0.11", "cp-1", "203.0.113.5"], ["10.0.0.11", "10.0.0.12"]), true);
+    assert.equal(
+      sameCluster(["CP-1.example"], ["cp-1.example"]),
+      true,
+      "host names compare case-insensitively",
+    );
+    assert.equal(sameCluster(["10.0.1.11"], ["10.0.0.11", "10.0.0.12"]), false);
+    assert.equal(sameCluster([], ["10.0.0.11"]), false, "no control-plane nodes: not this cluster");
   });
 });

@@ -164,6 +164,10 @@ value of extraEnv wins).
   value: {{ printf "%s/%s" .Release.Namespace .Values.lease.name | quote }}
 - name: TALOS_ETCD_DEFRAG_LEASE_WAIT
   value: {{ .Values.lease.wait | quote }}
+{{- else if not .noLease }}
+{{- /* lease.enabled false: no Kubernetes identity is mounted, and the run is told so (not auto). */}}
+- name: TALOS_ETCD_DEFRAG_LEASE
+  value: "none"
 {{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
