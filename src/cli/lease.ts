@@ -147,7 +147,7 @@ async function autoLease(
   }
   if (!sameCluster(nodes, hosts)) {
     ctx.logger.warn(
-      `no lease: the Kubernetes API at ${server} is not this etcd's cluster (its control-plane nodes: ${nodes.join(", ") || "none"}; the etcd members: ${hosts.join(", ")}); ${ALONE}; pass --kubeconfig for this cluster's, or --lease NAMESPACE/NAME to use that one anyway`,
+      `no lease: the Kubernetes API at ${server} is not this etcd's cluster (its control-plane nodes: ${[...nodes].sort().join(", ") || "none"}; the etcd members: ${[...hosts].sort().join(", ")}); ${ALONE}; pass --kubeconfig for this cluster's, or --lease NAMESPACE/NAME to use that one anyway`,
     );
     return undefined;
   }

@@ -25,6 +25,8 @@ import { loadKubeConfig } from "../../src/k8s/kubeconfig.js";
 import { createLeaseGuard } from "../../src/k8s/lease.js";
 import type { Clock } from "../../src/core/ports.js";
 import { systemClock } from "../../src/run/clock.js";
+import { maxOverlap } from "../../bench/report.js";
+import { windows } from "../harness/hold-defrag.js";
 import { startHarness, type Harness } from "../harness/harness.js";
 import type { JournalEntry } from "../harness/journal.js";
 import { KubeApiServer } from "../harness/kube-apiserver.js";
@@ -446,7 +448,10 @@ describe("the Lease against a real kube-apiserver", () => {
       await controlPlane(["10.99.0.11", "10.99.0.12"]);
       const r = await runCli(AUTO_RUN, { env: { TALOSCONFIG: talosconfig, KUBECONFIG: admin } });
       assert.equal(r.code, 0, r.stderr);
-      const members = [...h.nodes].map((n) => n.replace(/\./g, "\\.")).join(", ");
+      const members = [...h.nodes]
+        .sort()
+        .map((n) => n.replace(/\./g, "\\."))
+        .join(", ");
       assert.match(
         r.stderr,
         new RegExp(
@@ -461,6 +466,7 @@ describe("the Lease against a real kube-apiserver", () => {
       await controlPlane(h.nodes);
       await h.etcd.fragment({ targetDbBytes: 32 * MiB, liveFraction: 0.25 });
       const since = h.journal.length;
+      const t0 = Date.now();
       const env = { TALOSCONFIG: talosconfig, KUBECONFIG: admin, TALOS_ETCD_DEFRAG_LEASE_WAIT: "2m" };
       const [a, b] = await Promise.all(
         [startCli(AUTO_RUN, { env }), startCli(AUTO_RUN, { env })].map((r) => r.done),
@@ -478,6 +484,10 @@ describe("the Lease against a real kube-apiserver", () => {
       const mine = h.journal.slice(since);
       assert.equal(mine.filter((e) => e.via === "local" && e.method === "EtcdDefragment").length, 6);
       assert.equal(maxConcurrentDefrags(mine), 1, "at most one member blocked at any moment");
+      // And by etcd's own log: six defragments, never two at once.
+      const w = windows(h, t0);
+      assert.equal(w.length, 6, JSON.stringify(w));
+      assert.equal(maxOverlap(w), 1, `at most one member blocked at a time: ${JSON.stringify(w)}`);
     });
 
     it("--lease auto with no Kubernetes configured, and --lease none: the log says nothing stops a run started at the same moment", async () => {

@@ -5,7 +5,7 @@
 // the available bytes a test sets).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -199,6 +199,39 @@ describe("the platform: every node up and serving, room on the disk", () => {
       assert.ok(
         d.start >= electedBy + 4000 - 500,
         `started ${Math.round(d.start - electedBy)} ms after the election`,
+      );
+  });
+
+  it("an election only in a member's etcd log (raft's own line, appended as etcd writes it): the next member waits for --election-settle", async () => {
+    const since = nextSeq(h);
+    const run = startCli([...RUN, "--pause", "3s", "--election-settle", "4s"], { env });
+    const first = await waitFor(
+      "the first defragment to end",
+      () => defrags(h.journal, since).find((d) => d.end > 0),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    // During the pause, a member that was not defragmented logs a leader change (no term moved: only the log says it).
+    const i = h.nodes.findIndex((n) => n !== first.server);
+    const ts = new Date().toISOString().replace("Z", "000Z");
+    appendFileSync(
+      h.etcd.members[i]!.logFile,
+      `${JSON.stringify({ level: "info", ts, logger: "raft", caller: "v3@v3.6.0/node.go:370", msg: "raft.node: 8e9e05c52164694d elected leader 91bc3c398fb3c146 at term 7" })}\n`,
+    );
+    const loggedAt = Date.now();
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `a leader election \\S+ ago \\(in the etcd log of ${esc(h.nodes[i]!)}\\): waiting until the cluster has been stable for 4\\.0s`,
+      ),
+    );
+    for (const d of defrags(h.journal, since).slice(1))
+      assert.ok(
+        d.start >= loggedAt + 4000 - 500,
+        `started ${Math.round(d.start - loggedAt)} ms after the logged election`,
       );
   });
 });
