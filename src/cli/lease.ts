@@ -10,6 +10,7 @@ import { hostname } from "node:os";
 import { DefragError } from "../core/errors.js";
 import { formatDuration } from "../core/units.js";
 import type { Clock, HeldGuard, RunGuard } from "../core/ports.js";
+import { kubeConfigured } from "../k8s/configured.js";
 // Types only: the client itself is loaded when a lease is wanted.
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { CommandContext } from "./context.js";
@@ -45,20 +46,20 @@ export async function guardFor(
     ctx.logger.info(`no lease (--lease none): ${ALONE}`);
     return undefined;
   }
-  const [{ createLeaseGuard }, { loadKubeConfig, kubeConfigured }] = await Promise.all([
+  const where = { kubeconfig: ctx.options.kubeconfig, env: ctx.env };
+  if (option === "auto" && !kubeConfigured(where)) {
+    ctx.logger.info(
+      `no lease: no Kubernetes API is configured (no --kubeconfig, KUBECONFIG, pod or ~/.kube/config); ${ALONE}`,
+    );
+    return undefined;
+  }
+  const [{ createLeaseGuard }, { loadKubeConfig }] = await Promise.all([
     import("../k8s/lease.js"),
     import("../k8s/kubeconfig.js"),
   ]);
-  const where = { kubeconfig: ctx.options.kubeconfig, env: ctx.env };
   let lease = option === "auto" ? undefined : option;
   let kubeConfig;
   if (option === "auto") {
-    if (!kubeConfigured(where)) {
-      ctx.logger.info(
-        `no lease: no Kubernetes API is configured (no --kubeconfig, KUBECONFIG, pod or ~/.kube/config); ${ALONE}`,
-      );
-      return undefined;
-    }
     const auto = await autoLease(ctx, () => loadKubeConfig(where), memberHosts);
     if (auto === undefined) return undefined;
     ({ lease, kubeConfig } = auto);

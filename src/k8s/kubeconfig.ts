@@ -8,21 +8,9 @@ import { KubeConfig } from "@kubernetes/client-node";
 
 import { configError, DefragError } from "../core/errors.js";
 
-/** Where Kubernetes mounts a pod's service-account token, CA and namespace. */
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+import { SERVICE_ACCOUNT_DIR } from "./configured.js";
 
-/** Whether a Kubernetes API is configured at all: an explicit kubeconfig, a pod's token, or ~/.kube/config. */
-export function kubeConfigured(opts: {
-  kubeconfig: string | undefined;
-  env: Readonly<Record<string, string | undefined>>;
-  serviceAccountDir?: string;
-}): boolean {
-  if ((opts.kubeconfig ?? "") !== "") return true;
-  const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
-  if (opts.env.KUBERNETES_SERVICE_HOST && existsSync(join(saDir, "token"))) return true;
-  const home = opts.env.HOME;
-  return home !== undefined && existsSync(join(home, ".kube", "config"));
-}
+export { SERVICE_ACCOUNT_DIR };
 
 /** The kubeconfig: an explicit file (or KUBECONFIG list), the pod's service account, or ~/.kube/config. */
 export function loadKubeConfig(opts: {

@@ -16,7 +16,7 @@ export async function noRoomFor(
 ): Promise<GateFailure | undefined> {
   let read;
   try {
-    read = await ctx.backend.dataDisk(node, ctx.signal);
+    read = await ctx.live.disk(node, ctx.signal);
   } catch (err) {
     const e = DefragError.from(err);
     if (e.kind === "internal" || e.kind === "aborted") throw err;

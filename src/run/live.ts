@@ -10,7 +10,7 @@
 
 import type { Backend } from "../core/backend.js";
 import { DefragError } from "../core/errors.js";
-import type { ClusterView, LifecycleReading } from "../core/model.js";
+import type { ClusterView, DataDisk, LifecycleReading } from "../core/model.js";
 import type { Clock } from "../core/ports.js";
 import type { MemberConfigs } from "../core/quota.js";
 import { raised, type RaisedAlarm } from "../core/result.js";
@@ -24,7 +24,13 @@ export const FRESH_MS = 1000;
 export class LiveCluster {
   readonly nodes: readonly string[];
   private last: { view: ClusterView; at: number };
-  private lastLifecycles: { readings: LifecycleReading[]; at: number } | undefined;
+  private reading: Promise<ClusterView> | undefined;
+  private lastLifecycles: { readings: Promise<LifecycleReading[]>; at: number } | undefined;
+  /** Each node's data disk as last asked for (the reading in flight counts: asked once, used by all). */
+  private readonly disks = new Map<
+    string,
+    { read: Promise<{ disk: DataDisk } | { unsupported: string }>; at: number }
+  >();
   /** The leader and the highest raft term of the last reading, and when a reading first showed them change. */
   private raft: { leader: bigint | undefined; term: bigint; changedAt: number | undefined };
   /** What was said once per run (a node whose platform does not report something). */
@@ -85,7 +91,12 @@ export class LiveCluster {
 
   /** A view to decide on: the last one while it is fresh (FRESH_MS), else a new reading. */
   view(): Promise<ClusterView> {
-    return this.clock.now() - this.last.at < FRESH_MS ? Promise.resolve(this.last.view) : this.read();
+    if (this.clock.now() - this.last.at < FRESH_MS) return Promise.resolve(this.last.view);
+    // A reading in flight is the fresh one: asked once, used by every caller.
+    this.reading ??= this.read().finally(() => {
+      this.reading = undefined;
+    });
+    return this.reading;
   }
 
   /** A new reading, now (to watch something change: health, leadership, catching up). */
@@ -105,11 +116,11 @@ export class LiveCluster {
    * Every node's lifecycle (an upgrade, a reboot, up and serving), read in parallel; a reading
    * serves while younger than FRESH_MS, like a view.
    */
-  async lifecycles(): Promise<LifecycleReading[]> {
+  lifecycles(): Promise<LifecycleReading[]> {
     const now = this.clock.now();
     if (this.lastLifecycles !== undefined && now - this.lastLifecycles.at < FRESH_MS)
       return this.lastLifecycles.readings;
-    const readings = await Promise.all(
+    const readings = Promise.all(
       this.nodes.map(async (node): Promise<LifecycleReading> => {
         try {
           const r = await this.backend.nodeLifecycle(node);
@@ -123,6 +134,22 @@ export class LiveCluster {
     );
     this.lastLifecycles = { readings, at: now };
     return readings;
+  }
+
+  /**
+   * The space on `node`'s data filesystem (Backend.dataDisk), by the freshness rule; asking early
+   * (before the other checks of a member) starts the reading, and the check right before the member
+   * uses it while it is fresh.
+   */
+  disk(node: string, signal?: AbortSignal): Promise<{ disk: DataDisk } | { unsupported: string }> {
+    const now = this.clock.now();
+    const last = this.disks.get(node);
+    if (last !== undefined && now - last.at < FRESH_MS) return last.read;
+    const read = this.backend.dataDisk(node, signal);
+    // Asked early and awaited later: a rejection before then is not unhandled.
+    read.catch(() => undefined);
+    this.disks.set(node, { read, at: now });
+    return read;
   }
 
   /** Of these readings, the nodes whose platform does not report their lifecycle and that were not said yet. */

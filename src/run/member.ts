@@ -52,6 +52,8 @@ async function readyToStart(
   item: PlanItem,
 ): Promise<{ status: MemberStatus; base: MemberResult } | MemberOutcome> {
   const { reporter, opts, live } = ctx;
+  // Its disk is read beside the other checks' readings, not after them.
+  void live.disk(item.node, ctx.signal).catch(() => undefined);
   const notReached = (stop: RunStop): MemberOutcome => ({
     result: planned(item, "not-reached", `not reached: ${stop.error.message}`),
     stop,

@@ -113,6 +113,10 @@ export async function quietThenView(
   before: string,
 ): Promise<{ view: ClusterView; failures: GateFailure[] } | { stop: RunStop }> {
   for (;;) {
+    // The readings the checks below decide on, in parallel (each then serves while fresh); the statuses
+    // only while every member is quiet (a member that defragments answers no Status).
+    const quietNow = ctx.live.feeds.all().every((k) => k.kind === "quiet");
+    await Promise.all([ctx.live.lifecycles(), quietNow ? ctx.live.view() : undefined]);
     const unsteady = await untilSteady(ctx, before);
     if (unsteady !== undefined) return { stop: unsteady };
     const stop = await untilQuiet(ctx, before);
