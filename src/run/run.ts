@@ -18,6 +18,7 @@ import { LiveCluster } from "./live.js";
 import { defragmentMember } from "./member.js";
 import { percent, recoverNospace } from "./nospace.js";
 import { preflight } from "./preflight.js";
+import { noRoomFor } from "./disk.js";
 import { quietThenView } from "./quiet.js";
 import { notReachedNode, pendingAfterStop, planned, refusal, Results, stopped } from "./results.js";
 import { takeSnapshot } from "./snapshot.js";
@@ -77,7 +78,23 @@ async function runSteps(ctx: RunContext, results: Results): Promise<RunResult> {
   });
   reportPlan(ctx, plan);
   if (opts.dryRun) {
-    for (const p of plan) results.add(planned(p, p.defragment ? "would-defragment" : "skipped"));
+    // A member a real run would skip for want of room is shown so (the disks read in parallel).
+    const noRoom = await Promise.all(
+      plan.map((p) => (p.defragment ? noRoomFor(ctx, p.node, p.status) : Promise.resolve(undefined))),
+    );
+    plan.forEach((p, i) => {
+      const gate = noRoom[i];
+      if (gate === undefined) {
+        results.add(planned(p, p.defragment ? "would-defragment" : "skipped"));
+        return;
+      }
+      ctx.reporter.warn(`${p.node}: a real run would skip it: ${gate.message}`, {
+        node: p.node,
+        gate: gate.gate,
+      });
+      results.add(planned(p, "skipped", `${gate.message}; ${ctx.backend.words.freeDisk(p.node)}`));
+      results.skippedByGate(gate);
+    });
     return results.finish("dry-run", { alarmsRaised: live.alarmsRaised() });
   }
   const ready = await beforeChanges(ctx, plan, results);

@@ -927,6 +927,29 @@ describe("room on the disk", () => {
     assert.deepEqual(sim.windows.map((w) => w[0]).sort(), ["10.0.0.1", "10.0.0.3"]);
   });
 
+  it("a dry run shows the member a real run would skip for want of room, and changes nothing", async () => {
+    const sim = cluster([100, 100, 100]);
+    sim.diskAvailable.set("10.0.0.3", 10 * MiB);
+    const lines: string[] = [];
+    const result = await runOn(sim, options({ dryRun: true }), lines);
+    assert.equal(result.result, "dry-run");
+    assert.deepEqual(result.members.map((m) => [m.node, m.action]).sort(), [
+      ["10.0.0.1", "would-defragment"],
+      ["10.0.0.2", "would-defragment"],
+      ["10.0.0.3", "skipped"],
+    ]);
+    assert.deepEqual(
+      result.refusals.map((r) => [r.gate, r.node]),
+      [["disk", "10.0.0.3"]],
+    );
+    assert.ok(
+      lines.some((l) =>
+        /^10\.0\.0\.3: a real run would skip it: 10\.0 MiB available on \/var\/lib\/etcd/.test(l),
+      ),
+    );
+    assert.equal(sim.windows.length, 0);
+  });
+
   it("a platform that does not report the space: said once per node, and the members are defragmented", async () => {
     const sim = cluster([100, 100, 100]);
     for (const n of ["10.0.0.1", "10.0.0.2", "10.0.0.3"]) sim.diskUnsupported.add(n);
