@@ -20,11 +20,12 @@ export async function untilSteady(ctx: RunContext, before: string): Promise<RunS
   const { clock, reporter, opts, live, backend } = ctx;
   const read = async (): Promise<GateFailure[]> => {
     const readings = await live.lifecycles();
-    for (const r of live.newlyUnsupported(readings))
-      reporter.warn(
-        `${r.unsupported}: upgrades and reboots of ${r.node} cannot be seen, and a member may be defragmented during one`,
-        { node: r.node },
-      );
+    for (const r of readings)
+      if ("unsupported" in r && live.firstTime(`lifecycle ${r.node}`))
+        reporter.warn(
+          `${r.unsupported}: upgrades and reboots of ${r.node} cannot be seen, and a member may be defragmented during one`,
+          { node: r.node },
+        );
     return checkLifecycle(readings);
   };
   let failures = await read();

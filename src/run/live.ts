@@ -152,16 +152,6 @@ export class LiveCluster {
     return read;
   }
 
-  /** Of these readings, the nodes whose platform does not report their lifecycle and that were not said yet. */
-  newlyUnsupported(
-    readings: readonly LifecycleReading[],
-  ): Extract<LifecycleReading, { unsupported: string }>[] {
-    return readings.filter(
-      (r): r is Extract<LifecycleReading, { unsupported: string }> =>
-        "unsupported" in r && this.firstTime(`lifecycle ${r.node}`),
-    );
-  }
-
   /** True the first time `key` is asked about in this run: for what is said once. */
   firstTime(key: string): boolean {
     if (this.said.has(key)) return false;
