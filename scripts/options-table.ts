@@ -40,7 +40,7 @@ export function renderOptionsTable(options: readonly OptionSpec[] = OPTIONS): st
   const header = ["flag", "environment", "default", "commands", "meaning"];
   const rows = options.map((spec) => [
     flagCell(spec),
-    `\`${spec.env}\``,
+    [spec.env, ...(spec.alsoEnv ?? [])].map((e) => `\`${e}\``).join(", "),
     defaultCell(spec),
     spec.commands.join(", "),
     cell(spec.help),

@@ -39,6 +39,8 @@ export interface OptionSpec<
   /** Commander flag syntax: "--name <arg>", or "--name" for a boolean. */
   readonly flag: string;
   readonly env: string;
+  /** Other spellings read when `env` is not set (etcdctl's ETCDCTL_*, as people have them set). */
+  readonly alsoEnv?: readonly string[];
   /** Parsed like user input when neither the flag nor the environment variable is set. */
   readonly default?: string;
   /** The default in words, where the value alone does not say it: no value, or a long one (the README shows this). */
@@ -52,6 +54,7 @@ interface SpecInput<K extends string, C extends readonly CommandName[], T> {
   key: K;
   flag: string;
   env: string;
+  alsoEnv?: readonly string[];
   default?: string;
   defaultHelp?: string;
   help: string;

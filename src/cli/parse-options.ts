@@ -50,7 +50,10 @@ export function optionsAfterCommand(argv: readonly string[], commands: readonly 
 /** The --help line: the help, then the environment variable and the default. */
 export function helpText(spec: OptionSpec): string {
   const shownDefault = spec.type.kind === "boolean" ? undefined : (spec.default ?? spec.defaultHelp);
-  const extras = [`env ${spec.env}`, ...(shownDefault === undefined ? [] : [`default ${shownDefault}`])];
+  const extras = [
+    `env ${[spec.env, ...(spec.alsoEnv ?? [])].join(" or ")}`,
+    ...(shownDefault === undefined ? [] : [`default ${shownDefault}`]),
+  ];
   return `${spec.help} [${extras.join(", ")}]`;
 }
 
@@ -135,8 +138,10 @@ function inputOf(
   // A boolean flag is `true` when given.
   if (typeof raw === "string" || typeof raw === "boolean")
     return { text: String(raw), source: longFlag(spec) };
-  const fromEnv = env[spec.env];
-  if (fromEnv !== undefined && fromEnv !== "") return { text: fromEnv, source: spec.env };
+  for (const name of [spec.env, ...(spec.alsoEnv ?? [])]) {
+    const fromEnv = env[name];
+    if (fromEnv !== undefined && fromEnv !== "") return { text: fromEnv, source: name };
+  }
   if (spec.default !== undefined) return { text: spec.default, source: `the default of ${longFlag(spec)}` };
   return undefined;
 }

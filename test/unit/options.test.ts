@@ -63,6 +63,11 @@ const STATUS_ENV = {
 describe("option table", () => {
   it("resolves defaults only, all from env, and flags over env", () => {
     assert.deepEqual(parse("status", []), {
+      backend: "talos",
+      etcdEndpoints: undefined,
+      cacert: undefined,
+      cert: undefined,
+      key: undefined,
       talosconfig: undefined,
       context: undefined,
       endpoints: undefined,
@@ -72,6 +77,11 @@ describe("option table", () => {
       output: "table",
     });
     assert.deepEqual(parse("status", [], STATUS_ENV), {
+      backend: "talos",
+      etcdEndpoints: undefined,
+      cacert: undefined,
+      cert: undefined,
+      key: undefined,
       talosconfig: "/env/config",
       context: "envctx",
       endpoints: ["10.0.0.1"],
@@ -83,6 +93,11 @@ describe("option table", () => {
     assert.deepEqual(
       parse("status", ["--talosconfig", "/flag", "--nodes", "10.0.0.9", "--output", "table"], STATUS_ENV),
       {
+        backend: "talos",
+        etcdEndpoints: undefined,
+        cacert: undefined,
+        cert: undefined,
+        key: undefined,
         talosconfig: "/flag",
         context: "envctx",
         endpoints: ["10.0.0.1"],
@@ -92,6 +107,24 @@ describe("option table", () => {
         output: "table",
       },
     );
+  });
+
+  it("etcdctl's ETCDCTL_* spellings are read when ours are not set; ours win", () => {
+    const etcdctl = {
+      ETCDCTL_ENDPOINTS: "https://10.0.0.1:2379,https://10.0.0.2:2379",
+      ETCDCTL_CACERT: "/pki/ca.crt",
+      ETCDCTL_CERT: "/pki/client.crt",
+      ETCDCTL_KEY: "/pki/client.key",
+    };
+    const o = parse("run", [], etcdctl);
+    assert.deepEqual(o.etcdEndpoints, ["https://10.0.0.1:2379", "https://10.0.0.2:2379"]);
+    assert.deepEqual([o.cacert, o.cert, o.key], ["/pki/ca.crt", "/pki/client.crt", "/pki/client.key"]);
+    const ours = parse("run", ["--cert", "/flag.crt"], {
+      ...etcdctl,
+      TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS: "https://10.0.0.9:2379",
+    });
+    assert.deepEqual(ours.etcdEndpoints, ["https://10.0.0.9:2379"]);
+    assert.equal(ours.cert, "/flag.crt");
   });
 
   it("talosctl's -n and -e are --nodes and --endpoints, for both commands, over the environment", () => {
