@@ -16,7 +16,7 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
  */
 const targets = [
   { input: "src/talos/proto", out: "src/talos/gen" },
-  { input: "test/harness/etcdpb/proto", out: "test/harness/etcdpb/gen" },
+  { input: "src/etcd/proto", out: "src/etcd/gen" },
   {
     input: "test/harness/talospb/proto",
     out: "test/harness/talospb/gen",

@@ -12,7 +12,7 @@ import {
   Cluster,
   KV,
   Maintenance,
-} from "./etcdpb/gen/etcdserverpb/rpc_pb.js";
+} from "../../src/etcd/gen/etcdserverpb/rpc_pb.js";
 import type {
   EtcdAlarm,
   EtcdAlarmType,
