@@ -8,7 +8,8 @@ import { createClient, type CallOptions, type Client } from "@connectrpc/connect
 import type { Config } from "../config/config.js";
 import { endpointAddress, type Endpoint } from "../config/endpoints.js";
 import { DefragError } from "../core/errors.js";
-import { callError, endpointError, transportFailure } from "./errors.js";
+import { transportFailure } from "../net/transport-errors.js";
+import { callError, endpointError } from "./errors.js";
 import { State } from "./gen/cosi/state_pb.js";
 import { MachineService } from "./gen/machine/machine_pb.js";
 import { StorageService } from "./gen/machine/storage_pb.js";

@@ -4,7 +4,7 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
-import { EndpointSession } from "../../src/talos/session.js";
+import { EndpointSession } from "../../src/net/session.js";
 
 import {
   AlarmRequest_AlarmAction,

@@ -40,7 +40,7 @@ import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-nod
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 
 import { DataSchema, EmptyResponseSchema, EmptySchema } from "../../src/talos/gen/common/common_pb.js";
-import { EndpointSession } from "../../src/talos/session.js";
+import { EndpointSession } from "../../src/net/session.js";
 import {
   EtcdMemberAlarm_AlarmType,
   MachineService,
