@@ -90,10 +90,69 @@ const KUBE_API_ACCESS_MOUNT = {
 };
 const LEASE_ENV = /^TALOS_ETCD_DEFRAG_LEASE/;
 
+/** The least values of backend etcd: etcd's client URLs and the Secret with the client certificate. */
+const ETCD = {
+  backend: "etcd",
+  etcd: {
+    endpoints: ["https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"],
+    clientCertSecret: "etcd-defrag-etcd-client",
+  },
+};
+/** ETCD with more values merged in (maps merged, as Helm merges values). */
+const etcdValues = (extra: Record<string, unknown> = {}): Record<string, unknown> => merge(ETCD, extra);
+const ETCD_CLIENT_DIR = "/var/run/secrets/etcd-client";
+/** The Secret's volume: three keys to fixed file names, 0440 for the pod's fsGroup. */
+const ETCD_CLIENT_VOLUME = {
+  name: "etcd-client",
+  secret: {
+    secretName: "etcd-defrag-etcd-client",
+    defaultMode: 0o440, // 288
+    items: [
+      { key: "ca.crt", path: "ca.crt" },
+      { key: "tls.crt", path: "tls.crt" },
+      { key: "tls.key", path: "tls.key" },
+    ],
+  },
+};
+const ETCD_CLIENT_MOUNT = { name: "etcd-client", mountPath: ETCD_CLIENT_DIR, readOnly: true };
+/** Where the pods of backend etcd run by default: control-plane nodes (the label, any value), on their network. */
+const CONTROL_PLANE_AFFINITY = {
+  nodeAffinity: {
+    requiredDuringSchedulingIgnoredDuringExecution: {
+      nodeSelectorTerms: [
+        { matchExpressions: [{ key: "node-role.kubernetes.io/control-plane", operator: "Exists" }] },
+      ],
+    },
+  },
+};
+const CONTROL_PLANE_TOLERATIONS = [
+  { key: "node-role.kubernetes.io/control-plane", operator: "Exists", effect: "NoSchedule" },
+  { key: "CriticalAddonsOnly", operator: "Exists" },
+];
+
+/** The pod fields that place it, loosely typed (the harness's PodSpec types the rest). */
+interface Placement {
+  hostNetwork?: boolean;
+  dnsPolicy?: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: unknown[];
+  affinity?: unknown;
+  securityContext: { fsGroup?: number };
+  volumes?: unknown[];
+}
+const placement = (o: K8sObject): Placement => podSpec(o) as unknown as Placement;
+
 describe("Helm chart", () => {
-  it("passes helm lint", () => {
+  it("passes helm lint, with backend etcd too", () => {
     const r = helm(["lint", CHART]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const etcd = helm([
+      "lint",
+      CHART,
+      "--set",
+      "backend=etcd,etcd.clientCertSecret=etcd-client,etcd.endpoints={https://10.0.0.11:2379}",
+    ]);
+    assert.equal(etcd.code, 0, etcd.stdout + etcd.stderr);
   });
 
   it("the schema validator is live: an invalid object fails", () => {
@@ -222,6 +281,206 @@ describe("Helm chart", () => {
     );
     assert.equal(es.apiVersion, "external-secrets.io/v1beta1");
     validateObject(es);
+  });
+
+  it("backend etcd: the CronJob on a control-plane node's network, the client certificate's Secret mounted read-only and the tool told its files; no Talos ServiceAccount, no hostPath", () => {
+    const objects = render(ETCD);
+    for (const o of objects) validateObject(o);
+    assert.deepEqual(objects.map((o) => `${o.apiVersion} ${o.kind}`).sort(), [
+      "batch/v1 CronJob",
+      "batch/v1 Job",
+      "coordination.k8s.io/v1 Lease",
+      "rbac.authorization.k8s.io/v1 Role",
+      "rbac.authorization.k8s.io/v1 RoleBinding",
+      "v1 ServiceAccount",
+    ]);
+    const text = JSON.stringify(objects);
+    assert.doesNotMatch(text, /hostPath|\/etc\/kubernetes|\/var\/lib\/rancher/, "nothing of the node's disk");
+    assert.doesNotMatch(text, /ca\.key|talos\.dev|TALOSCONFIG|TALOS_(CA|CRT|KEY|ENDPOINTS|NODES)\b/);
+    const cronJob = find(objects, "CronJob");
+    const pod = podSpec(cronJob);
+    const where = placement(cronJob);
+    assert.equal(where.hostNetwork, true);
+    assert.equal(where.dnsPolicy, "ClusterFirstWithHostNet", "cluster DNS still resolves the Pushgateway");
+    assert.deepEqual(where.affinity, CONTROL_PLANE_AFFINITY);
+    assert.deepEqual(where.tolerations, CONTROL_PLANE_TOLERATIONS);
+    assert.equal(where.nodeSelector, undefined);
+    // hostNetwork needs no privilege: the hardening of the Talos backend, unchanged.
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(pod.securityContext.runAsUser, 65532);
+    assert.equal(pod.securityContext.seccompProfile.type, "RuntimeDefault");
+    assert.equal(where.securityContext.fsGroup, 65532, "the Secret's 0440 files are the run's group's");
+    assert.equal(pod.automountServiceAccountToken, false);
+    const c = pod.containers[0]!;
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    assert.deepEqual(pod.volumes, [ETCD_CLIENT_VOLUME, KUBE_API_ACCESS]);
+    assert.deepEqual(c.volumeMounts, [ETCD_CLIENT_MOUNT, KUBE_API_ACCESS_MOUNT]);
+    const env = (name: string) => c.env.find((e) => e.name === name)?.value;
+    assert.equal(env("TALOS_ETCD_DEFRAG_BACKEND"), "etcd");
+    assert.equal(env("TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS"), ETCD.etcd.endpoints.join(","));
+    assert.equal(env("TALOS_ETCD_DEFRAG_CACERT"), `${ETCD_CLIENT_DIR}/ca.crt`);
+    assert.equal(env("TALOS_ETCD_DEFRAG_CERT"), `${ETCD_CLIENT_DIR}/tls.crt`);
+    assert.equal(env("TALOS_ETCD_DEFRAG_KEY"), `${ETCD_CLIENT_DIR}/tls.key`);
+    // Each variable of a file names one of the volume's items, under its mount.
+    for (const name of ["TALOS_ETCD_DEFRAG_CACERT", "TALOS_ETCD_DEFRAG_CERT", "TALOS_ETCD_DEFRAG_KEY"]) {
+      const path = env(name) ?? "";
+      assert.ok(path.startsWith(`${ETCD_CLIENT_MOUNT.mountPath}/`), path);
+      assert.ok(
+        ETCD_CLIENT_VOLUME.secret.items.some((i) => `${ETCD_CLIENT_MOUNT.mountPath}/${i.path}` === path),
+        path,
+      );
+    }
+    assert.ok(!c.env.some((e) => e.valueFrom !== undefined), "no Secret key in the environment");
+    assert.equal(
+      env("TALOS_ETCD_DEFRAG_LEASE"),
+      "kube-system/etcd-defrag",
+      "the Lease as in the Talos backend",
+    );
+    // The verification reaches etcd as the runs will: same network, nodes, Secret and files.
+    const verify = find(objects, "Job");
+    const verifyWhere = placement(verify);
+    for (const field of ["hostNetwork", "dnsPolicy", "nodeSelector", "tolerations", "affinity"] as const)
+      assert.deepEqual(verifyWhere[field], where[field], field);
+    assert.equal(verifyWhere.securityContext.fsGroup, 65532);
+    assert.deepEqual(placement(verify).volumes, [ETCD_CLIENT_VOLUME]);
+    for (const vc of [...(podSpec(verify).initContainers ?? []), ...podSpec(verify).containers]) {
+      assert.deepEqual(vc.volumeMounts, [ETCD_CLIENT_MOUNT], vc.name);
+      assert.equal(
+        vc.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_KEY")?.value,
+        `${ETCD_CLIENT_DIR}/tls.key`,
+      );
+    }
+    // The Talos backend stays off the node's network.
+    for (const o of [find(render(), "CronJob"), find(render(), "Job")]) {
+      assert.equal(placement(o).hostNetwork, undefined, o.kind);
+      assert.equal(placement(o).affinity, undefined, o.kind);
+    }
+  });
+
+  it("backend etcd: the Secret's key names, the nodes (label Exists, the user's own nodeAffinity wins), tolerations added to the user's", () => {
+    const keys = { ca: "etcd-ca", cert: "etcd-client", key: "etcd-client-key" };
+    const custom = podSpec(
+      find(
+        render(etcdValues({ etcd: { clientCertSecret: "etcd-client-cert", clientCertSecretKeys: keys } })),
+        "CronJob",
+      ),
+    );
+    assert.deepEqual(custom.volumes?.[0], {
+      name: "etcd-client",
+      secret: {
+        secretName: "etcd-client-cert",
+        defaultMode: 0o440,
+        items: [
+          { key: "etcd-ca", path: "ca.crt" },
+          { key: "etcd-client", path: "tls.crt" },
+          { key: "etcd-client-key", path: "tls.key" },
+        ],
+      },
+    });
+    assert.equal(
+      custom.containers[0]!.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_CERT")?.value,
+      `${ETCD_CLIENT_DIR}/tls.crt`,
+      "the files keep their names whatever the keys",
+    );
+    const where = (values: Record<string, unknown>) => placement(find(render(etcdValues(values)), "CronJob"));
+    const mine = { key: "dedicated", operator: "Equal", value: "etcd-defrag", effect: "NoSchedule" };
+    const both = where({ tolerations: [mine], nodeSelector: { "kubernetes.io/os": "linux" } });
+    assert.deepEqual(both.tolerations, [...CONTROL_PLANE_TOLERATIONS, mine]);
+    assert.deepEqual(both.nodeSelector, { "kubernetes.io/os": "linux" });
+    assert.deepEqual(both.affinity, CONTROL_PLANE_AFFINITY);
+    // k3s and RKE2 servers only as etcd members (an etcd-only node), say.
+    assert.deepEqual(where({ etcd: { controlPlaneLabel: "node-role.kubernetes.io/etcd" } }).affinity, {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: "node-role.kubernetes.io/etcd", operator: "Exists" }] },
+          ],
+        },
+      },
+    });
+    const own = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["cp1"] }] },
+          ],
+        },
+      },
+      podAntiAffinity: {},
+    };
+    assert.deepEqual(where({ affinity: own }).affinity, own, "the user's nodeAffinity, as it is");
+    const podAffinityOnly = { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [] } };
+    assert.deepEqual(where({ affinity: podAffinityOnly }).affinity, {
+      ...podAffinityOnly,
+      ...CONTROL_PLANE_AFFINITY,
+    });
+    const anywhere = where({ etcd: { controlPlaneLabel: "", tolerations: [] } });
+    assert.equal(anywhere.affinity, undefined);
+    assert.equal(anywhere.tolerations, undefined);
+    assert.equal(anywhere.hostNetwork, true, "still the node's network");
+    // The kubeadm and k3s/RKE2 labels both satisfy Exists; a nodeSelector with "" would match only kubeadm's.
+    for (const o of render(etcdValues({ tolerations: [mine], affinity: own }))) validateObject(o);
+  });
+
+  it("backend etcd: etcd.compact and etcd.withoutDefragGauge reach the runs and the verification; the metrics, the snapshot and the lease as with Talos", () => {
+    const objects = render(
+      etcdValues({
+        etcd: { compact: true, withoutDefragGauge: "status-only" },
+        metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "kubeadm-prod" },
+        prometheusRule: { enabled: true },
+        snapshot: { enabled: true },
+      }),
+    );
+    // The PersistentVolumeClaim is checked by the API server (below), not offline.
+    for (const o of objects) if (o.kind !== "PersistentVolumeClaim") validateObject(o);
+    assert.ok(objects.some((o) => o.kind === "PrometheusRule"));
+    assert.ok(objects.some((o) => o.kind === "PersistentVolumeClaim"));
+    const cron = podSpec(find(objects, "CronJob"));
+    const env = (c: { env: { name: string; value?: string }[] }, name: string) =>
+      c.env.find((e) => e.name === name)?.value;
+    const c = cron.containers[0]!;
+    assert.equal(env(c, "TALOS_ETCD_DEFRAG_COMPACT"), "true");
+    assert.equal(env(c, "TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE"), "status-only");
+    assert.equal(env(c, "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL"), "http://pushgateway.monitoring:9091");
+    assert.equal(env(c, "TALOS_ETCD_DEFRAG_CLUSTER_NAME"), "kubeadm-prod");
+    assert.equal(env(c, "TALOS_ETCD_DEFRAG_SNAPSHOT_DIR"), "/snapshots");
+    assert.deepEqual(
+      cron.volumes?.map((v) => v.name),
+      ["snapshots", "etcd-client", "kube-api-access"],
+    );
+    assert.deepEqual(
+      c.volumeMounts?.map((m) => m.name),
+      ["etcd-client", "kube-api-access", "snapshots"],
+    );
+    const verify = podSpec(find(objects, "Job"));
+    for (const vc of [...(verify.initContainers ?? []), ...verify.containers]) {
+      assert.equal(env(vc, "TALOS_ETCD_DEFRAG_COMPACT"), "true", vc.name);
+      assert.equal(env(vc, "TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE"), "status-only", vc.name);
+      assert.equal(env(vc, "TALOS_ETCD_DEFRAG_PUSHGATEWAY_URL"), undefined, vc.name);
+    }
+    // The worst case and its check, as with Talos.
+    assert.match(
+      tryRender(etcdValues({ cronjob: { activeDeadlineSeconds: 3600 } })).stderr,
+      /cronjob\.activeDeadlineSeconds \(3600 s\) is shorter than the worst case of a run, 15690 s/,
+    );
+  });
+
+  it("backend etcd: endpoints in the forms etcd takes pass the schema", () => {
+    const endpoints = [
+      "https://10.0.0.11:2379",
+      "https://[fd00::2]:2379",
+      "https://cp1.lan:2379",
+      "http://127.0.0.1:2379",
+    ];
+    const c = podSpec(find(render(etcdValues({ etcd: { endpoints } })), "CronJob")).containers[0]!;
+    assert.equal(
+      c.env.find((e) => e.name === "TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS")?.value,
+      endpoints.join(","),
+    );
   });
 
   it("the NetworkPolicy lets the metrics reach the Pushgateway on its URL's port, and takes extra egress rules", () => {
@@ -450,6 +709,8 @@ describe("Helm chart", () => {
       false,
     );
     sameAsCronJob({ auth: { mode: "secret", endpoints: ["10.0.0.11"] } }, true);
+    sameAsCronJob(etcdValues({ metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091" } }), true);
+    sameAsCronJob(etcdValues({ lease: { enabled: false } }), false);
     assert.deepEqual(podSpec(find(render({ output: "json" }), "Job")).initContainers?.[0]?.args, [
       "status",
       "--output",
@@ -483,6 +744,19 @@ describe("Helm chart", () => {
         /WARNING/,
       );
       assert.doesNotMatch(notes({}), /WARNING/);
+      assert.doesNotMatch(notes({}), /Backend etcd/);
+      const etcd = notes(ETCD);
+      assert.match(
+        etcd,
+        /Backend etcd: https:\/\/10\.0\.0\.11:2379, https:\/\/10\.0\.0\.12:2379, https:\/\/10\.0\.0\.13:2379/,
+      );
+      assert.match(etcd, /Secret\netcd-defrag-etcd-client, on a control-plane node's network/);
+      assert.match(etcd, /kubectl describe pod -n kube-system -l app\.kubernetes\.io\/name=etcd-defrag/);
+      assert.match(
+        etcd,
+        /no node labeled node-role\.kubernetes\.io\/control-plane whose taints it tolerates/,
+      );
+      assert.match(etcd, /keys ca\.crt, tls\.crt, tls\.key\) missing/);
       assert.match(notes({}), /kubectl logs -n kube-system job\/etcd-defrag-verify --all-containers/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -588,6 +862,7 @@ describe("Helm chart", () => {
         auth: { mode: "secret", endpoints: ["10.0.0.11"] },
         metrics: { pushgatewayUrl: "http://pg:9091" },
       },
+      etcdValues({ extraEnv, metrics: { pushgatewayUrl: "http://pg:9091" } }),
     ]) {
       const objects = render(values);
       const job = podSpec(find(objects, "Job"));
@@ -602,7 +877,11 @@ describe("Helm chart", () => {
         const lease = names.indexOf("TALOS_ETCD_DEFRAG_LEASE");
         if (lease >= 0) {
           if (c.env[lease]?.value !== "none") assert.equal(names[lease + 1], "TALOS_ETCD_DEFRAG_LEASE_WAIT");
-          const credentials = Math.max(names.indexOf("TALOSCONFIG"), names.indexOf("TALOS_KEY"));
+          const credentials = Math.max(
+            names.indexOf("TALOSCONFIG"),
+            names.indexOf("TALOS_KEY"),
+            names.indexOf("TALOS_ETCD_DEFRAG_KEY"),
+          );
           assert.ok(credentials >= 0 && credentials < lease, names.join(" "));
         }
       }
@@ -658,14 +937,6 @@ describe("Helm chart", () => {
       TALOS_ETCD_DEFRAG_METRICS_FILE:
         "a textfile in a finished pod is read by nobody: the chart pushes to a Pushgateway",
       KUBECONFIG: "in a pod the Lease is taken with the pod's service-account token",
-      // Until the chart's etcd mode (issue 22, item 4) sets them.
-      TALOS_ETCD_DEFRAG_BACKEND: "the chart runs the Talos backend only, so far",
-      TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS: "the chart runs the Talos backend only, so far",
-      TALOS_ETCD_DEFRAG_CACERT: "the chart runs the Talos backend only, so far",
-      TALOS_ETCD_DEFRAG_CERT: "the chart runs the Talos backend only, so far",
-      TALOS_ETCD_DEFRAG_KEY: "the chart runs the Talos backend only, so far",
-      TALOS_ETCD_DEFRAG_COMPACT: "the chart runs the Talos backend only, so far",
-      TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE: "the chart runs the Talos backend only, so far",
     };
     const run = OPTIONS.filter((o) => o.commands.includes("run"));
     const envOf = (values: Record<string, unknown>) =>
@@ -679,6 +950,7 @@ describe("Helm chart", () => {
         auth: { mode: "secret", endpoints: ["10.0.0.11"] },
         defrag: { rule: "nospace", nodes: ["10.0.0.11"] },
       }),
+      envOf(etcdValues({ etcd: { compact: true } })),
     ].flat();
     const credentials = ["TALOS_CA", "TALOS_CRT", "TALOS_KEY"]; // read by config/config.ts, not options
     for (const { name } of everything) {
@@ -702,6 +974,41 @@ describe("Helm chart", () => {
         continue;
       assert.equal(e.value, o.default ?? "", `${e.name}: the chart's default is the tool's`);
     }
+    // Backend etcd with nothing else set: the same, and its own options (compact, the gauge) at the tool's
+    // defaults too; what it must set (the backend, the endpoints, the files) is what the values say.
+    const etcdSet = [
+      "TALOS_ETCD_DEFRAG_LEASE",
+      "TALOS_ETCD_DEFRAG_BACKEND",
+      "TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS",
+    ];
+    const files = ["TALOS_ETCD_DEFRAG_CACERT", "TALOS_ETCD_DEFRAG_CERT", "TALOS_ETCD_DEFRAG_KEY"];
+    const etcdEnv = envOf(ETCD);
+    for (const name of ["TALOS_ETCD_DEFRAG_COMPACT", "TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE"])
+      assert.ok(
+        etcdEnv.some((e) => e.name === name),
+        `${name}: set in backend etcd`,
+      );
+    for (const e of etcdEnv) {
+      const o = run.find((x) => x.env === e.name);
+      if (o === undefined || !e.name.startsWith("TALOS_ETCD_DEFRAG_") || etcdSet.includes(e.name)) continue;
+      if (files.includes(e.name)) {
+        assert.match(
+          e.value ?? "",
+          /^\/var\/run\/secrets\/etcd-client\/(ca\.crt|tls\.crt|tls\.key)$/,
+          e.name,
+        );
+        continue;
+      }
+      assert.equal(e.value, o.default ?? "", `${e.name}: the chart's default is the tool's (backend etcd)`);
+    }
+    const values = parse(readFileSync(join(CHART, "values.yaml"), "utf8")) as {
+      backend: string;
+      etcd: { compact: boolean; withoutDefragGauge: string };
+    };
+    const optionDefault = (env: string) => OPTIONS.find((o) => o.env === env)?.default;
+    assert.equal(values.backend, optionDefault("TALOS_ETCD_DEFRAG_BACKEND"));
+    assert.equal(String(values.etcd.compact), optionDefault("TALOS_ETCD_DEFRAG_COMPACT"));
+    assert.equal(values.etcd.withoutDefragGauge, optionDefault("TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE"));
   });
 
   it("rejects bad values with a message naming the field", () => {
@@ -763,6 +1070,65 @@ describe("Helm chart", () => {
       [{ prometheusRule: { enabled: true, noRunFor: "1d12h" } }, /prometheusRule\.noRunFor "1d12h"/],
       [{ lease: { name: "Etcd_Defrag" } }, /\/lease\/name.*does not match pattern/],
       [{ lease: { wait: "soon" } }, /\/lease\/wait.*does not match pattern/],
+      // Backend etcd: what it needs, in the form etcd takes, and nothing of the Talos backend.
+      [{ backend: "kubeadm" }, /\/backend.*value must be one of 'talos', 'etcd'/],
+      [
+        { backend: "etcd", etcd: { clientCertSecret: "etcd-client" } },
+        /etcd\.endpoints is required with backend=etcd: list etcd client URLs/,
+      ],
+      [
+        { backend: "etcd", etcd: { endpoints: ["https://10.0.0.11:2379"] } },
+        /etcd\.clientCertSecret is required with backend=etcd: the name of an existing Secret in kube-system with the keys ca\.crt \(etcd's CA certificate\), tls\.crt and tls\.key/,
+      ],
+      [
+        etcdValues({ etcd: { endpoints: ["10.0.0.11:2379"] } }),
+        /\/etcd\/endpoints\/0.*does not match pattern/,
+      ],
+      [
+        etcdValues({ etcd: { endpoints: ["https://10.0.0.11:2379/v3"] } }),
+        /\/etcd\/endpoints\/0.*does not match pattern/,
+      ],
+      [
+        etcdValues({ etcd: { endpoints: ["unix:///run/etcd.sock"] } }),
+        /\/etcd\/endpoints\/0.*does not match pattern/,
+      ],
+      [
+        etcdValues({ etcd: { clientCertSecret: "Etcd_Client" } }),
+        /\/etcd\/clientCertSecret.*does not match pattern/,
+      ],
+      [
+        etcdValues({ etcd: { withoutDefragGauge: "ignore" } }),
+        /\/etcd\/withoutDefragGauge.*value must be one of 'refuse', 'status-only'/,
+      ],
+      [etcdValues({ etcd: { compact: "yes" } }), /\/etcd\/compact.*got string, want boolean/],
+      [
+        etcdValues({ etcd: { clientCertSecretKeys: { key: "tls key" } } }),
+        /\/etcd\/clientCertSecretKeys\/key.*does not match pattern/,
+      ],
+      [
+        etcdValues({ etcd: { caKey: "/etc/kubernetes/pki/etcd/ca.key" } }),
+        /additional properties 'caKey' not allowed/,
+      ],
+      [
+        etcdValues({ auth: { mode: "secret", endpoints: ["10.0.0.11"] } }),
+        /auth\.mode \(secret\) and auth\.endpoints configure the Talos API credentials \(backend=talos\); with backend=etcd the credentials are etcd\.clientCertSecret/,
+      ],
+      [
+        etcdValues({ defrag: { nodes: ["10.0.0.11"] } }),
+        /defrag\.nodes chooses Talos nodes \(backend=talos\)/,
+      ],
+      [
+        etcdValues({ networkPolicy: { enabled: true } }),
+        /networkPolicy\.enabled: with backend=etcd the pods use their node's network \(hostNetwork\), where most network plugins apply no NetworkPolicy/,
+      ],
+      [
+        { etcd: { endpoints: ["https://10.0.0.11:2379"] } },
+        /etcd\.endpoints, etcd\.clientCertSecret and etcd\.compact apply with backend=etcd/,
+      ],
+      [
+        { etcd: { compact: true } },
+        /etcd\.endpoints, etcd\.clientCertSecret and etcd\.compact apply with backend=etcd/,
+      ],
     ];
     for (const [values, message] of cases) {
       const r = tryRender(values);
@@ -939,6 +1305,44 @@ describe("the chart applied server-side to a real kube-apiserver", () => {
       ],
     ],
   ];
+  variants.push(
+    ["backend etcd (defaults)", ETCD, ["CronJob", "Job", "Lease", "Role", "RoleBinding", "ServiceAccount"]],
+    [
+      "backend etcd with everything on that applies",
+      etcdValues({
+        etcd: {
+          clientCertSecretKeys: { ca: "etcd-ca", cert: "etcd-client", key: "etcd-client-key" },
+          compact: true,
+          withoutDefragGauge: "status-only",
+        },
+        metrics: { pushgatewayUrl: "http://pushgateway.monitoring:9091", clusterName: "rke2-prod" },
+        prometheusRule: { enabled: true },
+        snapshot: { enabled: true },
+        defrag: { rule: "true", maxMembers: 5, quotaBytes: "8GiB", dryRun: true },
+        cronjob: { activeDeadlineSeconds: 28800 },
+        imagePullSecrets: [{ name: "regcred" }],
+        nodeSelector: { "kubernetes.io/os": "linux" },
+        tolerations: [{ key: "dedicated", operator: "Equal", value: "etcd", effect: "NoSchedule" }],
+        podAnnotations: { "example.com/team": "platform" },
+        extraEnv: [{ name: "TZ", value: "UTC" }],
+      }),
+      [
+        "CronJob",
+        "Job",
+        "Lease",
+        "PersistentVolumeClaim",
+        "PrometheusRule",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+      ],
+    ],
+    [
+      "backend etcd, no lease, no verification",
+      etcdValues({ lease: { enabled: false }, verify: { enabled: false } }),
+      ["CronJob"],
+    ],
+  );
   for (const [name, values, kinds] of variants) {
     it(`${name}: every rendered object, the verification Job too, is accepted (dry run, strict field validation)`, async () => {
       const objects = render(values);

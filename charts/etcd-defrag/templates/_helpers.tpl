@@ -91,6 +91,8 @@ the lease unless .noLease, and extraEnv last (Kubernetes keeps the last of two e
 value of extraEnv wins).
 */}}
 {{- define "etcd-defrag.env" -}}
+- name: TALOS_ETCD_DEFRAG_BACKEND
+  value: {{ .Values.backend | quote }}
 - name: TALOS_ETCD_DEFRAG_OUTPUT
   value: {{ .Values.output | quote }}
 - name: TALOS_ETCD_DEFRAG_LOG_FORMAT
@@ -145,7 +147,21 @@ value of extraEnv wins).
   value: {{ . | quote }}
 {{- end }}
 {{- end }}
-{{- if eq .Values.auth.mode "serviceAccount" }}
+{{- if eq .Values.backend "etcd" }}
+- name: TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS
+  value: {{ join "," .Values.etcd.endpoints | quote }}
+{{- /* Files of the Secret's volume (etcd-defrag.credentialVolume), whatever its keys are called. */}}
+- name: TALOS_ETCD_DEFRAG_CACERT
+  value: {{ include "etcd-defrag.etcdClientDir" . }}/ca.crt
+- name: TALOS_ETCD_DEFRAG_CERT
+  value: {{ include "etcd-defrag.etcdClientDir" . }}/tls.crt
+- name: TALOS_ETCD_DEFRAG_KEY
+  value: {{ include "etcd-defrag.etcdClientDir" . }}/tls.key
+- name: TALOS_ETCD_DEFRAG_COMPACT
+  value: {{ .Values.etcd.compact | quote }}
+- name: TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE
+  value: {{ .Values.etcd.withoutDefragGauge | quote }}
+{{- else if eq .Values.auth.mode "serviceAccount" }}
 - name: TALOSCONFIG
   value: /var/run/secrets/talos.dev/config
 {{- else }}
@@ -191,10 +207,112 @@ securityContext:
     drop: ["ALL"]
 resources:
   {{- toYaml .Values.resources | nindent 2 }}
-{{- if eq .Values.auth.mode "serviceAccount" }}
+{{- with include "etcd-defrag.credentialMount" . | trim }}
 volumeMounts:
-  - name: talos-secrets
-    mountPath: /var/run/secrets/talos.dev
-    readOnly: true
+  {{- . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Where the etcd client certificate's Secret is mounted (backend etcd). */}}
+{{- define "etcd-defrag.etcdClientDir" -}}
+/var/run/secrets/etcd-client
+{{- end }}
+
+{{/* The credentials' volume mount: the etcd client certificate (backend etcd), or Talos's talosconfig. */}}
+{{- define "etcd-defrag.credentialMount" -}}
+{{- if eq .Values.backend "etcd" }}
+- name: etcd-client
+  mountPath: {{ include "etcd-defrag.etcdClientDir" . }}
+  readOnly: true
+{{- else if eq .Values.auth.mode "serviceAccount" }}
+- name: talos-secrets
+  mountPath: /var/run/secrets/talos.dev
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The credentials' volume, for etcd-defrag.credentialMount. */}}
+{{- define "etcd-defrag.credentialVolume" -}}
+{{- if eq .Values.backend "etcd" }}
+- name: etcd-client
+  secret:
+    # Created by hand from the client certificate, its key and etcd's CA certificate (never the CA's key).
+    secretName: {{ .Values.etcd.clientCertSecret }}
+    # 0440, written in decimal: owned by the pod's fsGroup, readable by the run's group and nobody else.
+    defaultMode: 288
+    # Fixed file names whatever the Secret's keys; a key missing from the Secret keeps the pod from starting.
+    items:
+      - key: {{ .Values.etcd.clientCertSecretKeys.ca }}
+        path: ca.crt
+      - key: {{ .Values.etcd.clientCertSecretKeys.cert }}
+        path: tls.crt
+      - key: {{ .Values.etcd.clientCertSecretKeys.key }}
+        path: tls.key
+{{- else if eq .Values.auth.mode "serviceAccount" }}
+- name: talos-secrets
+  secret:
+    # Created and rotated by Talos for the talos.dev ServiceAccount of the same name.
+    secretName: etcd-defrag
+{{- end }}
+{{- end }}
+
+{{/*
+Where the pods run. Backend etcd: on the network of a control-plane node (etcd's clients are expected there, by
+etcd's firewall rules as by its certificates' holders), so hostNetwork with cluster DNS still resolving Services
+(the Pushgateway), and on control-plane nodes only, so that the etcd client key is never handed to a worker's
+kubelet. hostNetwork needs no privilege: the container keeps every restriction.
+*/}}
+{{- define "etcd-defrag.placement" -}}
+{{- $etcd := eq .Values.backend "etcd" -}}
+{{- if $etcd }}
+hostNetwork: true
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $tolerations := .Values.tolerations | default list }}
+{{- if $etcd }}
+{{- $tolerations = concat (.Values.etcd.tolerations | default list) $tolerations }}
+{{- end }}
+{{- with $tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- /* Exists, not a value: kubeadm labels its control-plane nodes "", k3s and RKE2 "true". */}}
+{{- if and $etcd .Values.etcd.controlPlaneLabel (not (hasKey $affinity "nodeAffinity")) }}
+{{- $term := dict "matchExpressions" (list (dict "key" .Values.etcd.controlPlaneLabel "operator" "Exists")) }}
+{{- $_ := set $affinity "nodeAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (dict "nodeSelectorTerms" (list $term))) }}
+{{- end }}
+{{- with $affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Combinations the schema cannot check: each backend's required values, and no value of the other's. */}}
+{{- define "etcd-defrag.checkBackend" -}}
+{{- if eq .Values.backend "etcd" }}
+{{- if empty .Values.etcd.endpoints }}
+{{- fail "etcd.endpoints is required with backend=etcd: list etcd client URLs the member list is read through, e.g. https://10.0.0.11:2379" }}
+{{- end }}
+{{- if empty .Values.etcd.clientCertSecret }}
+{{- fail (printf "etcd.clientCertSecret is required with backend=etcd: the name of an existing Secret in %s with the keys %s (etcd's CA certificate), %s and %s (the client certificate and its key); docs/other-distributions.md shows how to make it" .Release.Namespace .Values.etcd.clientCertSecretKeys.ca .Values.etcd.clientCertSecretKeys.cert .Values.etcd.clientCertSecretKeys.key) }}
+{{- end }}
+{{- if or (ne .Values.auth.mode "serviceAccount") (not (empty .Values.auth.endpoints)) }}
+{{- fail (printf "auth.mode (%s) and auth.endpoints configure the Talos API credentials (backend=talos); with backend=etcd the credentials are etcd.clientCertSecret and the endpoints etcd.endpoints: leave auth unset" .Values.auth.mode) }}
+{{- end }}
+{{- if not (empty .Values.defrag.nodes) }}
+{{- fail "defrag.nodes chooses Talos nodes (backend=talos); with backend=etcd every member of the etcd member list is read, each at its own client URL: leave defrag.nodes empty" }}
+{{- end }}
+{{- if .Values.networkPolicy.enabled }}
+{{- fail "networkPolicy.enabled: with backend=etcd the pods use their node's network (hostNetwork), where most network plugins apply no NetworkPolicy, so it would restrict nothing. Set networkPolicy.enabled=false and restrict etcd's port 2379 on the nodes (their firewall)" }}
+{{- end }}
+{{- else }}
+{{- if or (not (empty .Values.etcd.endpoints)) .Values.etcd.clientCertSecret .Values.etcd.compact }}
+{{- fail "etcd.endpoints, etcd.clientCertSecret and etcd.compact apply with backend=etcd: set backend=etcd, or leave them unset for the Talos API (backend=talos)" }}
+{{- end }}
 {{- end }}
 {{- end }}
