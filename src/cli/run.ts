@@ -1,8 +1,6 @@
 // `talos-etcd-defrag run`: options -> checks -> the orchestrator -> summary and exit code.
 
-import type { Config } from "../config/config.js";
-
-import { DefragError } from "../core/errors.js";
+import { configError, DefragError } from "../core/errors.js";
 import { DEFAULT_MAX_APPLIED_LAG } from "../core/gates.js";
 import type { Logger } from "../report/logger.js";
 import { createReporter } from "../report/reporter.js";
@@ -14,7 +12,7 @@ import type { HeldGuard } from "../core/ports.js";
 import type { RunResult } from "../core/result.js";
 import type { RunOptions } from "../run/types.js";
 import type { RunMetrics } from "../report/metrics.js";
-import { connect, loadConnection } from "./connect.js";
+import { connect, loadConnection, type Connection } from "./connect.js";
 import type { CommandContext } from "./context.js";
 import { exitCodeFor, exitCodeForRun } from "./exit.js";
 import { acquireGuard, guardFor, releaseGuard } from "./lease.js";
@@ -41,6 +39,7 @@ export function runOptions(ctx: CommandContext<RunCliOptions>, nodes: readonly s
     pollIntervalMs: 500,
     maxAppliedLag: DEFAULT_MAX_APPLIED_LAG,
     affectedEtcd: o.affectedEtcd,
+    compact: o.compact,
     nodes,
   };
 }
@@ -95,17 +94,21 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
   let cluster = ctx.options.clusterName ?? "default";
   let metrics: RunMetrics | undefined;
   try {
-    const config = loadConnection(ctx);
-    cluster =
-      ctx.options.clusterName ?? (config.contextName === "environment" ? "default" : config.contextName);
-    const options = runOptions(ctx, config.nodes);
+    const connection = loadConnection(ctx);
+    cluster = ctx.options.clusterName ?? connection.name;
+    if (ctx.options.compact && connection.backend !== "etcd")
+      throw configError(
+        "--compact needs --backend etcd: the Talos API cannot compact etcd",
+        "drop --compact (Kubernetes compacts etcd every 5 minutes itself), or reach etcd directly with --backend etcd",
+      );
+    const options = runOptions(ctx, connection.nodes);
     // A snapshot directory that cannot be written is found now, before any call (a dry run too).
     if (ctx.options.snapshotDir !== undefined) checkSnapshotDir(ctx.options.snapshotDir);
     // A dry run changes nothing, so it does not need (or wait for) the guard against concurrent runs.
     const guard = options.dryRun
       ? undefined
-      : await guardFor(ctx, systemClock, () => memberHosts(ctx, config));
-    const result = await guarded(ctx, guard, (signal) => runOn(ctx, config, options, signal));
+      : await guardFor(ctx, systemClock, () => memberHosts(ctx, connection));
+    const result = await guarded(ctx, guard, (signal) => runOn(ctx, connection, options, signal));
     if (ctx.options.output === "json") ctx.stdout.write(JSON.stringify(summaryJson(result), null, 2) + "\n");
     else ctx.stdout.write(summaryText(result));
     const exitCode = exitCodeForRun(result.result);
@@ -150,10 +153,10 @@ async function guarded(
 }
 
 /** The etcd members' hosts, read once for --lease auto's same-cluster check. */
-async function memberHosts(ctx: CommandContext<RunCliOptions>, config: Config): Promise<string[]> {
-  const backend = connect(ctx, config);
+async function memberHosts(ctx: CommandContext<RunCliOptions>, connection: Connection): Promise<string[]> {
+  const backend = connect(ctx, connection);
   try {
-    return (await backend.members(ctx.signal)).flatMap((m) => (m.node === undefined ? [] : [m.node]));
+    return (await backend.members(ctx.signal)).flatMap((m) => (m.node === undefined ? [] : [hostOf(m.node)]));
   } finally {
     backend.close();
   }
@@ -162,11 +165,11 @@ async function memberHosts(ctx: CommandContext<RunCliOptions>, config: Config): 
 /** The orchestrator on a backend chosen by the configuration (src/cli/connect.ts). */
 async function runOn(
   ctx: CommandContext<RunCliOptions>,
-  config: Config,
+  connection: Connection,
   options: RunOptions,
   signal: AbortSignal,
 ): Promise<RunResult> {
-  const backend = connect(ctx, config);
+  const backend = connect(ctx, connection);
   try {
     return await runDefrag(backend, options, {
       clock: systemClock,
@@ -196,4 +199,10 @@ function refusedByGuard(error: DefragError, startedAt: Date, now: Date): RunResu
     error,
     startedAt,
   };
+}
+
+/** A member's host: its node is an address on Talos, a client URL on etcd. */
+function hostOf(node: string): string {
+  if (!node.includes("://")) return node;
+  return new URL(node).hostname.replace(/^\[|\]$/g, "");
 }

@@ -10,11 +10,11 @@ import { exitCodeForStatus } from "./exit.js";
 import type { StatusOptions } from "./options.js";
 
 export async function statusCommand(ctx: CommandContext<StatusOptions>): Promise<number> {
-  const config = loadConnection(ctx);
-  ctx.logger.debug("connecting", { source: config.source, endpoints: config.endpoints.map((e) => e.raw) });
-  const backend = connect(ctx, config);
+  const connection = loadConnection(ctx);
+  ctx.logger.debug("connecting", { source: connection.source, endpoints: connection.endpoints });
+  const backend = connect(ctx, connection);
   try {
-    const view = await observeCluster(backend, { nodes: config.nodes, signal: ctx.signal });
+    const view = await observeCluster(backend, { nodes: connection.nodes, signal: ctx.signal });
     // Each member's quota and start-up defragment, from its own configuration (read once).
     const configs = await readMemberConfigs(
       backend,

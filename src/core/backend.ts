@@ -14,6 +14,7 @@ import type {
   DataDisk,
   DefragFeedUpdate,
   MemberAlarm,
+  MemberHashes,
   MemberInfo,
   MemberStatus,
   NodeLifecycle,
@@ -57,6 +58,8 @@ export interface BackendWords {
   fixedEtcd: (fixedIn: string) => string;
   /** What a person does to get a fixed etcd here. */
   upgradeEtcd: string;
+  /** Where the run sees defragments that it did not start, for messages ("its etcd log"). */
+  defragSignal: string;
 }
 
 export interface Backend {
@@ -120,8 +123,27 @@ export interface Backend {
    * one log line) when the platform does not report it; rejects when it cannot be read now.
    */
   dataDisk(node: string, signal?: AbortSignal): Promise<{ disk: DataDisk } | { unsupported: string }>;
-  /** Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader. */
-  forfeitLeadership(node: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Moves leadership away from `node`; the new leader's name, or "" when `node` was not the leader.
+   * `prefer`: the members to hand it to, best first (healthy, and already defragmented before the
+   * others); a backend that cannot choose lets etcd choose.
+   */
+  forfeitLeadership(node: string, opts: { prefer: readonly bigint[]; signal?: AbortSignal }): Promise<string>;
+  /**
+   * etcd's HashKV of each of `nodes` at one revision (`revision`, else one every member has applied),
+   * all at the same compaction: equal hashes mean equal data up to that revision. `{ unsupported }`
+   * when the backend cannot ask it (with why, for one log line).
+   */
+  hashes(
+    nodes: readonly string[],
+    revision?: bigint,
+    signal?: AbortSignal,
+  ): Promise<MemberHashes | { unsupported: string }>;
+  /**
+   * Compacts etcd's history to the current revision, applied before it resolves (the revision);
+   * `{ unsupported }` when the backend cannot.
+   */
+  compact(signal?: AbortSignal): Promise<{ revision: bigint } | { unsupported: string }>;
   /**
    * Disarms every NOSPACE alarm and nothing else: a backend that can only disarm every
    * alarm at once re-reads the alarms just before, and rejects with kind "refused" when

@@ -88,12 +88,13 @@ export function mayStillBeDefragmenting(e: DefragError): boolean {
 
 /**
  * Would this error be the same through any other endpoint or member? Credentials,
- * configuration and a stop request do not depend on where a call goes, and a bug
+ * configuration, a refusal and a stop request do not depend on where a call goes, and a bug
  * does not go away by retrying: trying elsewhere is pointless.
  */
 export function failsEverywhere(e: DefragError): boolean {
   return (
     e.kind === "permission" ||
+    e.kind === "refused" ||
     e.kind === "tls" ||
     e.kind === "config" ||
     e.kind === "aborted" ||

@@ -38,6 +38,8 @@ export const GATE_NAMES = [
   "disk",
   /** The cluster kept electing leaders for --max-wait: never stable for the settle time. */
   "election",
+  /** The members' data differ (etcd's HashKV) before the first defragment, or cannot be compared. */
+  "data",
 ] as const;
 export type GateName = (typeof GATE_NAMES)[number];
 

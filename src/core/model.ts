@@ -129,3 +129,10 @@ export type LifecycleReading =
   /** The platform does not report it to this credential (an older release, a narrow role). */
   | { node: string; unsupported: string }
   | { node: string; error: string };
+
+/** etcd's HashKV of members at one revision (Backend.hashes). */
+export interface MemberHashes {
+  revision: bigint;
+  compactRevision: bigint;
+  hashes: { node: string; hash: number }[];
+}

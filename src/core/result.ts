@@ -64,6 +64,23 @@ export interface RunResult {
   startedAt: Date;
   /** The snapshot taken before the first defragment, when asked for. */
   snapshot?: SnapshotResult;
+  /** --compact: the revision etcd's history was compacted to before the plan. */
+  compactedTo?: string;
+  /** The members' data compared before the first and after the last defragment (where the backend can). */
+  hashCheck?: HashCheck;
+}
+
+/**
+ * etcd's HashKV of every member before the first defragment (one hash at `revision`) and after the
+ * last. outcome: "same" (the same hash at the same revision), "agree" (that revision was compacted
+ * meanwhile: the members agree at a newer one), "differ" (the run failed), "unchecked" (the run
+ * ended before, or the second reading could not be made).
+ */
+export interface HashCheck {
+  revision: string;
+  before: number;
+  after?: { revision: string; hash: number; sameRevision: boolean };
+  outcome: "same" | "agree" | "differ" | "unchecked";
 }
 
 /** Why the run stops early: a refusal (a gate, before anything changed) or a failure. */

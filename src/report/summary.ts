@@ -1,7 +1,13 @@
 // The run's final summary on stdout: a table for people, JSON for programs.
 
 import { formatBytes, formatDuration } from "../core/units.js";
-import { alarmText, reclaimedBytes, type MemberResult, type RunResult } from "../core/result.js";
+import {
+  alarmText,
+  reclaimedBytes,
+  type HashCheck,
+  type MemberResult,
+  type RunResult,
+} from "../core/result.js";
 import { renderTable } from "./status.js";
 
 export function summaryJson(r: RunResult): object {
@@ -28,6 +34,8 @@ export function summaryJson(r: RunResult): object {
     alarmsDisarmed: r.alarmsDisarmed,
     alarmsRaised: r.alarmsRaised,
     snapshot: r.snapshot ?? null,
+    compactedTo: r.compactedTo ?? null,
+    hashCheck: r.hashCheck ?? null,
     refusals: r.refusals.map((f) => ({
       gate: f.gate,
       message: f.message,
@@ -71,10 +79,28 @@ export function summaryText(r: RunResult): string {
     r.snapshot
       ? `snapshot: ${r.snapshot.path} (${formatBytes(r.snapshot.bytes)} from ${r.snapshot.node})`
       : "",
+    r.compactedTo !== undefined
+      ? `compacted: etcd's history to revision ${r.compactedTo} before the plan`
+      : "",
+    r.hashCheck ? hashText(r.hashCheck) : "",
     r.alarmsDisarmed.length > 0 ? `alarms disarmed: ${r.alarmsDisarmed.join(", ")}` : "",
     r.alarmsRaised.length > 0 ? `alarms still raised: ${r.alarmsRaised.map(alarmText).join(", ")}` : "",
     ...r.refusals.map((f) => `refused: ${f.message}`),
     r.error && (r.result === "failed" || r.result === "alarm-raised") ? `error: ${r.error.describe()}` : "",
   ].filter((s) => s !== "");
   return [head, table.trimEnd(), ...tail].join("\n") + "\n";
+}
+
+function hashText(h: HashCheck): string {
+  const before = `hash ${h.before} at revision ${h.revision} before`;
+  switch (h.outcome) {
+    case "same":
+      return `data check: ${before}, the same after (HashKV, every member)`;
+    case "agree":
+      return `data check: ${before}; revision ${h.revision} compacted meanwhile, every member hashes ${h.after?.hash ?? "?"} at ${h.after?.revision ?? "?"} after`;
+    case "differ":
+      return `data check: ${before}, DIFFERENT after: see the error`;
+    case "unchecked":
+      return `data check: ${before}, not checked after`;
+  }
 }

@@ -168,13 +168,15 @@ async function blockedTime(ctx: RunContext, node: string, lastEnd: number): Prom
   });
   const known = feeds.known(node);
   if (known.kind === "unknown") {
-    ctx.reporter.warn(`${node}: cannot read etcd's log for the blocked time: ${known.why}`);
+    ctx.reporter.warn(
+      `${node}: cannot read ${ctx.backend.words.defragSignal} for the blocked time: ${known.why}`,
+    );
     return undefined;
   }
   const list = ended();
   if (list.length > 0) return list.reduce((sum, f) => sum + f.tookMs, 0);
   ctx.reporter.warn(
-    `${node}: etcd's log does not show the end of the defragment; its blocked time is unknown`,
+    `${node}: ${ctx.backend.words.defragSignal} does not show the end of the defragment; its blocked time is unknown`,
   );
   return undefined;
 }

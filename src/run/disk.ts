@@ -23,10 +23,12 @@ export async function noRoomFor(
     return { gate: "disk", node, message: `the free space on ${node} cannot be read: ${e.message}` };
   }
   if ("unsupported" in read) {
-    if (ctx.live.firstTime(`disk ${node}`))
+    // A reason that names no node holds for every node (etcd's API): said once for all.
+    const each = read.unsupported.includes(node);
+    if (ctx.live.firstTime(`disk ${each ? node : read.unsupported}`))
       ctx.reporter.warn(
-        `${read.unsupported}: whether ${node} has room for its defragment's copy cannot be checked`,
-        { node },
+        `${read.unsupported}: whether ${each ? node : "a member"} has room for its defragment's copy cannot be checked`,
+        each ? { node } : {},
       );
     return undefined;
   }

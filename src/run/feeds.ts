@@ -163,13 +163,14 @@ export class DefragFeeds {
   /** What one member's feed says now. */
   known(node: string): Known {
     const s = this.states.get(node) ?? { kind: "opening" };
+    const signal = this.backend.words.defragSignal;
     if (s.kind === "opening" && s.lastError === undefined)
-      return { node, kind: "unknown", why: "its etcd log is being opened", permanent: false };
+      return { node, kind: "unknown", why: `${signal} is being opened`, permanent: false };
     if (s.kind === "opening")
       return {
         node,
         kind: "unknown",
-        why: `cannot read etcd's log (${s.lastError?.message ?? ""}); opening it again`,
+        why: `cannot read ${signal} (${s.lastError?.message ?? ""}); opening it again`,
         ...(s.lastError !== undefined ? { error: s.lastError } : {}),
         permanent: false,
       };
@@ -177,7 +178,7 @@ export class DefragFeeds {
       return {
         node,
         kind: "unknown",
-        why: `cannot read etcd's log (${s.error.message})`,
+        why: `cannot read ${signal} (${s.error.message})`,
         error: s.error,
         permanent: failsEverywhere(s.error),
       };
@@ -188,7 +189,7 @@ export class DefragFeeds {
       return {
         node,
         kind: "unknown",
-        why: "the part of its etcd log read back shows no defragment starting or ending, and the member has not answered a status since (it answers none while it defragments)",
+        why: `what was read of ${signal} does not show whether a defragment is running, and the member has not answered a status since (it answers none while it defragments)`,
         permanent: false,
       };
     return { node, kind: "quiet", activity: s.activity };

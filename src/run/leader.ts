@@ -24,7 +24,34 @@ export class LeaderMoves {
   constructor(
     private readonly ctx: RunContext,
     private readonly permission: Permission,
+    /** The members this run has defragmented so far: the new leader is one of them where it can be. */
+    private readonly defragmented: () => readonly string[],
   ) {}
+
+  /**
+   * Who should lead instead of `node`, best first: the voting members that answer with no errors,
+   * follow the same leader and are caught up (the gates' applied lag), those already defragmented
+   * first (a member about to be blocked would lose leadership again).
+   */
+  private async successors(node: string): Promise<bigint[]> {
+    const view = await this.ctx.live.view();
+    const self = view.nodes.find((n) => n.node === node);
+    const leaderId = self?.ok === true ? self.status.leaderId : undefined;
+    const done = new Set(this.defragmented());
+    return view.nodes
+      .flatMap((n) =>
+        n.ok &&
+        n.node !== node &&
+        !n.status.isLearner &&
+        n.status.errors.length === 0 &&
+        n.status.leaderId === leaderId &&
+        n.status.raftIndex - n.status.raftAppliedIndex <= BigInt(this.ctx.gateOpts.maxAppliedLag)
+          ? [{ id: n.status.memberId, done: done.has(n.node) }]
+          : [],
+      )
+      .sort((a, b) => Number(b.done) - Number(a.done))
+      .map((c) => c.id);
+  }
 
   async moveAway(item: PlanItem): Promise<LeaderOutcome> {
     const { reporter, opts } = this.ctx;
@@ -40,7 +67,7 @@ export class LeaderMoves {
     reporter.info(`${item.node} is the leader: moving leadership away first`, { node: item.node });
     let to: string;
     try {
-      to = await this.ctx.backend.forfeitLeadership(item.node);
+      to = await this.ctx.backend.forfeitLeadership(item.node, { prefer: await this.successors(item.node) });
     } catch (err) {
       const e = DefragError.from(err);
       if (e.kind === "permission" && opts.moveLeader === "auto") {

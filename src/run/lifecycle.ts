@@ -20,12 +20,16 @@ export async function untilSteady(ctx: RunContext, before: string): Promise<RunS
   const { clock, reporter, opts, live, backend } = ctx;
   const read = async (): Promise<GateFailure[]> => {
     const readings = await live.lifecycles();
-    for (const r of readings)
-      if ("unsupported" in r && live.firstTime(`lifecycle ${r.node}`))
+    for (const r of readings) {
+      if (!("unsupported" in r)) continue;
+      // A reason that names no node holds for every node (etcd's API): said once for all.
+      const each = r.unsupported.includes(r.node);
+      if (live.firstTime(`lifecycle ${each ? r.node : r.unsupported}`))
         reporter.warn(
-          `${r.unsupported}: upgrades and reboots of ${r.node} cannot be seen, and a member may be defragmented during one`,
-          { node: r.node },
+          `${r.unsupported}: upgrades and reboots of ${each ? r.node : "the members' machines"} cannot be seen, and a member may be defragmented during one`,
+          each ? { node: r.node } : {},
         );
+    }
     return checkLifecycle(readings);
   };
   let failures = await read();

@@ -138,9 +138,10 @@ function cannotTell(
   waitedMs: number,
 ): RunStop {
   const unreadable = unknown.filter((u) => u.error !== undefined);
+  const signal = ctx.backend.words.defragSignal;
   const what =
     unreadable.length === unknown.length
-      ? `cannot read etcd's log on ${unreadable.map((u) => `${u.node} (${u.error?.message ?? ""})`).join(", ")}`
+      ? `cannot read ${signal} on ${unreadable.map((u) => `${u.node} (${u.error?.message ?? ""})`).join(", ")}`
       : `after waiting ${formatDuration(waitedMs)}, cannot tell on ${unknown.map((u) => `${u.node}: ${u.why}`).join("; ")}`;
   const error = new DefragError(
     "refused",
@@ -150,7 +151,7 @@ function cannotTell(
       hint:
         unreadable[0]?.error?.hint ??
         (unreadable.length > 0
-          ? "the credential must be allowed to read the etcd service's log"
+          ? `the credential must be allowed to read ${signal}`
           : `check the member (${ctx.backend.words.inspect(unknown[0]?.node ?? "")}) and run again, or raise --max-wait`),
     },
   );
@@ -163,7 +164,7 @@ function cannotTell(
       node: u.node,
       message:
         u.error !== undefined
-          ? `cannot read etcd's log on ${u.node}: ${u.error.message}`
+          ? `cannot read ${signal} on ${u.node}: ${u.error.message}`
           : `cannot tell on ${u.node}: ${u.why}`,
     })),
   };

@@ -7,6 +7,7 @@ import type { PlanItem } from "../core/plan.js";
 import {
   reclaimedBytes,
   sizes,
+  type HashCheck,
   type MemberAction,
   type MemberResult,
   type RaisedAlarm,
@@ -50,6 +51,9 @@ export class Results {
 
   /** The snapshot taken before the first defragment, if any. */
   snapshot: SnapshotResult | undefined;
+  /** --compact's revision, and the data check, when made. */
+  compactedTo: string | undefined;
+  hashCheck: HashCheck | undefined;
 
   add(result: MemberResult): void {
     this.members.push(result);
@@ -58,6 +62,11 @@ export class Results {
   /** Whether `node` has its result already. */
   has(node: string): boolean {
     return this.members.some((m) => m.node === node);
+  }
+
+  /** The members defragmented so far, in order. */
+  defragmentedNodes(): string[] {
+    return this.members.filter((m) => m.action === "defragmented").map((m) => m.node);
   }
 
   get defragmented(): number {
@@ -83,6 +92,8 @@ export class Results {
       refusals: [...(extra.refusals ?? []), ...this.skippedBy],
       startedAt: this.startedAt,
       ...(this.snapshot ? { snapshot: this.snapshot } : {}),
+      ...(this.compactedTo !== undefined ? { compactedTo: this.compactedTo } : {}),
+      ...(this.hashCheck ? { hashCheck: this.hashCheck } : {}),
       ...(extra.error ? { error: extra.error } : {}),
     };
   }

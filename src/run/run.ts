@@ -21,6 +21,7 @@ import { preflight } from "./preflight.js";
 import { noRoomFor } from "./disk.js";
 import { quietThenView } from "./quiet.js";
 import { notReachedNode, pendingAfterStop, planned, refusal, Results, stopped } from "./results.js";
+import { hashesAfter, hashesBefore } from "./hashes.js";
 import { takeSnapshot } from "./snapshot.js";
 import type { RunContext, RunDeps, RunOptions } from "./types.js";
 
@@ -70,7 +71,12 @@ async function runSteps(ctx: RunContext, results: Results): Promise<RunResult> {
     const pending = live.first.nodes.map((n) => notReachedNode(n, reason));
     return stopped(results, start.stop, pending, live.alarmsRaised());
   }
-  const plan = makePlan(start.view, {
+  const view = await compactFirst(ctx, results, start.view);
+  if ("stop" in view) {
+    const pending = live.first.nodes.map((n) => notReachedNode(n, `not reached: ${view.stop.error.message}`));
+    return stopped(results, view.stop, pending, live.alarmsRaised());
+  }
+  const plan = makePlan(view.view, {
     rule: opts.rule,
     quota: (node) => live.quota(node),
     minIntervalMs: opts.minIntervalMs,
@@ -103,7 +109,54 @@ async function runSteps(ctx: RunContext, results: Results): Promise<RunResult> {
   const stop = await eachMember(ctx, plan, ready.permissions, results);
   if (stop !== undefined)
     return stopped(results, stop, pendingAfterStop(plan, stop, true), live.alarmsRaised());
+  if (results.hashCheck !== undefined && results.defragmented > 0) {
+    const after = await hashesAfter(ctx, results.hashCheck, hashedNodes(plan));
+    results.hashCheck = after.check;
+    if (after.error !== undefined)
+      return results.finish("failed", { error: after.error, alarmsRaised: live.alarmsRaised() });
+  }
   return afterMembers(ctx, results);
+}
+
+/** The members whose data are compared: every one the plan read (learners hold the data too). */
+function hashedNodes(plan: readonly PlanItem[]): string[] {
+  return plan.map((p) => p.node);
+}
+
+/**
+ * --compact: etcd's history compacted to the current revision before the plan, so that the rule
+ * judges, and the defragments free, what the history held; the view is read again after it. A dry
+ * run says it would.
+ */
+async function compactFirst(
+  ctx: RunContext,
+  results: Results,
+  view: ClusterView,
+): Promise<{ view: ClusterView } | { stop: RunStop }> {
+  if (!ctx.opts.compact) return { view };
+  if (ctx.opts.dryRun) {
+    ctx.reporter.info(
+      "--compact: a real run compacts etcd's history to the current revision before the plan",
+    );
+    return { view };
+  }
+  try {
+    const done = await ctx.backend.compact(ctx.signal);
+    if ("unsupported" in done) {
+      ctx.reporter.warn(`--compact: ${done.unsupported}; not compacted`);
+      return { view };
+    }
+    results.compactedTo = done.revision.toString();
+    ctx.reporter.info(`compacted etcd's history to revision ${done.revision}`, {
+      revision: done.revision.toString(),
+    });
+    return { view: await ctx.live.view() };
+  } catch (err) {
+    const error = DefragError.from(err);
+    if (error.kind === "internal") throw error;
+    ctx.reporter.error(`--compact failed: ${error.describe()}`);
+    return { stop: { kind: "failed", error } };
+  }
 }
 
 /**
@@ -149,6 +202,11 @@ async function beforeChanges(
     if ("stop" in taken) return taken;
     results.snapshot = taken.snapshot;
   }
+  if (plan.some((p) => p.defragment)) {
+    const hashed = await hashesBefore(ctx, hashedNodes(plan));
+    if ("stop" in hashed) return hashed;
+    results.hashCheck = hashed.check;
+  }
   return { permissions };
 }
 
@@ -159,7 +217,7 @@ async function eachMember(
   permissions: Permissions,
   results: Results,
 ): Promise<RunStop | undefined> {
-  const leader = new LeaderMoves(ctx, permissions.moveLeadership);
+  const leader = new LeaderMoves(ctx, permissions.moveLeadership, () => results.defragmentedNodes());
   const todo = plan.filter((p) => p.defragment);
   for (const item of plan) {
     if (!item.defragment) {

@@ -39,6 +39,8 @@ export interface RunOptions {
   shutdownGraceMs: number;
   pollIntervalMs: number;
   heartbeatMs: number;
+  /** Compact etcd's history to the current revision before the plan (backends that can). */
+  compact: boolean;
 }
 
 export interface RunDeps {

@@ -199,8 +199,24 @@ export class TalosBackend implements Backend {
     return this.client.defragment(node, opts);
   }
 
-  forfeitLeadership(node: string, signal?: AbortSignal): Promise<string> {
-    return this.client.forfeitLeadership(node, signal);
+  /** Talos's EtcdForfeitLeadership lets etcd choose the new leader: `prefer` cannot be passed on. */
+  forfeitLeadership(
+    node: string,
+    opts: { prefer: readonly bigint[]; signal?: AbortSignal },
+  ): Promise<string> {
+    return this.client.forfeitLeadership(node, opts.signal);
+  }
+
+  /** The Talos API has no HashKV. */
+  hashes(): Promise<{ unsupported: string }> {
+    return Promise.resolve({ unsupported: "the Talos API has no HashKV" });
+  }
+
+  /** The Talos API has no compaction. */
+  compact(): Promise<{ unsupported: string }> {
+    return Promise.resolve({
+      unsupported: "the Talos API cannot compact etcd (Kubernetes compacts it every 5 minutes)",
+    });
   }
 
   /** Talos disarms every alarm of the cluster at once: only when NOSPACE is, just before, the only one. */

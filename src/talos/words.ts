@@ -26,4 +26,5 @@ export const TALOS_WORDS: BackendWords = {
   manualDefrag: "talosctl etcd defrag",
   fixedEtcd: (fixedIn) => `shipped by ${talosShipping(fixedIn)}`,
   upgradeEtcd: "upgrade Talos to a release with a fixed etcd",
+  defragSignal: "etcd's log",
 };

@@ -119,7 +119,7 @@ describe("error questions", () => {
     ["not-control-plane", false, false],
     ["permission", false, true],
     ["config", false, true],
-    ["refused", false, false],
+    ["refused", false, true],
     ["internal", false, true],
   ];
   for (const [kind, inDoubt, everywhere] of kinds) {

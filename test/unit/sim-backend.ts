@@ -13,6 +13,7 @@ import type {
   DefragActivity,
   DefragFeedUpdate,
   MemberAlarm,
+  MemberHashes,
   MemberInfo,
   MemberStatus,
 } from "../../src/core/model.js";
@@ -53,6 +54,17 @@ export class SimCluster implements Backend {
   constructor(readonly sim: SimMember[]) {
     this.leader = sim[0]?.id ?? 0n;
   }
+
+  /** Like etcd's API: HashKV and compaction answered (the Talos API has neither). */
+  hashesSupported = false;
+  /** Like etcd's MoveLeader: the first preferred member takes over (Talos lets etcd choose). */
+  choosesLeader = false;
+  /** What the run passed as preferred new leaders, per call. */
+  readonly preferred: bigint[][] = [];
+  revision = 100n;
+  compactRevision = 1n;
+  /** A member's HashKV at a revision; a test replaces it to make data differ. */
+  hashOf: (node: string, revision: bigint) => number = (_node, revision) => Number(revision % 1000n) + 7;
 
   /** What the simulated credential may do; everything by default. */
   moveLeadership: Permission = { allowed: true };
@@ -340,11 +352,13 @@ export class SimCluster implements Backend {
     });
   }
 
-  forfeitLeadership(node: string): Promise<string> {
+  forfeitLeadership(node: string, opts: { prefer: readonly bigint[] }): Promise<string> {
     this.calls.push(`EtcdForfeitLeadership ${node}`);
+    this.preferred.push([...opts.prefer]);
     const m = this.member(node);
     if (m.id !== this.leader) return Promise.resolve("");
-    const next = this.sim.find((x) => x.id !== m.id);
+    const choice = this.choosesLeader ? opts.prefer[0] : undefined;
+    const next = this.sim.find((x) => x.id !== m.id && (choice === undefined || x.id === choice));
     this.leader = next?.id ?? this.leader;
     return Promise.resolve(`cp-${this.leader}`);
   }
@@ -358,6 +372,28 @@ export class SimCluster implements Backend {
 
   permissions(): Promise<Permissions> {
     return Promise.resolve({ defragment: this.defragmentPermission, moveLeadership: this.moveLeadership });
+  }
+
+  /**
+   * Each member's HashKV: its `hash` (a test changes one to simulate data that differ), at the
+   * revision asked, else `revision`. Unsupported unless `hashesSupported` (as on Talos).
+   */
+  hashes(nodes: readonly string[], revision?: bigint): Promise<MemberHashes | { unsupported: string }> {
+    this.calls.push(`HashKV ${revision ?? "current"}`);
+    if (!this.hashesSupported) return Promise.resolve({ unsupported: "the simulation has no HashKV" });
+    const at = revision ?? this.revision;
+    return Promise.resolve({
+      revision: at,
+      compactRevision: this.compactRevision,
+      hashes: nodes.map((node) => ({ node, hash: this.hashOf(node, at) })),
+    });
+  }
+
+  compact(): Promise<{ revision: bigint } | { unsupported: string }> {
+    this.calls.push("Compact");
+    if (!this.hashesSupported) return Promise.resolve({ unsupported: "the simulation cannot compact" });
+    this.compactRevision = this.revision;
+    return Promise.resolve({ revision: this.revision });
   }
 
   close(): void {

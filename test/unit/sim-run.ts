@@ -24,6 +24,7 @@ export function simOptions(over: Partial<RunOptions> = {}): RunOptions {
     shutdownGraceMs: 25_000,
     pollIntervalMs: 500,
     heartbeatMs: 30_000,
+    compact: false,
     ...over,
   };
 }
