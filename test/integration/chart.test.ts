@@ -6,7 +6,7 @@
 // the chart grants.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
@@ -469,12 +469,12 @@ describe("Helm chart", () => {
     );
   });
 
-  it("backend etcd: endpoints in the forms etcd takes pass the schema", () => {
+  it("backend etcd: endpoints in the forms etcd takes pass the schema (https: the tool is always given a certificate)", () => {
     const endpoints = [
       "https://10.0.0.11:2379",
       "https://[fd00::2]:2379",
       "https://cp1.lan:2379",
-      "http://127.0.0.1:2379",
+      "https://cp2",
     ];
     const c = podSpec(find(render(etcdValues({ etcd: { endpoints } })), "CronJob")).containers[0]!;
     assert.equal(
@@ -1086,6 +1086,11 @@ describe("Helm chart", () => {
       ],
       [
         etcdValues({ etcd: { endpoints: ["https://10.0.0.11:2379/v3"] } }),
+        /\/etcd\/endpoints\/0.*does not match pattern/,
+      ],
+      // The tool refuses --cacert/--cert/--key with http:// endpoints, and the chart always sets them.
+      [
+        etcdValues({ etcd: { endpoints: ["http://10.0.0.11:2379"] } }),
         /\/etcd\/endpoints\/0.*does not match pattern/,
       ],
       [
@@ -1792,3 +1797,468 @@ function arithmeticValue(text: string): number {
   assert.equal(i, tokens.length);
   return v;
 }
+
+/**
+ * docs/other-distributions.md, checked: its openssl recipe runs as written (kubectl stood in for) and
+ * makes a certificate a real etcd with client-certificate authentication accepts, as kubeadm runs etcd
+ * and as k3s and RKE2 do (no HTTP on the client port); its Helm, Flux and kubectl lines name what the
+ * chart renders; its CLI lines use the tool's flags; its tables quote values.yaml and the tool.
+ */
+describe("docs/other-distributions.md", () => {
+  const DOC = join(REPO_ROOT, "docs", "other-distributions.md");
+  const doc = (): string => readFileSync(DOC, "utf8");
+
+  /** The text of the section "## N. ..." up to the next "## ". */
+  function section(n: number): string {
+    const text = doc();
+    const start = text.indexOf(`\n## ${n}. `);
+    assert.ok(start >= 0, `section ${n}`);
+    const end = text.indexOf("\n## ", start + 1);
+    return text.slice(start, end < 0 ? undefined : end);
+  }
+
+  /** The code blocks of a text in one language; for sh, one command a line (continuations joined). */
+  function blocks(text: string, lang: string): string[] {
+    return [...text.matchAll(/```(\w+)\n([\s\S]*?)```/g)]
+      .filter((m) => m[1] === lang)
+      .map((m) => (lang === "sh" ? (m[2] ?? "").replace(/\\\n\s*/g, "") : (m[2] ?? "")));
+  }
+  const lines = (text: string): string[] =>
+    blocks(text, "sh")
+      .flatMap((b) => b.split("\n"))
+      .filter((l) => l.trim() !== "" && !l.startsWith("#"));
+
+  /** The words of a shell line, as bash splits them (quotes removed, no expansion needed here). */
+  function words(line: string): string[] {
+    const r = spawnSync("bash", ["-c", `set -f; printf '%s\\0' ${line.replace(/^[^ ]+ /, "")}`], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.split("\0").slice(0, -1);
+  }
+
+  /** `helm install NAME CHART --version V ARGS...` rendered with the repository's chart and the same ARGS. */
+  function renderHelmInstall(line: string, extra: string[] = []): K8sObject[] {
+    const [sub, name, , ...rest] = words(line);
+    assert.equal(sub, "install", line);
+    const args = rest.filter((_, i, a) => a[i] !== "--version" && a[i - 1] !== "--version");
+    const r = helm(["template", name ?? "", CHART, ...args, ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return parseAllDocuments(r.stdout)
+      .map((d) => d.toJSON() as K8sObject | null)
+      .filter((o): o is K8sObject => o !== null);
+  }
+
+  function cronEnv(objects: K8sObject[]): Record<string, string | undefined> {
+    return Object.fromEntries(
+      podSpec(find(objects, "CronJob")).containers[0]!.env.map((e) => [e.name, e.value] as const),
+    );
+  }
+
+  /** The Flux HelmRelease of section 5. */
+  function helmRelease(): K8sObject {
+    const yaml = blocks(section(5), "yaml").find((b) => b.startsWith("# file: helmrelease.yaml\n"));
+    assert.ok(yaml, "section 5 has the HelmRelease");
+    return parse(yaml) as K8sObject;
+  }
+  const secretName = (): string =>
+    (helmRelease().spec.values as { etcd: { clientCertSecret: string } }).etcd.clientCertSecret;
+
+  /** A free TCP port on loopback (released before etcd takes it). */
+  async function freePort(): Promise<number> {
+    const { createServer } = await import("node:net");
+    return new Promise((resolve, reject) => {
+      const s = createServer();
+      s.once("error", reject);
+      s.listen(0, "127.0.0.1", () => {
+        const port = (s.address() as { port: number }).port;
+        s.close(() => {
+          resolve(port);
+        });
+      });
+    });
+  }
+
+  /** GET over https with the Secret's files (or none): the status code, and the body. */
+  async function get(url: string, files?: Record<string, string>): Promise<{ status: number; body: string }> {
+    const { request } = await import("node:https");
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          ca: files?.["ca.crt"],
+          cert: files?.["tls.crt"],
+          key: files?.["tls.key"],
+          timeout: 5000,
+        },
+        (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (body += d));
+          res.on("end", () => {
+            resolve({ status: res.statusCode ?? 0, body });
+          });
+        },
+      );
+      req.on("error", reject);
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.end();
+    });
+  }
+
+  it("section 3's recipe, run as written, makes a client certificate a real etcd accepts (as kubeadm runs it, and as k3s and RKE2 do), and the Secret of the values from ca.crt, tls.crt and tls.key alone", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "doc-etcd-client-"));
+    const pki = join(dir, "pki", "etcd");
+    const secret = join(dir, "secret");
+    const tmp = join(dir, "tmp");
+    mkdirSync(pki, { recursive: true });
+    mkdirSync(secret);
+    mkdirSync(tmp);
+    const ssl = (args: string[]) => {
+      const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+      assert.equal(r.status, 0, `openssl ${args.join(" ")}: ${r.stderr}`);
+    };
+    // etcd's CA as kubeadm makes it (RSA), and a server certificate for 127.0.0.1.
+    ssl(
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        join(pki, "ca.key"),
+        "-out",
+        join(pki, "ca.crt"),
+      ].concat(["-subj", "/CN=etcd-ca", "-days", "2"]),
+    );
+    ssl([
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.csr",
+      "-subj",
+      "/CN=etcd",
+    ]);
+    writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    ssl(
+      ["x509", "-req", "-in", "server.csr", "-CA", join(pki, "ca.crt"), "-CAkey", join(pki, "ca.key")].concat(
+        ["-set_serial", "1", "-days", "2", "-extfile", "server.ext", "-out", "server.crt"],
+      ),
+    );
+    let etcd: ReturnType<typeof spawn> | undefined;
+    try {
+      const recipe = blocks(section(3), "sh");
+      assert.equal(recipe.length, 1, "one recipe");
+      const script = (recipe[0] ?? "").replaceAll("/etc/kubernetes/pki/etcd/ca", join(pki, "ca"));
+      assert.notEqual(script, recipe[0], "the recipe starts from kubeadm's etcd CA");
+      // kubectl, stood in for: records its arguments and copies the files it would put into the Secret.
+      const prelude = String.raw`
+kubectl() {
+  printf '%s\n' "$*" >>"$KUBECTL_LOG"
+  local a key path
+  for a in "$@"; do
+    case $a in
+      --from-file=*) path=${"$"}{a#--from-file=}; key=${"$"}{path%%=*}; [ "$key" = "$path" ] && key=$(basename "$path"); path=${"$"}{path#*=}; cp "$path" "$SECRET_DIR/$key" ;;
+    esac
+  done
+}
+`;
+      const r = spawnSync("bash", ["-e", "-c", prelude + script], {
+        cwd: dir,
+        encoding: "utf8",
+        env: { ...process.env, TMPDIR: tmp, KUBECTL_LOG: join(dir, "kubectl.log"), SECRET_DIR: secret },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /tls\.crt: OK/, "openssl verify -purpose sslclient");
+      assert.deepEqual(readdirSync(tmp), [], "the working folder is gone");
+      assert.equal(
+        readFileSync(join(dir, "kubectl.log"), "utf8"),
+        `-n kube-system create secret generic ${secretName()} --from-file=ca.crt --from-file=tls.crt --from-file=tls.key\n`,
+        "the Secret the values name, in the release's namespace",
+      );
+      assert.deepEqual(readdirSync(secret).sort(), ["ca.crt", "tls.crt", "tls.key"]);
+      const files = Object.fromEntries(
+        ["ca.crt", "tls.crt", "tls.key"].map((f) => [f, readFileSync(join(secret, f), "utf8")] as const),
+      );
+      assert.equal(files["ca.crt"], readFileSync(join(pki, "ca.crt"), "utf8"), "the CA's certificate");
+      assert.ok(
+        !Object.values(files).includes(readFileSync(join(pki, "ca.key"), "utf8")),
+        "never the CA's key",
+      );
+      const { X509Certificate, createPrivateKey } = await import("node:crypto");
+      const cert = new X509Certificate(files["tls.crt"] ?? "");
+      const ca = new X509Certificate(files["ca.crt"] ?? "");
+      assert.ok(cert.checkIssued(ca) && cert.verify(ca.publicKey), "signed by etcd's CA");
+      assert.deepEqual(cert.keyUsage, ["1.3.6.1.5.5.7.3.2"], "clientAuth, and nothing else");
+      assert.equal(cert.ca, false);
+      assert.equal(cert.subject, "CN=etcd-defrag");
+      const key = createPrivateKey(files["tls.key"] ?? "");
+      assert.equal(key.asymmetricKeyType, "ec");
+      assert.equal(key.asymmetricKeyDetails?.namedCurve, "prime256v1", "P-256, which FIPS builds accept");
+      assert.ok(cert.checkPrivateKey(key));
+      const days = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000;
+      assert.equal(Math.round(days), 365);
+
+      // A real etcd requiring client certificates, on loopback.
+      const bin = spawnSync("bash", [join(REPO_ROOT, "scripts", "etcd.sh"), "3.6"], { encoding: "utf8" });
+      assert.equal(bin.status, 0, bin.stderr);
+      const start = async (k3s: boolean) => {
+        const [client, peer, http, metrics] = [
+          await freePort(),
+          await freePort(),
+          await freePort(),
+          await freePort(),
+        ];
+        const data = mkdtempSync(join(dir, "data-"));
+        const args = [
+          "--name=doc",
+          `--data-dir=${data}`,
+          `--listen-client-urls=https://127.0.0.1:${client}`,
+          `--advertise-client-urls=https://127.0.0.1:${client}`,
+          `--listen-peer-urls=http://127.0.0.1:${peer}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+          `--initial-cluster=doc=http://127.0.0.1:${peer}`,
+          `--cert-file=${join(dir, "server.crt")}`,
+          `--key-file=${join(dir, "server.key")}`,
+          `--trusted-ca-file=${join(pki, "ca.crt")}`,
+          "--client-cert-auth",
+          // k3s (and RKE2, with k3s's configuration): etcd's HTTP off the client port, metrics on loopback.
+          ...(k3s
+            ? [
+                `--listen-client-http-urls=https://127.0.0.1:${http}`,
+                `--listen-metrics-urls=http://127.0.0.1:${metrics}`,
+              ]
+            : []),
+        ];
+        const p = spawn(bin.stdout.trim(), args, { stdio: "ignore" });
+        const url = `https://127.0.0.1:${client}`;
+        // /health is etcd's HTTP: on the client port as kubeadm runs it, on the HTTP port as k3s does.
+        const health = k3s ? `https://127.0.0.1:${http}/health` : `${url}/health`;
+        await waitFor(
+          "etcd to answer",
+          async () => ((await get(health, files).catch(() => undefined))?.status === 200 ? true : undefined),
+          { timeoutMs: 30_000, intervalMs: 200 },
+        );
+        return { p, url, httpUrl: `https://127.0.0.1:${http}` };
+      };
+      const etcdctl = spawnSync("bash", ["-c", "command -v etcdctl"], { encoding: "utf8" }).stdout.trim();
+      const status = (url: string) =>
+        spawnSync(
+          etcdctl,
+          [
+            "--endpoints",
+            url,
+            "--cacert",
+            join(secret, "ca.crt"),
+            "--cert",
+            join(secret, "tls.crt"),
+            "--key",
+            join(secret, "tls.key"),
+            "endpoint",
+            "status",
+          ],
+          { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } },
+        );
+
+      // kubeadm's way: gRPC and /metrics (the defragment gauge) on the client port, with the certificate.
+      const kubeadm = await start(false);
+      etcd = kubeadm.p;
+      if (etcdctl !== "") {
+        const s = status(kubeadm.url);
+        assert.equal(s.status, 0, s.stderr);
+      } else t.diagnostic("no etcdctl here: the gRPC status is not checked");
+      const metrics = await get(`${kubeadm.url}/metrics`, files);
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.body, /^etcd_disk_defrag_inflight 0$/m, "the gauge the run reads");
+      await assert.rejects(
+        get(`${kubeadm.url}/metrics`, { "ca.crt": files["ca.crt"] ?? "" }),
+        "no certificate, no answer",
+      );
+      etcd.kill("SIGTERM");
+      await new Promise((resolve) => etcd?.once("exit", resolve));
+
+      // As k3s and RKE2 run it: gRPC on the client port, but no /metrics there (section 2).
+      const k3s = await start(true);
+      etcd = k3s.p;
+      if (etcdctl !== "") {
+        const s = status(k3s.url);
+        assert.equal(s.status, 0, s.stderr);
+      }
+      // No HTTP on the client port: Node's HTTP/1.1 gets an empty reply (HTTP/2, 415).
+      await assert.rejects(get(`${k3s.url}/metrics`, files), /socket hang up|ECONNRESET/);
+      assert.match((await get(`${k3s.httpUrl}/metrics`, files)).body, /^etcd_disk_defrag_inflight 0$/m);
+    } finally {
+      etcd?.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("section 4 makes the Secret from the certificate the node has: etcd's CA certificate and a client pair from section 2's table, never a CA's key", () => {
+    const table = section(2);
+    const commands = lines(section(4));
+    assert.equal(commands.length, 2);
+    for (const line of commands) {
+      const w = words(line.replace(/^k3s /, ""));
+      assert.deepEqual(w.slice(0, 5), ["-n", "kube-system", "create", "secret", "generic"], line);
+      assert.equal(w[5], secretName());
+      const from: Record<string, string> = {};
+      for (const a of w.slice(6)) {
+        const m = /^--from-file=([^=]+)=(.+)$/.exec(a);
+        assert.ok(m?.[1] !== undefined && m[2] !== undefined, a);
+        from[m[1]] = m[2];
+      }
+      assert.deepEqual(Object.keys(from).sort(), ["ca.crt", "tls.crt", "tls.key"]);
+      assert.match(from["ca.crt"] ?? "", /\/(ca|server-ca)\.crt$/);
+      assert.doesNotMatch(from["tls.key"] ?? "", /ca\.key$/, "never a CA's key");
+      for (const path of Object.values(from)) {
+        const dirName = path.slice(0, path.lastIndexOf("/") + 1);
+        const base = path.slice(path.lastIndexOf("/") + 1);
+        assert.ok(
+          table.includes(path) ||
+            (table.includes(dirName) && table.includes(base.replace(/\.(crt|key)$/, ""))),
+          path,
+        );
+      }
+    }
+  });
+
+  it("section 5's helm install and HelmRelease render backend etcd with the Secret of sections 3 and 4; its kubectl lines name the CronJob; README's and the chart README's commands render alike", () => {
+    const helmLines = lines(section(5)).filter((l) => l.startsWith("helm install"));
+    assert.equal(helmLines.length, 1);
+    const env = cronEnv(renderHelmInstall(helmLines[0] ?? ""));
+    assert.equal(env.TALOS_ETCD_DEFRAG_BACKEND, "etcd");
+    assert.equal(
+      env.TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS,
+      "https://10.0.0.11:2379,https://10.0.0.12:2379,https://10.0.0.13:2379",
+    );
+    assert.equal(env.TALOS_ETCD_DEFRAG_DRY_RUN, "true", "a dry run first");
+    assert.equal(env.TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE, "refuse");
+    // k3s and RKE2: the --set the text adds.
+    const k3sSet = /add `(--set etcd\.withoutDefragGauge=status-only)`/.exec(section(5))?.[1];
+    assert.ok(k3sSet);
+    assert.equal(
+      cronEnv(renderHelmInstall(helmLines[0] ?? "", k3sSet.split(" ")))
+        .TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE,
+      "status-only",
+    );
+    const secretOf = (objects: K8sObject[]) =>
+      (placement(find(objects, "CronJob")).volumes as { secret?: { secretName: string } }[]).find(
+        (v) => v.secret,
+      )?.secret?.secretName;
+    assert.equal(secretOf(renderHelmInstall(helmLines[0] ?? "")), secretName());
+
+    const release = helmRelease();
+    validateObject(release);
+    const rendered = render(release.spec.values as Record<string, unknown>);
+    for (const o of rendered) validateObject(o);
+    assert.equal(release.metadata.namespace, find(rendered, "CronJob").metadata.namespace);
+    assert.equal(secretOf(rendered), secretName());
+    const releaseEnv = cronEnv(rendered);
+    assert.equal(releaseEnv.TALOS_ETCD_DEFRAG_BACKEND, "etcd");
+    assert.equal(releaseEnv.TALOS_ETCD_DEFRAG_DRY_RUN, "true");
+    assert.equal(releaseEnv.TALOS_ETCD_DEFRAG_CLUSTER_NAME, "prod");
+    for (const line of lines(section(5)).filter((l) => l.startsWith("kubectl"))) {
+      const jobs = /create job --from=cronjob\/(\S+) /.exec(line)?.[1];
+      if (jobs !== undefined) assert.equal(jobs, find(rendered, "CronJob").metadata.name);
+      assert.match(line, /^kubectl -n kube-system /);
+    }
+    // The README's and the chart README's commands: the same values, without the dry run.
+    const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+    const start = readme.indexOf("### Other Kubernetes distributions");
+    assert.ok(start >= 0, "README's Install has the section");
+    const readmeSection = readme.slice(start, readme.indexOf("\n## ", start));
+    assert.ok(readmeSection.includes("(docs/other-distributions.md)"));
+    const chartReadme = readFileSync(join(CHART, "README.md"), "utf8");
+    for (const text of [
+      readmeSection,
+      chartReadme.slice(chartReadme.indexOf("**Other Kubernetes distributions**")),
+    ]) {
+      const line = lines(text).find((l) => l.startsWith("helm install") && l.includes("backend=etcd"));
+      assert.ok(line);
+      const e = cronEnv(renderHelmInstall(line));
+      assert.equal(e.TALOS_ETCD_DEFRAG_BACKEND, "etcd");
+      assert.equal(e.TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS, env.TALOS_ETCD_DEFRAG_ETCD_ENDPOINTS);
+      assert.equal(secretOf(renderHelmInstall(line)), secretName());
+    }
+  });
+
+  it("section 6's command lines use the tool's flags for the commands that take them, and the etcdctl variables it reads", () => {
+    const cli = lines(section(6)).filter((l) => l.startsWith("talos-etcd-defrag "));
+    assert.ok(cli.length >= 3);
+    for (const line of cli) {
+      const [command, ...args] = words(line);
+      assert.ok(command === "status" || command === "run", line);
+      for (const a of args.filter((x) => x.startsWith("--"))) {
+        const o = OPTIONS.find((x) => x.flag.split(/[ ,]+/).includes(a));
+        assert.ok(o, `${a}: an option of the tool`);
+        assert.ok(o.commands.includes(command), `${a}: an option of ${command}`);
+      }
+      assert.ok(args.includes("--backend") && args[args.indexOf("--backend") + 1] === "etcd", line);
+    }
+    const exported = lines(section(6))
+      .filter((l) => l.startsWith("export "))
+      .flatMap((l) => [...l.matchAll(/(\w+)=/g)].map((m) => m[1]));
+    assert.deepEqual(exported, ["ETCDCTL_ENDPOINTS", "ETCDCTL_CACERT", "ETCDCTL_CERT", "ETCDCTL_KEY"]);
+    for (const name of exported)
+      assert.ok(
+        OPTIONS.some((o) => o.alsoEnv?.includes(name)),
+        `${name}: read by the tool`,
+      );
+    assert.ok(section(6).includes("`TALOS_ETCD_DEFRAG_BACKEND=etcd`"));
+    assert.ok(OPTIONS.some((o) => o.env === "TALOS_ETCD_DEFRAG_BACKEND"));
+  });
+
+  it("section 7's defaults are values.yaml's; section 9 quotes the tool's defaults; etcd-defrag's example rule is a rule here, and the two differences hold", async () => {
+    const values = parse(readFileSync(join(CHART, "values.yaml"), "utf8")) as Record<string, unknown>;
+    const at = (path: string): unknown =>
+      path.split(".").reduce<unknown>((v, k) => (isMap(v) ? v[k] : undefined), values);
+    const rows = section(7)
+      .split("\n")
+      .map((l) => /^\| `([\w.]+)` +\| `([^`]*)` +\|/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null);
+    assert.ok(rows.length >= 6);
+    for (const [, path = "", shown] of rows) {
+      const v = at(path);
+      assert.equal(typeof v === "string" && shown !== '""' ? v : JSON.stringify(v), shown, path);
+    }
+    const table = section(9);
+    const row = (flag: string) =>
+      table.split("\n").find((l) => l.startsWith("| ") && l.split("|")[2]?.includes(flag)) ?? "";
+    const tool = (env: string) => OPTIONS.find((o) => o.env === env)?.default;
+    assert.equal(tool("TALOS_ETCD_DEFRAG_PAUSE"), "10s");
+    assert.match(row("`--pause`"), /, 10s,/);
+    assert.equal(tool("TALOS_ETCD_DEFRAG_TIMEOUT"), "15m");
+    assert.equal(tool("TALOS_ETCD_DEFRAG_CALL_TIMEOUT"), "30s");
+    assert.match(row("`--timeout`"), /`defrag\.timeout`, 15m\).*`defrag\.callTimeout`, 30s\)/);
+    assert.equal(tool("TALOS_ETCD_DEFRAG_NOSPACE_DISARM_BELOW"), "0.8");
+    assert.match(row("`--nospace-disarm-below`"), /, 0\.8;/);
+    assert.equal(tool("TALOS_ETCD_DEFRAG_COMPACT"), "false");
+    assert.match(row("`--compact`"), /off by default/);
+    assert.equal(tool("TALOS_ETCD_DEFRAG_MOVE_LEADER"), "auto");
+    assert.match(row("`--move-leader auto`"), /on by default/);
+    const { compileRule } = await import("../../src/core/rule.js");
+    const example = /the rule\n?\s*`([^`]+)`/.exec(table.replace(/\n/g, " "))?.[1];
+    assert.equal(example, "dbQuotaUsage > 0.8 || dbSize - dbSizeInUse > 200*1024*1024");
+    const input = {
+      dbSize: 300 * MiB,
+      dbSizeInUse: 50 * MiB,
+      dbQuota: 2048 * MiB,
+      isLeader: false,
+      nospace: false,
+    };
+    assert.equal(compileRule(example).evaluate(input), true, "250 MiB free");
+    assert.equal(compileRule(example).evaluate({ ...input, dbSizeInUse: 250 * MiB }), false);
+    assert.throws(() => compileRule("dbSize > dbQuota * 0.8"), /does not compile/);
+    assert.ok(compileRule("dbSize > double(dbQuota) * 0.8"));
+    assert.throws(
+      () => compileRule("dbSizeInUse / dbSize < 0.5"),
+      /double\(dbSizeInUse\) \/ double\(dbSize\)/,
+    );
+    assert.match(table, /`dbQuota \* 0\.8`\) is an error here/);
+  });
+});
