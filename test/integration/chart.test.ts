@@ -1702,6 +1702,70 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     assert.match(r.stderr, /holding the lease kube-system\/etcd-defrag for this run/);
   });
 
+  it("backend etcd: the verification and the CronJob's run, the Secret's files as the pod gets them (0440, group 65532), defragment a real etcd that requires client certificates, holding the chart's Lease", async () => {
+    const etcdDir = mkdtempSync(join(tmpdir(), "chart-etcd-"));
+    chmodSync(etcdDir, 0o755);
+    const pki = join(etcdDir, "pki");
+    let member: Awaited<ReturnType<typeof startTlsEtcd>> | undefined;
+    try {
+      makeEtcdPki(etcdDir, pki);
+      // The Secret's volume as the kubelet makes it for fsGroup 65532: root's files, the group's to read.
+      const mount = join(etcdDir, "var-run-secrets-etcd-client");
+      const files = makeEtcdClient(etcdDir, pki, mount);
+      chmodSync(mount, 0o755);
+      for (const f of readdirSync(mount)) {
+        if (asImageUser) spawnSync("chown", ["0:65532", join(mount, f)]);
+        chmodSync(join(mount, f), ETCD_CLIENT_VOLUME.secret.defaultMode);
+      }
+      member = await startTlsEtcd(etcdDir, pki, files);
+      const values = etcdValues({
+        etcd: { endpoints: [member.url], compact: true },
+        // One member: blocking it is the downtime the value accepts, and no other to lead meanwhile;
+        // repeated runs within the hour.
+        defrag: {
+          rule: "true",
+          allowDowntime: true,
+          moveLeader: "never",
+          pause: "0s",
+          minInterval: "0s",
+          electionSettle: "0s",
+        },
+        output: "json",
+      });
+      const mounts = { [ETCD_CLIENT_DIR]: mount };
+      const job = podSpec(find(render(values), "Job", "etcd-defrag-verify"));
+      for (const c of [...(job.initContainers ?? []), ...job.containers]) {
+        const r = await runCli([], { command: command(c.args), env: containerEnv(c, {}, mounts), cwd: dir });
+        assert.equal(r.code, 0, `${c.name}: ${r.stderr}`);
+        if (c.name === "dry-run") assert.equal(parseSummary(r.stdout).result, "dry-run");
+        else assert.equal((JSON.parse(r.stdout) as { members: unknown[] }).members.length, 1);
+      }
+      // The CronJob's run, with the chart (backend etcd) applied and its ServiceAccount's token.
+      await applyChart(values);
+      const c = podSpec(find(render(values), "CronJob")).containers[0]!;
+      const env = containerEnv(c, {}, mounts);
+      assert.equal(env.TALOS_ETCD_DEFRAG_KEY, join(mount, "tls.key"));
+      env.KUBECONFIG = await serviceAccountKubeconfig("kube-system", "etcd-defrag");
+      const r = await runCli([], { command: command(c.args), env, cwd: dir });
+      assert.equal(r.code, 0, r.stderr);
+      const summary = parseSummary(r.stdout);
+      assert.equal(summary.result, "success", r.stderr);
+      assert.deepEqual(
+        summary.members.map((m) => m.action),
+        ["defragmented"],
+      );
+      assert.match(r.stderr, /holding the lease kube-system\/etcd-defrag for this run/);
+      assert.doesNotMatch(
+        r.stderr,
+        new RegExp((files["tls.key"] ?? "").split("\n")[1] ?? "x"),
+        "the key is never logged",
+      );
+    } finally {
+      await member?.stop();
+      rmSync(etcdDir, { recursive: true, force: true });
+    }
+  });
+
   it("a member down: the verification's status fails, and the CronJob's run is refused (exit 3)", async () => {
     const creds = await secret();
     await h.etcd.stop(2);
@@ -1725,6 +1789,179 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
     }
   });
 });
+
+/** A free TCP port on loopback (released before etcd takes it). */
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+/** GET over https with a Secret's files (ca.crt, tls.crt, tls.key; or fewer): the status code, and the body. */
+async function get(url: string, files?: Record<string, string>): Promise<{ status: number; body: string }> {
+  const { request } = await import("node:https");
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { ca: files?.["ca.crt"], cert: files?.["tls.crt"], key: files?.["tls.key"], timeout: 5000 },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => {
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.end();
+  });
+}
+
+/** In dir: etcd's CA as kubeadm makes it (RSA, in pkiDir/ca.crt and ca.key) and a server certificate for 127.0.0.1. */
+function makeEtcdPki(dir: string, pkiDir: string): void {
+  const ssl = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+    assert.equal(r.status, 0, `openssl ${args.join(" ")}: ${r.stderr}`);
+  };
+  mkdirSync(pkiDir, { recursive: true });
+  const [caCrt, caKey] = [join(pkiDir, "ca.crt"), join(pkiDir, "ca.key")];
+  ssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    caKey,
+    "-out",
+    caCrt,
+    "-subj",
+    "/CN=etcd-ca",
+    "-days",
+    "60",
+  ]);
+  ssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=etcd",
+  ]);
+  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  ssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      caCrt,
+      "-CAkey",
+      caKey,
+      "-set_serial",
+      "1",
+      "-days",
+      "2",
+    ].concat(["-extfile", "server.ext", "-out", "server.crt"]),
+  );
+}
+
+/** In dir, the files of a Secret as section 3 of docs/other-distributions.md makes them: ca.crt, tls.crt, tls.key. */
+function makeEtcdClient(dir: string, pkiDir: string, out: string): Record<string, string> {
+  const ssl = (args: string[]) => {
+    const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
+    assert.equal(r.status, 0, `openssl ${args.join(" ")}: ${r.stderr}`);
+  };
+  mkdirSync(out, { recursive: true });
+  ssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(out, "tls.key")]);
+  ssl(["req", "-new", "-key", join(out, "tls.key"), "-subj", "/CN=etcd-defrag", "-out", "client.csr"]);
+  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+  ssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "client.csr",
+      "-CA",
+      join(pkiDir, "ca.crt"),
+      "-CAkey",
+      join(pkiDir, "ca.key"),
+    ].concat(["-set_serial", "2", "-days", "40", "-extfile", "client.ext", "-out", join(out, "tls.crt")]),
+  );
+  copyFileSync(join(pkiDir, "ca.crt"), join(out, "ca.crt"));
+  return Object.fromEntries(
+    ["ca.crt", "tls.crt", "tls.key"].map((f) => [f, readFileSync(join(out, f), "utf8")] as const),
+  );
+}
+
+/**
+ * One etcd 3.6 member on loopback requiring client certificates of makeEtcdPki's CA, as kubeadm runs it
+ * (HTTP, /metrics included, on the client port) or as k3s and RKE2 do (HTTP on a port of its own).
+ */
+async function startTlsEtcd(dir: string, pkiDir: string, files: Record<string, string>, k3s = false) {
+  const bin = spawnSync("bash", [join(REPO_ROOT, "scripts", "etcd.sh"), "3.6"], { encoding: "utf8" });
+  assert.equal(bin.status, 0, bin.stderr);
+  const [client, peer, http, metrics] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const data = mkdtempSync(join(dir, "data-"));
+  const url = `https://127.0.0.1:${client}`;
+  const httpUrl = `https://127.0.0.1:${http}`;
+  const args = [
+    "--name=doc",
+    `--data-dir=${data}`,
+    `--listen-client-urls=${url}`,
+    `--advertise-client-urls=${url}`,
+    `--listen-peer-urls=http://127.0.0.1:${peer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+    `--initial-cluster=doc=http://127.0.0.1:${peer}`,
+    `--cert-file=${join(dir, "server.crt")}`,
+    `--key-file=${join(dir, "server.key")}`,
+    `--trusted-ca-file=${join(pkiDir, "ca.crt")}`,
+    "--client-cert-auth",
+    // k3s (and RKE2, with k3s's configuration): etcd's HTTP off the client port, metrics on loopback.
+    ...(k3s
+      ? [`--listen-client-http-urls=${httpUrl}`, `--listen-metrics-urls=http://127.0.0.1:${metrics}`]
+      : []),
+  ];
+  const p = spawn(bin.stdout.trim(), args, { stdio: "ignore" });
+  // /health is etcd's HTTP: on the client port as kubeadm runs it, on the HTTP port as k3s does.
+  const health = k3s ? `${httpUrl}/health` : `${url}/health`;
+  await waitFor(
+    "etcd to answer",
+    async () => ((await get(health, files).catch(() => undefined))?.status === 200 ? true : undefined),
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  return {
+    process: p,
+    url,
+    httpUrl,
+    stop: async () => {
+      if (p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise((resolve) => p.once("exit", resolve));
+      p.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
 
 /** values with overrides applied, as Helm merges them (maps merged, everything else replaced). */
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -1864,48 +2101,6 @@ describe("docs/other-distributions.md", () => {
   const secretName = (): string =>
     (helmRelease().spec.values as { etcd: { clientCertSecret: string } }).etcd.clientCertSecret;
 
-  /** A free TCP port on loopback (released before etcd takes it). */
-  async function freePort(): Promise<number> {
-    const { createServer } = await import("node:net");
-    return new Promise((resolve, reject) => {
-      const s = createServer();
-      s.once("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const port = (s.address() as { port: number }).port;
-        s.close(() => {
-          resolve(port);
-        });
-      });
-    });
-  }
-
-  /** GET over https with the Secret's files (or none): the status code, and the body. */
-  async function get(url: string, files?: Record<string, string>): Promise<{ status: number; body: string }> {
-    const { request } = await import("node:https");
-    return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          ca: files?.["ca.crt"],
-          cert: files?.["tls.crt"],
-          key: files?.["tls.key"],
-          timeout: 5000,
-        },
-        (res) => {
-          let body = "";
-          res.setEncoding("utf8");
-          res.on("data", (d: string) => (body += d));
-          res.on("end", () => {
-            resolve({ status: res.statusCode ?? 0, body });
-          });
-        },
-      );
-      req.on("error", reject);
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.end();
-    });
-  }
-
   it("section 3's recipe, run as written, makes a client certificate a real etcd accepts (as kubeadm runs it, and as k3s and RKE2 do), and the Secret of the values from ca.crt, tls.crt and tls.key alone", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "doc-etcd-client-"));
     const pki = join(dir, "pki", "etcd");
@@ -1914,42 +2109,8 @@ describe("docs/other-distributions.md", () => {
     mkdirSync(pki, { recursive: true });
     mkdirSync(secret);
     mkdirSync(tmp);
-    const ssl = (args: string[]) => {
-      const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-      assert.equal(r.status, 0, `openssl ${args.join(" ")}: ${r.stderr}`);
-    };
     // etcd's CA as kubeadm makes it (RSA), and a server certificate for 127.0.0.1.
-    ssl(
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        join(pki, "ca.key"),
-        "-out",
-        join(pki, "ca.crt"),
-      ].concat(["-subj", "/CN=etcd-ca", "-days", "2"]),
-    );
-    ssl([
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "server.key",
-      "-out",
-      "server.csr",
-      "-subj",
-      "/CN=etcd",
-    ]);
-    writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-    ssl(
-      ["x509", "-req", "-in", "server.csr", "-CA", join(pki, "ca.crt"), "-CAkey", join(pki, "ca.key")].concat(
-        ["-set_serial", "1", "-days", "2", "-extfile", "server.ext", "-out", "server.crt"],
-      ),
-    );
+    makeEtcdPki(dir, pki);
     let etcd: ReturnType<typeof spawn> | undefined;
     try {
       const recipe = blocks(section(3), "sh");
@@ -2005,47 +2166,7 @@ kubectl() {
       assert.equal(Math.round(days), 365);
 
       // A real etcd requiring client certificates, on loopback.
-      const bin = spawnSync("bash", [join(REPO_ROOT, "scripts", "etcd.sh"), "3.6"], { encoding: "utf8" });
-      assert.equal(bin.status, 0, bin.stderr);
-      const start = async (k3s: boolean) => {
-        const [client, peer, http, metrics] = [
-          await freePort(),
-          await freePort(),
-          await freePort(),
-          await freePort(),
-        ];
-        const data = mkdtempSync(join(dir, "data-"));
-        const args = [
-          "--name=doc",
-          `--data-dir=${data}`,
-          `--listen-client-urls=https://127.0.0.1:${client}`,
-          `--advertise-client-urls=https://127.0.0.1:${client}`,
-          `--listen-peer-urls=http://127.0.0.1:${peer}`,
-          `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
-          `--initial-cluster=doc=http://127.0.0.1:${peer}`,
-          `--cert-file=${join(dir, "server.crt")}`,
-          `--key-file=${join(dir, "server.key")}`,
-          `--trusted-ca-file=${join(pki, "ca.crt")}`,
-          "--client-cert-auth",
-          // k3s (and RKE2, with k3s's configuration): etcd's HTTP off the client port, metrics on loopback.
-          ...(k3s
-            ? [
-                `--listen-client-http-urls=https://127.0.0.1:${http}`,
-                `--listen-metrics-urls=http://127.0.0.1:${metrics}`,
-              ]
-            : []),
-        ];
-        const p = spawn(bin.stdout.trim(), args, { stdio: "ignore" });
-        const url = `https://127.0.0.1:${client}`;
-        // /health is etcd's HTTP: on the client port as kubeadm runs it, on the HTTP port as k3s does.
-        const health = k3s ? `https://127.0.0.1:${http}/health` : `${url}/health`;
-        await waitFor(
-          "etcd to answer",
-          async () => ((await get(health, files).catch(() => undefined))?.status === 200 ? true : undefined),
-          { timeoutMs: 30_000, intervalMs: 200 },
-        );
-        return { p, url, httpUrl: `https://127.0.0.1:${http}` };
-      };
+      const start = (k3s: boolean) => startTlsEtcd(dir, pki, files, k3s);
       const etcdctl = spawnSync("bash", ["-c", "command -v etcdctl"], { encoding: "utf8" }).stdout.trim();
       const status = (url: string) =>
         spawnSync(
@@ -2067,7 +2188,7 @@ kubectl() {
 
       // kubeadm's way: gRPC and /metrics (the defragment gauge) on the client port, with the certificate.
       const kubeadm = await start(false);
-      etcd = kubeadm.p;
+      etcd = kubeadm.process;
       if (etcdctl !== "") {
         const s = status(kubeadm.url);
         assert.equal(s.status, 0, s.stderr);
@@ -2079,12 +2200,11 @@ kubectl() {
         get(`${kubeadm.url}/metrics`, { "ca.crt": files["ca.crt"] ?? "" }),
         "no certificate, no answer",
       );
-      etcd.kill("SIGTERM");
-      await new Promise((resolve) => etcd?.once("exit", resolve));
+      await kubeadm.stop();
 
       // As k3s and RKE2 run it: gRPC on the client port, but no /metrics there (section 2).
       const k3s = await start(true);
-      etcd = k3s.p;
+      etcd = k3s.process;
       if (etcdctl !== "") {
         const s = status(k3s.url);
         assert.equal(s.status, 0, s.stderr);
