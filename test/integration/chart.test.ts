@@ -1760,6 +1760,36 @@ describe("the rendered CronJob and verification Job, run as the image runs them"
         new RegExp((files["tls.key"] ?? "").split("\n")[1] ?? "x"),
         "the key is never logged",
       );
+
+      // As k3s and RKE2 run etcd (no /metrics on the client port): refused by default, as the docs say,
+      // and defragmented with etcd.withoutDefragGauge status-only, which they tell k3s and RKE2 to set.
+      await member.stop();
+      member = await startTlsEtcd(etcdDir, pki, files, true);
+      const k3s = (extra: Record<string, unknown>) =>
+        podSpec(
+          find(
+            render(
+              merge(merge(values, { etcd: { endpoints: [member?.url] }, lease: { enabled: false } }), extra),
+            ),
+            "CronJob",
+          ),
+        ).containers[0]!;
+      const refused = k3s({ defrag: { maxWait: "2s" } });
+      const r1 = await runCli([], {
+        command: command(refused.args),
+        env: containerEnv(refused, {}, mounts),
+        cwd: dir,
+      });
+      assert.equal(r1.code, 3, r1.stderr);
+      assert.equal(parseSummary(r1.stdout).result, "refused");
+      const statusOnly = k3s({ etcd: { withoutDefragGauge: "status-only" } });
+      const r2 = await runCli([], {
+        command: command(statusOnly.args),
+        env: containerEnv(statusOnly, {}, mounts),
+        cwd: dir,
+      });
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(parseSummary(r2.stdout).result, "success", r2.stderr);
     } finally {
       await member?.stop();
       rmSync(etcdDir, { recursive: true, force: true });
