@@ -94,13 +94,13 @@ export async function runCommand(ctx: CommandContext<RunCliOptions>): Promise<nu
   let cluster = ctx.options.clusterName ?? "default";
   let metrics: RunMetrics | undefined;
   try {
-    const connection = loadConnection(ctx);
-    cluster = ctx.options.clusterName ?? connection.name;
-    if (ctx.options.compact && connection.backend !== "etcd")
+    if (ctx.options.compact && ctx.options.backend !== "etcd")
       throw configError(
         "--compact needs --backend etcd: the Talos API cannot compact etcd",
         "drop --compact (Kubernetes compacts etcd every 5 minutes itself), or reach etcd directly with --backend etcd",
       );
+    const connection = loadConnection(ctx);
+    cluster = ctx.options.clusterName ?? connection.name;
     const options = runOptions(ctx, connection.nodes);
     // A snapshot directory that cannot be written is found now, before any call (a dry run too).
     if (ctx.options.snapshotDir !== undefined) checkSnapshotDir(ctx.options.snapshotDir);

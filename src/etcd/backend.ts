@@ -245,34 +245,45 @@ export class EtcdBackend implements Backend {
    * to compare.
    */
   async hashes(nodes: readonly string[], revision?: bigint, signal?: AbortSignal): Promise<MemberHashes> {
-    let rev = revision;
-    if (rev === undefined) {
+    let at = revision;
+    if (at === undefined) {
       const heads = await Promise.all(nodes.map((n) => this.rawStatus(n, signal)));
-      rev = heads.reduce((min, s) => {
+      at = heads.reduce((min, s) => {
         const r = s.header?.revision ?? 0n;
         return r < min ? r : min;
       }, heads[0]?.header?.revision ?? 0n);
     }
-    const at = rev;
-    const replies = await Promise.all(
+    try {
+      return agreeing(at, await this.hashKV(nodes, at, signal));
+    } catch (err) {
+      // etcd hashes only above its compaction: compacted up to the current revision (--compact, no
+      // write since), the current revision is hashed (0), and must be the same on every member.
+      if (revision !== undefined || !COMPACTED.test(DefragError.from(err).message)) throw err;
+      const replies = await this.hashKV(nodes, 0n, signal);
+      const revisions = new Set(replies.map((r) => r.revision));
+      const [only] = revisions;
+      if (revisions.size !== 1 || only === undefined)
+        throw new DefragError(
+          "etcd",
+          `the members answered HashKV at different revisions (${[...revisions].join(", ")}) right after a compaction: writes came in between`,
+          { hint: "run again" },
+        );
+      return agreeing(only, replies);
+    }
+  }
+
+  private hashKV(
+    nodes: readonly string[],
+    revision: bigint,
+    signal?: AbortSignal,
+  ): Promise<{ node: string; hash: number; compactRevision: bigint; revision: bigint }[]> {
+    return Promise.all(
       nodes.map(async (node) => {
         const c = this.client(node);
-        const r = await c.call("HashKV", (o) => c.maintenance.hashKV({ revision: at }, o), { signal });
-        return { node, hash: r.hash, compactRevision: r.compactRevision };
+        const r = await c.call("HashKV", (o) => c.maintenance.hashKV({ revision }, o), { signal });
+        return { node, hash: r.hash, compactRevision: r.compactRevision, revision: r.header?.revision ?? 0n };
       }),
     );
-    const compactions = new Set(replies.map((r) => r.compactRevision));
-    if (compactions.size > 1)
-      throw new DefragError(
-        "etcd",
-        `the members answered HashKV at revision ${at} at different compactions (${[...compactions].join(", ")}): a compaction was being applied`,
-        { hint: "run again" },
-      );
-    return {
-      revision: at,
-      compactRevision: replies[0]?.compactRevision ?? 0n,
-      hashes: replies.map(({ node, hash }) => ({ node, hash })),
-    };
   }
 
   /** Compacts etcd's history to the current revision (physical: applied before it returns). */
@@ -282,7 +293,12 @@ export class EtcdBackend implements Backend {
       async (c, o) => {
         const head = await c.maintenance.status({}, o);
         const revision = head.header?.revision ?? 0n;
-        await c.kv.compact({ revision, physical: true }, o);
+        try {
+          await c.kv.compact({ revision, physical: true }, o);
+        } catch (err) {
+          // Compacted up to here already (no write since the last compaction): nothing left to do.
+          if (!COMPACTED.test(err instanceof Error ? err.message : String(err))) throw err;
+        }
         return { revision };
       },
       signal,
@@ -313,6 +329,28 @@ export class EtcdBackend implements Backend {
     for (const c of this.clients.values()) c.close();
     for (const r of this.readers.values()) r.close();
   }
+}
+
+/** etcd's words for a revision compacted away (mvcc.ErrCompacted). */
+const COMPACTED = /required revision has been compacted/;
+
+/** The members' hashes at `revision`, all at one compaction (else they do not compare). */
+function agreeing(
+  revision: bigint,
+  replies: { node: string; hash: number; compactRevision: bigint }[],
+): MemberHashes {
+  const compactions = new Set(replies.map((r) => r.compactRevision));
+  if (compactions.size > 1)
+    throw new DefragError(
+      "etcd",
+      `the members answered HashKV at revision ${revision} at different compactions (${[...compactions].join(", ")}): a compaction was being applied`,
+      { hint: "run again" },
+    );
+  return {
+    revision,
+    compactRevision: replies[0]?.compactRevision ?? 0n,
+    hashes: replies.map(({ node, hash }) => ({ node, hash })),
+  };
 }
 
 function statusOf(s: StatusResponse): MemberStatus {

@@ -67,7 +67,18 @@ export class LeaderMoves {
     reporter.info(`${item.node} is the leader: moving leadership away first`, { node: item.node });
     let to: string;
     try {
-      to = await this.ctx.backend.forfeitLeadership(item.node, { prefer: await this.successors(item.node) });
+      const prefer = await this.successors(item.node);
+      if (prefer.length === 0) {
+        // A single member (--allow-downtime), or no other voter healthy: nobody to take over.
+        reporter.info(
+          `${item.node}: no other healthy voting member to take over; defragmenting the leader in place`,
+          {
+            node: item.node,
+          },
+        );
+        return { moved: false, note: "defragmented the leader in place: no other healthy voting member" };
+      }
+      to = await this.ctx.backend.forfeitLeadership(item.node, { prefer });
     } catch (err) {
       const e = DefragError.from(err);
       if (e.kind === "permission" && opts.moveLeader === "auto") {

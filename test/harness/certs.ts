@@ -166,3 +166,45 @@ export class Pki {
     });
   }
 }
+
+/**
+ * etcd's own PKI, as kubeadm lays it out: a CA, a server certificate per member (serverAuth and
+ * clientAuth, the member's IPs), client certificates (clientAuth; the CN is etcd's user name when
+ * its auth is on). Ed25519 throughout; keys under the plain "PRIVATE KEY" label etcd reads.
+ */
+export class EtcdPki {
+  private foreign: Authority | undefined;
+
+  private constructor(private readonly ca: Authority) {}
+
+  static async create(): Promise<EtcdPki> {
+    return new EtcdPki(await Authority.create("CN=etcd-ca"));
+  }
+
+  get caPem(): string {
+    return this.ca.pem;
+  }
+
+  async serverCert(ips: string[]): Promise<CertAndKey> {
+    const c = await this.ca.issue({
+      subject: `CN=${ips[0] ?? "etcd"}`,
+      eku: [EKU.serverAuth, EKU.clientAuth],
+      sans: { ips: [...new Set([...ips, "127.0.0.1"])], dns: ["localhost"] },
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + DAY),
+    });
+    return { certPem: c.certPem, keyPem: nodeKeyPem(c.keyPem) };
+  }
+
+  /** A client certificate; `foreignCa` issues it from a CA etcd does not trust. */
+  async clientCert(opts: { cn?: string; foreignCa?: boolean; notAfter?: Date } = {}): Promise<CertAndKey> {
+    const authority = opts.foreignCa ? (this.foreign ??= await Authority.create("CN=someone-else")) : this.ca;
+    const c = await authority.issue({
+      subject: `CN=${opts.cn ?? "talos-etcd-defrag"}`,
+      eku: [EKU.clientAuth],
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: opts.notAfter ?? new Date(Date.now() + 365 * DAY),
+    });
+    return { certPem: c.certPem, keyPem: nodeKeyPem(c.keyPem) };
+  }
+}

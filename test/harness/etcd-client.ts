@@ -1,5 +1,5 @@
-// A client bound to exactly one etcd member's client URL (plaintext h2c on
-// loopback), over our own proto subset. Never load-balanced, never retried.
+// A client bound to exactly one etcd member's client URL (plaintext h2c on loopback, or TLS with
+// a client certificate), over our etcd proto subset. Never load-balanced, never retried.
 
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -29,8 +29,15 @@ export class EtcdClient implements EtcdMemberClient {
   readonly maintenance: Client<typeof Maintenance>;
   private readonly session: EndpointSession;
 
-  constructor(readonly clientUrl: string) {
-    this.session = new EndpointSession(clientUrl);
+  constructor(
+    readonly clientUrl: string,
+    tls?: { caPem: string; certPem: string; keyPem: string },
+  ) {
+    this.session = new EndpointSession(
+      clientUrl,
+      undefined,
+      tls && { ca: tls.caPem, cert: tls.certPem, key: tls.keyPem, servername: "" },
+    );
     const transport = createGrpcTransport({ baseUrl: clientUrl, sessionManager: this.session });
     this.kv = createClient(KV, transport);
     this.cluster = createClient(Cluster, transport);

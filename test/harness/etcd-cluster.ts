@@ -2,11 +2,12 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import type { CertAndKey, EtcdPki } from "./certs.js";
 import { EtcdClient } from "./etcd-client.js";
 import { MiB } from "./units.js";
 import { waitFor } from "./wait.js";
@@ -20,6 +21,12 @@ export interface EtcdClusterOptions {
   etcdBin?: string;
   dataRoot?: string;
   namePrefix?: string;
+  /**
+   * Serve clients over TLS and require client certificates (--client-cert-auth), as kubeadm, k3s
+   * and RKE2 run etcd: each member gets a server certificate of this PKI; the harness's own
+   * clients use `client`.
+   */
+  tls?: { pki: EtcdPki; client: CertAndKey };
 }
 
 export interface EtcdMember {
@@ -57,6 +64,8 @@ export class EtcdCluster {
   private readonly peerPort: number;
   private readonly dataRoot: string;
   private closed = false;
+  /** Each member's server certificate files, by address (with `tls`). */
+  private readonly tlsFiles = new Map<string, { ca: string; cert: string; key: string }>();
 
   private constructor(private readonly opts: EtcdClusterOptions) {
     this.bin = opts.etcdBin ?? process.env.ETCD_BIN ?? "etcd";
@@ -72,6 +81,7 @@ export class EtcdCluster {
     try {
       for (let i = 0; i < opts.size; i += 1)
         cluster.members.push(cluster.describe(i, opts.addresses[i] ?? "", false));
+      for (const m of cluster.members) await cluster.writeServerCert(m);
       const initial = cluster.members.map((m) => `${m.name}=${m.peerUrl}`).join(",");
       for (const m of cluster.members) cluster.spawn(m, initial, "new");
       await cluster.waitHealthy(60_000);
@@ -86,7 +96,7 @@ export class EtcdCluster {
     const host = address.includes(":") ? `[${address}]` : address;
     const dataDir = join(this.dataRoot, `member-${index + 1}`);
     mkdirSync(dataDir, { recursive: true });
-    const clientUrl = `http://${host}:${this.clientPort}`;
+    const clientUrl = `${this.opts.tls ? "https" : "http"}://${host}:${this.clientPort}`;
     return {
       index,
       name: `${this.opts.namePrefix ?? "cp-"}${index + 1}`,
@@ -98,7 +108,14 @@ export class EtcdCluster {
       pid: undefined,
       state: "stopped",
       learner,
-      client: new EtcdClient(clientUrl),
+      client: new EtcdClient(
+        clientUrl,
+        this.opts.tls && {
+          caPem: this.opts.tls.pki.caPem,
+          certPem: this.opts.tls.client.certPem,
+          keyPem: this.opts.tls.client.keyPem,
+        },
+      ),
       process: undefined,
     };
   }
@@ -119,6 +136,14 @@ export class EtcdCluster {
     ];
     if (this.opts.quotaBackendBytes !== undefined)
       args.push(`--quota-backend-bytes=${this.opts.quotaBackendBytes}`);
+    const tls = this.tlsFiles.get(m.address);
+    if (tls !== undefined)
+      args.push(
+        `--cert-file=${tls.cert}`,
+        `--key-file=${tls.key}`,
+        `--trusted-ca-file=${tls.ca}`,
+        "--client-cert-auth",
+      );
     const log = openSync(m.logFile, "a");
     const child = spawn(this.bin, args, { stdio: ["ignore", log, log] });
     closeSync(log);
@@ -134,6 +159,20 @@ export class EtcdCluster {
     m.process = child;
     m.pid = child.pid;
     m.state = "running";
+  }
+
+  /** With `tls`: the member's server certificate, key and the CA, in its directory. */
+  private async writeServerCert(m: EtcdMember): Promise<void> {
+    const tls = this.opts.tls;
+    if (tls === undefined) return;
+    const dir = join(m.dataDir, "..", "tls");
+    mkdirSync(dir, { recursive: true });
+    const server = await tls.pki.serverCert([m.address]);
+    const files = { ca: join(dir, "ca.crt"), cert: join(dir, "server.crt"), key: join(dir, "server.key") };
+    writeFileSync(files.ca, tls.pki.caPem);
+    writeFileSync(files.cert, server.certPem);
+    writeFileSync(files.key, server.keyPem, { mode: 0o600 });
+    this.tlsFiles.set(m.address, files);
   }
 
   /** The last lines of a member's log, for failure messages. */
@@ -224,6 +263,7 @@ export class EtcdCluster {
       { timeoutMs: 30_000, intervalMs: 250 },
     );
     this.members.push(m);
+    await this.writeServerCert(m);
     const initial = this.members.map((x) => `${x.name}=${x.peerUrl}`).join(",");
     this.spawn(m, initial, "existing");
     await waitFor(`learner ${m.name} to answer`, async () => {

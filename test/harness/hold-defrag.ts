@@ -29,7 +29,7 @@ export const ENDED = /"msg":"(finished defragmenting directory|defragmented)"/;
  * before it finishes. Undefined when every defragment finished before it could be stopped.
  */
 export async function stopMidDefragment(
-  h: Harness,
+  h: Pick<Harness, "etcd">,
   among: number[],
   trigger: () => void,
 ): Promise<number | undefined> {
