@@ -24,7 +24,7 @@ export type ConnectionCliOptions = Pick<
   | "cacert"
   | "cert"
   | "key"
-> & { withoutDefragGauge?: "refuse" | "status-only" | undefined };
+> & { withoutDefragGauge?: "refuse" | "status-only" | undefined; etcdMetricsPort?: number | undefined };
 
 /** A validated configuration of either backend, with what the commands need of it. */
 export type Connection =
@@ -100,6 +100,7 @@ export function connect(ctx: CommandContext<ConnectionCliOptions>, connection: C
     return new EtcdBackend(connection.config, {
       callTimeoutMs: ctx.options.callTimeoutMs,
       withoutGauge: ctx.options.withoutDefragGauge ?? "refuse",
+      ...(ctx.options.etcdMetricsPort !== undefined ? { metricsPort: ctx.options.etcdMetricsPort } : {}),
       onWarning,
     });
   const client = new TalosClient(connection.config, { callTimeoutMs: ctx.options.callTimeoutMs, onWarning });

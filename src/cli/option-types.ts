@@ -245,3 +245,18 @@ export const leaseName: OptionType<LeaseName | "auto" | "none" | undefined> = {
 };
 
 // ---- The table
+
+/** A TCP port, 1 to 65535. */
+export const port: OptionType<number | undefined> = {
+  kind: "count",
+  parse: (value, source) => {
+    if (value === "") return undefined;
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > 65535)
+      throw configError(
+        `${source} is "${value}", not a port`,
+        "give a TCP port number from 1 to 65535, e.g. 2381",
+      );
+    return n;
+  },
+};

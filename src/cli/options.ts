@@ -12,6 +12,7 @@ import {
   leaseName,
   list,
   option,
+  port,
   ratio,
   rule,
   size,
@@ -260,6 +261,15 @@ const TABLE = [
     help: "with --backend etcd: compact etcd's history to the current revision before the first defragment, so that the defragment frees what the history held (Kubernetes compacts every 5 minutes itself); said in the summary",
     commands: ["run"],
     type: boolean,
+  }),
+  option({
+    key: "etcdMetricsPort",
+    flag: "--etcd-metrics-port <port>",
+    env: "TALOS_ETCD_DEFRAG_ETCD_METRICS_PORT",
+    defaultHelp: "none: /metrics on each member's client URL",
+    help: "with --backend etcd: read each member's etcd_disk_defrag_inflight at http://HOST:PORT/metrics, HOST its client URL's, instead of on its client URL: etcd's --listen-metrics-urls, e.g. 2381 on k3s and RKE2 with etcd-expose-metrics (their client port serves gRPC only)",
+    commands: ["run"],
+    type: port,
   }),
   option({
     key: "withoutDefragGauge",

@@ -27,6 +27,8 @@ import { ETCD_WORDS } from "./words.js";
 export interface EtcdBackendOptions {
   callTimeoutMs: number;
   withoutGauge: WithoutGauge;
+  /** /metrics at http://HOST:metricsPort (etcd's --listen-metrics-urls) instead of on the client URL. */
+  metricsPort?: number;
   onWarning?: (message: string) => void;
 }
 
@@ -132,7 +134,11 @@ export class EtcdBackend implements Backend {
   followDefrags(node: string, signal: AbortSignal): AsyncIterable<DefragFeedUpdate> {
     let reader = this.readers.get(node);
     if (reader === undefined) {
-      reader = new MetricsReader(node, this.config.tls, this.opts.callTimeoutMs);
+      reader = new MetricsReader(
+        metricsUrl(node, this.opts.metricsPort),
+        this.config.tls,
+        this.opts.callTimeoutMs,
+      );
       this.readers.set(node, reader);
     }
     const r = reader;
@@ -329,6 +335,13 @@ export class EtcdBackend implements Backend {
     for (const c of this.clients.values()) c.close();
     for (const r of this.readers.values()) r.close();
   }
+}
+
+/** Where a member's /metrics is read: its client URL, or plain http on its host at `port`. */
+export function metricsUrl(node: string, port: number | undefined): string {
+  if (port === undefined) return node;
+  const url = new URL(node);
+  return `http://${url.hostname}:${port}`;
 }
 
 /** etcd's words for a revision compacted away (mvcc.ErrCompacted). */

@@ -78,7 +78,26 @@ export class MetricsReader {
       : new HttpAgent({ keepAlive: true, maxSockets: 1 });
   }
 
-  read(signal: AbortSignal): Promise<DefragMetrics> {
+  /** Every failure names the gauge and the ways around an etcd that serves no /metrics here. */
+  async read(signal: AbortSignal): Promise<DefragMetrics> {
+    try {
+      return await this.get(signal);
+    } catch (err) {
+      const e = DefragError.from(err);
+      if (e.kind === "internal" || e.kind === "aborted" || e.kind === "tls") throw e;
+      throw new DefragError(
+        e.kind,
+        `${DEFRAG_INFLIGHT} cannot be read at ${this.url}/metrics: ${e.message}`,
+        {
+          node: e.node,
+          cause: err,
+          hint: "etcd serves /metrics on its client URL unless it runs with --listen-client-http-urls (k3s, RKE2): pass --etcd-metrics-port with its --listen-metrics-urls port (2381 with etcd-expose-metrics), or --without-defrag-gauge status-only",
+        },
+      );
+    }
+  }
+
+  private get(signal: AbortSignal): Promise<DefragMetrics> {
     const request = this.https ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(

@@ -2,6 +2,7 @@
 // RKE2 run them, for the etcd backend's tests: the cluster, the PEM files the tool is given (etcdctl's
 // --cacert/--cert/--key), and when each member was really defragmenting, from etcd's own log.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,7 +29,7 @@ export interface DirectEtcd {
 }
 
 export async function startDirectEtcd(
-  opts: { members?: number; quotaBackendBytes?: number; etcdBin?: string } = {},
+  opts: { members?: number; quotaBackendBytes?: number; etcdBin?: string; httpApart?: boolean } = {},
 ): Promise<DirectEtcd> {
   const members = opts.members ?? 3;
   const pki = await EtcdPki.create();
@@ -38,14 +39,21 @@ export async function startDirectEtcd(
   writeFileSync(files.ca, pki.caPem);
   writeFileSync(files.cert, client.certPem);
   writeFileSync(files.key, client.keyPem, { mode: 0o600 });
-  const etcd = await EtcdCluster.start({
-    size: members,
-    addresses: await pickLoopbackBlock(members, [2379, 2380]),
-    dataRoot: join(dir, "data"),
-    tls: { pki, client },
-    ...(opts.quotaBackendBytes !== undefined ? { quotaBackendBytes: opts.quotaBackendBytes } : {}),
-    ...(opts.etcdBin !== undefined ? { etcdBin: opts.etcdBin } : {}),
-  });
+  let etcd: EtcdCluster;
+  try {
+    etcd = await EtcdCluster.start({
+      size: members,
+      addresses: await pickLoopbackBlock(members, [2379, 2380, 2381, 2382]),
+      dataRoot: join(dir, "data"),
+      tls: { pki, client },
+      ...(opts.quotaBackendBytes !== undefined ? { quotaBackendBytes: opts.quotaBackendBytes } : {}),
+      ...(opts.etcdBin !== undefined ? { etcdBin: opts.etcdBin } : {}),
+      ...(opts.httpApart === true ? { httpApart: true } : {}),
+    });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const endpoints = etcd.members.map((m) => m.clientUrl).join(",");
   return {
     etcd,
@@ -77,4 +85,10 @@ export async function startDirectEtcd(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The etcd under test's version ("3.6.16"), from `etcd --version`. */
+export function etcdVersion(bin = process.env.ETCD_BIN ?? "etcd"): string {
+  const out = spawnSync(bin, ["--version"], { encoding: "utf8" }).stdout;
+  return /etcd Version: (\S+)/.exec(out)?.[1] ?? "unknown";
 }

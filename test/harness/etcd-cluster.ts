@@ -27,6 +27,12 @@ export interface EtcdClusterOptions {
    * clients use `client`.
    */
   tls?: { pki: EtcdPki; client: CertAndKey };
+  /**
+   * As k3s and RKE2 run etcd: the client port serves gRPC only (HTTP, /metrics included, on port
+   * 2382: --listen-client-http-urls), and /metrics on http://ADDRESS:2381 (--listen-metrics-urls, as
+   * their etcd-expose-metrics does).
+   */
+  httpApart?: boolean;
 }
 
 export interface EtcdMember {
@@ -136,6 +142,13 @@ export class EtcdCluster {
     ];
     if (this.opts.quotaBackendBytes !== undefined)
       args.push(`--quota-backend-bytes=${this.opts.quotaBackendBytes}`);
+    if (this.opts.httpApart === true) {
+      const host = m.address.includes(":") ? `[${m.address}]` : m.address;
+      args.push(
+        `--listen-client-http-urls=${m.clientUrl.replace(/:\d+$/, ":2382")}`,
+        `--listen-metrics-urls=http://${host}:2381`,
+      );
+    }
     const tls = this.tlsFiles.get(m.address);
     if (tls !== undefined)
       args.push(

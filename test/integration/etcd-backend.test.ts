@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { startDirectEtcd, type DirectEtcd } from "../harness/direct-etcd.js";
+import { etcdVersion, startDirectEtcd, type DirectEtcd } from "../harness/direct-etcd.js";
 import { STARTED, logSince, stopMidDefragment } from "../harness/hold-defrag.js";
 import { runCli, startCli } from "../harness/run-cli.js";
 import { TEST_RULE, parseSummary as summary, type Summary } from "../harness/run-summary.js";
@@ -321,3 +321,71 @@ describe("--backend etcd: refusals and bad input change nothing", () => {
     assert.ok(statSync(d.etcd.members[0]!.logFile).size > 0);
   });
 });
+
+// --listen-client-http-urls is etcd 3.5+ (so is every k3s and RKE2 etcd).
+describe(
+  "--backend etcd where the gauge is not on the client port (etcd as k3s and RKE2 run it)",
+  {
+    skip: etcdVersion().startsWith("3.4.") ? "etcd 3.4 serves HTTP on the client port only" : false,
+  },
+  () => {
+    let d: DirectEtcd;
+    before(async () => {
+      d = await startDirectEtcd({ members: 3, httpApart: true });
+    });
+    after(async () => {
+      await d.close();
+    });
+
+    it("refuse (the default): waits up to --max-wait, then refuses, exit 3, naming the gauge and the ways around; nothing defragmented", async () => {
+      await d.etcd.fragment({ targetDbBytes: 24 * MiB, liveFraction: 0.25 });
+      const since = Date.now();
+      const r = await runCli([
+        ...["run", ...d.args, "--output", "json", "--rule", "true"],
+        "--max-wait",
+        "3s",
+      ]);
+      assert.equal(r.code, 3, r.stderr);
+      const s = summary(r.stdout);
+      assert.equal(s.result, "refused");
+      assert.ok(s.refusals.length === 3 && s.refusals.every((f) => f.gate === "quiet"));
+      assert.match(r.stderr, /etcd_disk_defrag_inflight cannot be read at https:\/\/\S+:2379\/metrics/);
+      assert.match(r.stderr, /--etcd-metrics-port .* or --without-defrag-gauge status-only/);
+      assert.equal(d.windows(since).length, 0);
+    });
+
+    it("--etcd-metrics-port 2381 reads the gauge where etcd serves it: one member at a time, no warning", async () => {
+      const since = Date.now();
+      const r = await runCli([
+        ...["run", ...d.args, "--output", "json", "--rule", "true", "--pause", "0s"],
+        ...["--etcd-metrics-port", "2381"],
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(summary(r.stdout).result, "success");
+      assert.doesNotMatch(r.stderr, /cannot be read|status-only/);
+      assert.equal(d.windows(since).length, 3);
+      assertOneAtATime(d, since);
+    });
+
+    it("--without-defrag-gauge status-only: runs on each member's Status alone, and says what it cannot see", async () => {
+      await d.etcd.fragment({ targetDbBytes: 24 * MiB, liveFraction: 0.25 });
+      const since = Date.now();
+      const r = await runCli([
+        ...["run", ...d.args, "--output", "json", "--rule", "true", "--pause", "0s"],
+        ...["--without-defrag-gauge", "status-only"],
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(summary(r.stdout).result, "success");
+      const said = r.stderr.split("\n").filter((l) => /one someone starts there later is not seen/.test(l));
+      assert.equal(said.length, 3, "said once per member");
+      assert.equal(d.windows(since).length, 3);
+      assertOneAtATime(d, since);
+    });
+
+    it("a bad --etcd-metrics-port: exit 2 naming it", async () => {
+      const r = await runCli(["run", ...d.args, "--etcd-metrics-port", "70000"]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--etcd-metrics-port is "70000", not a port/);
+    });
+  },
+);

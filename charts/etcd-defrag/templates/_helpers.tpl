@@ -161,6 +161,8 @@ value of extraEnv wins).
   value: {{ .Values.etcd.compact | quote }}
 - name: TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE
   value: {{ .Values.etcd.withoutDefragGauge | quote }}
+- name: TALOS_ETCD_DEFRAG_ETCD_METRICS_PORT
+  value: {{ .Values.etcd.metricsPort | default "" | quote }}
 {{- else if eq .Values.auth.mode "serviceAccount" }}
 - name: TALOSCONFIG
   value: /var/run/secrets/talos.dev/config
