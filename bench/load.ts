@@ -13,6 +13,8 @@ export interface Op {
   start: number;
   latencyMs: number;
   ok: boolean;
+  /** A failed operation's error, as etcd's Go client gave it. */
+  error?: string;
 }
 
 /** The Go load generator's binary: $LOADGEN_BIN, else built (once) by scripts/loadgen.sh. */

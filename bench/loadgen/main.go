@@ -2,7 +2,8 @@
 // defragments: sequential puts, linearizable gets and a lease keep-alive stream per
 // member, each on its own connection, with at most one put and one get per member
 // every -interval. It runs until its stdin closes, then prints every operation as one
-// JSON array on stdout: member, kind, start (ms since the epoch), latencyMs and ok.
+// JSON array on stdout: member, kind, start (ms since the epoch), latencyMs, ok and, for
+// a failed one, its error.
 //
 // It is written in Go so that the load costs little CPU: the benchmark shares two
 // cores between three etcd members, the Talos API test servers, the tool under test
@@ -36,6 +37,7 @@ type op struct {
 	Start     float64 `json:"start"`
 	LatencyMs float64 `json:"latencyMs"`
 	OK        bool    `json:"ok"`
+	Error     string  `json:"error,omitempty"`
 }
 
 type recorder struct {
@@ -43,13 +45,16 @@ type recorder struct {
 	ops []op
 }
 
-func (r *recorder) add(member int, kind string, start time.Time, ok bool) {
+func (r *recorder) add(member int, kind string, start time.Time, err error) {
 	o := op{
 		Member:    member,
 		Kind:      kind,
 		Start:     float64(start.UnixNano()) / 1e6,
 		LatencyMs: float64(time.Since(start).Nanoseconds()) / 1e6,
-		OK:        ok,
+		OK:        err == nil,
+	}
+	if err != nil {
+		o.Error = err.Error()
 	}
 	r.mu.Lock()
 	r.ops = append(r.ops, o)
@@ -81,7 +86,7 @@ func loop(ctx context.Context, rec *recorder, member int, kind string, interval 
 		opCtx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		err := call(opCtx)
 		cancel()
-		rec.add(member, kind, start, err == nil)
+		rec.add(member, kind, start, err)
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -104,17 +109,20 @@ func keepAlive(ctx context.Context, rec *recorder, member int, cli *clientv3.Cli
 	for ctx.Err() == nil {
 		start := time.Now()
 		if err := stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(lease.ID)}); err != nil {
-			rec.add(member, "keepalive", start, false)
+			rec.add(member, "keepalive", start, err)
 			return
 		}
 		answer, err := stream.Recv()
 		if err != nil {
 			if ctx.Err() == nil {
-				rec.add(member, "keepalive", start, false)
+				rec.add(member, "keepalive", start, err)
 			}
 			return
 		}
-		rec.add(member, "keepalive", start, answer.TTL > 0)
+		if answer.TTL <= 0 {
+			err = errors.New("the lease expired")
+		}
+		rec.add(member, "keepalive", start, err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(250 * time.Millisecond):
