@@ -4,7 +4,16 @@
 // results (JSON) and one SVG timeline per scenario and tool to bench/results/.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -13,11 +22,12 @@ import { parseBytes } from "../src/core/units.js";
 
 import { startHarness, type Harness } from "../test/harness/harness.js";
 import { now, type JournalEntry } from "../test/harness/journal.js";
-import { defragWindows } from "./etcd-log.js";
+import { defragWindows, type DefragWindow } from "./etcd-log.js";
 import { loadgenBinary, startLoad } from "./load.js";
 import {
   SCENARIOS,
   TOOLS,
+  isOurs,
   maxOverlap,
   table,
   targets,
@@ -99,8 +109,31 @@ function overheadOf(calls: JournalEntry[], run: Spawned): Overhead | undefined {
   for (let i = 1; i < defrags.length; i += 1)
     betweenMs += (defrags[i]?.start ?? 0) - (defrags[i - 1]?.end ?? 0);
   return {
+    source: "journal",
     startMs: first.start - run.startedAt,
     beforeFirstMs: head.start - first.start,
+    betweenMs,
+    afterMs: run.endedAt - tail.end,
+    defragMs: defrags.reduce((sum, d) => sum + d.end - d.start, 0),
+  };
+}
+
+/**
+ * The same split for --backend etcd, which no apid sees: the first connection to etcd, then each
+ * member's defragment as etcd's own log has it (from before it takes its locks to its end).
+ */
+function etcdOverheadOf(windows: DefragWindow[], run: Spawned): Overhead | undefined {
+  const defrags = [...windows].sort((a, b) => a.start - b.start);
+  const head = defrags[0];
+  const tail = defrags.at(-1);
+  if (run.firstConnectAt === undefined || head === undefined || tail === undefined) return undefined;
+  let betweenMs = 0;
+  for (let i = 1; i < defrags.length; i += 1)
+    betweenMs += (defrags[i]?.start ?? 0) - (defrags[i - 1]?.end ?? 0);
+  return {
+    source: "etcd log",
+    startMs: run.firstConnectAt - run.startedAt,
+    beforeFirstMs: head.start - run.firstConnectAt,
     betweenMs,
     afterMs: run.endedAt - tail.end,
     defragMs: defrags.reduce((sum, d) => sum + d.end - d.start, 0),
@@ -128,20 +161,81 @@ function ourRunArgs(preset: Preset, timeout: string): string[] {
 }
 
 /**
+ * Our tool's command line for a row: through the Talos API (the talosconfig in env), or with
+ * --backend etcd at the members' client URLs that etcdctl and etcd-defrag are given (plain http on
+ * loopback, as the harness runs etcd: no TLS options).
+ */
+function ourArgs(tool: Tool, preset: Preset, timeout: string, clientUrls: string[]): string[] {
+  const args = [...TOOL, ...ourRunArgs(preset, timeout)];
+  if (tool === "talos-etcd-defrag --backend etcd")
+    args.push("--backend", "etcd", "--etcd-endpoints", clientUrls.join(","));
+  return args;
+}
+
+/**
  * Start-up on the idle machine (the target's condition: the cluster up, nothing else running): our
  * measured command as a dry run (it reads the cluster and changes nothing), the median of seven.
+ * The first call: the Talos API journal's, or with --backend etcd the first connection to etcd.
  */
-async function idleStartUps(h: Harness, env: Record<string, string>, preset: Preset): Promise<number[]> {
+async function idleStartUps(
+  h: Harness,
+  tool: Tool,
+  env: Record<string, string>,
+  preset: Preset,
+  clientUrls: string[],
+): Promise<number[]> {
   const starts: number[] = [];
+  const viaEtcd = tool === "talos-etcd-defrag --backend etcd";
   for (let i = 0; i < 7; i += 1) {
     const before = h.journal.length;
-    const dry = await run(NODE, [...TOOL, ...ourRunArgs(preset, "15m"), "--dry-run"], env);
-    const first = h.journal[before];
+    const dry = await run(
+      NODE,
+      [...ourArgs(tool, preset, "15m", clientUrls), "--dry-run"],
+      env,
+      viaEtcd ? clientUrls : undefined,
+    );
+    const first = viaEtcd ? dry.firstConnectAt : h.journal[before]?.start;
     if (dry.code !== 0 || first === undefined)
       throw new Error(`the idle dry run failed: ${dry.stderr.trim()}`);
-    starts.push(first.start - dry.startedAt);
+    starts.push(first - dry.startedAt);
   }
   return starts;
+}
+
+/** "http://127.1.2.11:2379" as /proc/net/tcp writes a remote IPv4 address: "0B02017F:094B". */
+function procTcpAddress(clientUrl: string): string {
+  const url = new URL(clientUrl);
+  const ip = url.hostname
+    .split(".")
+    .map((o) => Number(o).toString(16).toUpperCase().padStart(2, "0"))
+    .reverse()
+    .join("");
+  return `${ip}:${Number(url.port).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** The inodes of the TCP sockets connected or connecting to one of these remote addresses now. */
+function socketsTo(remotes: Set<string>): string[] {
+  const inodes: string[] = [];
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    // rem_address, st (01 ESTABLISHED, 02 SYN_SENT), inode.
+    if (remotes.has(f[2] ?? "") && (f[3] === "01" || f[3] === "02") && f[9] !== "0") inodes.push(f[9] ?? "");
+  }
+  return inodes;
+}
+
+function ownsSocket(pid: number, inode: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
 }
 
 interface Spawned {
@@ -151,11 +245,26 @@ interface Spawned {
   startedAt: number;
   endedAt: number;
   peakRssKb: number;
+  /** With `connectsTo`: when the process was first seen connected to one of those URLs. */
+  firstConnectAt?: number;
 }
 
-/** Runs a command, sampling its peak RSS from /proc while it runs. */
-function run(cmd: string, args: string[], env: Record<string, string>): Promise<Spawned> {
+/**
+ * Runs a command, sampling its peak RSS from /proc while it runs. With `connectsTo` (etcd client
+ * URLs), also when it first connects to one of them: /proc/net/tcp every 2 ms until a new socket
+ * there is the child's (so at most about 2 ms late; it sends its first call on it at once).
+ */
+function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  connectsTo?: string[],
+): Promise<Spawned> {
   return new Promise((resolveRun) => {
+    const remotes = new Set((connectsTo ?? []).map(procTcpAddress));
+    // Sockets there before the child (the load generator's, the harness's) are not its.
+    const seen = new Set(connectsTo === undefined ? [] : socketsTo(remotes));
+    let firstConnectAt: number | undefined;
     const startedAt = now();
     const child = spawn(cmd, args, {
       env: { PATH: process.env.PATH ?? "", ...IMAGE_ENV, ...env },
@@ -174,12 +283,35 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
         // Exited between samples.
       }
     }, 20);
+    const watcher =
+      connectsTo === undefined
+        ? undefined
+        : setInterval(() => {
+            for (const inode of socketsTo(remotes)) {
+              if (seen.has(inode)) continue;
+              seen.add(inode);
+              if (child.pid !== undefined && ownsSocket(child.pid, inode)) {
+                firstConnectAt = now();
+                clearInterval(watcher);
+                return;
+              }
+            }
+          }, 2);
     // A tool that hangs must not hang the benchmark.
     const killer = setTimeout(() => child.kill("SIGKILL"), 600_000);
     child.on("close", (code) => {
       clearTimeout(killer);
       clearInterval(sampler);
-      resolveRun({ code, stdout, stderr, startedAt, endedAt: now(), peakRssKb });
+      clearInterval(watcher);
+      resolveRun({
+        code,
+        stdout,
+        stderr,
+        startedAt,
+        endedAt: now(),
+        peakRssKb,
+        ...(firstConnectAt !== undefined ? { firstConnectAt } : {}),
+      });
     });
   });
 }
@@ -207,11 +339,13 @@ async function measure(
     // connections stay open while the cluster is filled).
     const warm = await run(NODE, [...TOOL, "status", "--output", "json"], env);
     if (warm.code !== 0) throw new Error(`warm-up status failed: ${warm.stderr.trim()}`);
-    const idleStarts = tool === "talos-etcd-defrag" ? await idleStartUps(h, env, preset) : [];
+    const clientUrls = h.etcd.members.map((m) => m.clientUrl);
+    // --backend etcd: no talosconfig, only the endpoints etcdctl and etcd-defrag are given.
+    const ourEnv = tool === "talos-etcd-defrag --backend etcd" ? { HOME: dir } : env;
+    const idleStarts = isOurs(tool) ? await idleStartUps(h, tool, ourEnv, preset, clientUrls) : [];
     await h.etcd.fragment({ targetDbBytes: preset.dbBytes, liveFraction: preset.liveFraction });
     const before = await h.etcd.sizes();
     const compactBefore = (await h.etcd.hashKV(0)).compactRevision;
-    const clientUrls = h.etcd.members.map((m) => m.clientUrl);
     const load = await startLoad(loadgen, clientUrls, loadInterval);
     // Let the load settle before the tool starts.
     await new Promise((r) => setTimeout(r, 500));
@@ -219,11 +353,16 @@ async function measure(
     const threshold = preset.thresholdBytes;
     const journalBefore = h.journal.length;
     let result: Spawned;
-    if (tool === "talos-etcd-defrag") {
+    if (isOurs(tool)) {
       // BENCH_PROFILE=DIR: a CPU profile of our measured run, for finding where its time goes.
       const profile = process.env.BENCH_PROFILE;
       const flags = profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`, "--cpu-prof-interval=250"] : [];
-      result = await run(NODE, [...flags, ...TOOL, ...ourRunArgs(preset, timeout)], env);
+      result = await run(
+        NODE,
+        [...flags, ...ourArgs(tool, preset, timeout, clientUrls)],
+        ourEnv,
+        tool === "talos-etcd-defrag --backend etcd" ? clientUrls : undefined,
+      );
     } else if (tool === "etcdctl") {
       result = await run(
         "etcdctl",
@@ -298,6 +437,13 @@ async function measure(
       overheadPct: ((wallMs - Math.min(wallMs, defragSumMs)) / wallMs) * 100,
       maxBlocked: maxOverlap(windows),
       failedOps: ops.filter((o) => !o.ok).length,
+      failedOpErrors: ops
+        .filter((o) => !o.ok)
+        .reduce<Record<string, number>>((n, o) => {
+          const key = `${o.kind}: ${o.error ?? "?"}`;
+          n[key] = (n[key] ?? 0) + 1;
+          return n;
+        }, {}),
       opsTotal: ops.length,
       p99OtherMs: percentile(
         others.map((o) => o.latencyMs),
@@ -322,6 +468,13 @@ async function measure(
             overhead: overheadOf(calls, result),
           }
         : {}),
+      ...(tool === "talos-etcd-defrag --backend etcd" && result.firstConnectAt !== undefined
+        ? {
+            startToFirstRpcMs: result.firstConnectAt - result.startedAt,
+            idleStartMs: percentile(idleStarts, 50),
+            overhead: etcdOverheadOf(windows, result),
+          }
+        : {}),
     };
     if (tool === "talos-etcd-defrag" && process.env.BENCH_TRACE === "1") {
       // Every Talos API call of our run, relative to the spawn: where the overhead goes, call by call.
@@ -330,6 +483,19 @@ async function measure(
           `[trace] ${(c.start - result.startedAt).toFixed(1).padStart(8)} +${((c.end || now()) - c.start).toFixed(1).padStart(7)} ${c.via.padEnd(9)} ${c.server} -> ${c.target ?? "-"} ${c.method}\n`,
         );
       process.stderr.write(`[trace] exit at ${(result.endedAt - result.startedAt).toFixed(1)}\n`);
+    }
+    if (process.env.BENCH_TRACE === "1") {
+      // Every failed or slow (over 1 s) client operation and every defrag window, relative to the spawn.
+      const at = (t: number): string => (t - result.startedAt).toFixed(1).padStart(8);
+      for (const o of ops.filter((x) => !x.ok || x.latencyMs > 1000))
+        process.stderr.write(
+          `[trace] ${at(o.start)} +${o.latencyMs.toFixed(1).padStart(7)} member ${o.member} ${o.kind} ${o.ok ? "slow" : `failed: ${o.error ?? "?"}`}\n`,
+        );
+      for (const w of windows)
+        process.stderr.write(
+          `[trace] ${at(w.start)} +${(w.end - w.start).toFixed(1).padStart(7)} member ${w.member} defragmenting (etcd's log)\n`,
+        );
+      if (result.stderr !== "" && isOurs(tool)) process.stderr.write(result.stderr.replace(/^/gm, "[tool] "));
     }
     if (result.code !== 0)
       row.note = `exit ${result.code}: ${result.stderr.trim().split("\n").at(-1)?.slice(0, 160) ?? ""}`;
