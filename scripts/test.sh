@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: set-up, lint, then unit and integration
-# tests on etcd 3.6 (what Talos runs), and the run scenarios and the live view (the second signal
-# included) again on 3.7, 3.5 and 3.4.
+# tests on etcd 3.6 (what Talos runs), and the run scenarios, the live view (the second signal
+# included) and the etcd backend's scenarios (TLS, client certificates) again on 3.7, 3.5 and 3.4.
 #   ETCD_BIN=/path/to/etcd npm test   -> everything on that etcd only
 #   ETCD_VERSION=3.5 npm test         -> everything on 3.5, then the run scenarios on the others
 set -euo pipefail
@@ -69,5 +69,6 @@ for version in 3.6 3.7 3.5 3.4; do
   ETCD_BIN=$(bash scripts/etcd.sh "$version")
   export ETCD_BIN
   echo "[test] run scenarios on $(etcd_version)" >&2
-  run_tests test/integration/run.test.ts test/integration/run-faults.test.ts test/integration/live-view.test.ts
+  run_tests test/integration/run.test.ts test/integration/run-faults.test.ts test/integration/live-view.test.ts \
+    test/integration/etcd-backend.test.ts
 done

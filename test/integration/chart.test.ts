@@ -2296,6 +2296,12 @@ kubectl() {
         .TALOS_ETCD_DEFRAG_WITHOUT_DEFRAG_GAUGE,
       "status-only",
     );
+    const portSet = /add `(--set etcd\.metricsPort=2381)`/.exec(section(5))?.[1];
+    assert.ok(portSet);
+    assert.equal(
+      cronEnv(renderHelmInstall(helmLines[0] ?? "", portSet.split(" "))).TALOS_ETCD_DEFRAG_ETCD_METRICS_PORT,
+      "2381",
+    );
     const secretOf = (objects: K8sObject[]) =>
       (placement(find(objects, "CronJob")).volumes as { secret?: { secretName: string } }[]).find(
         (v) => v.secret,
