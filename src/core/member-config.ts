@@ -27,6 +27,8 @@ export interface MemberConfig {
   quotaBytes?: number;
   /** The start-up defragment threshold flags that are set, each under the name used (both when both are). */
   startupDefrag: StartupDefragSetting[];
+  /** The backend reads the quota only, not etcd's flags (etcd's own API): the start-up defragment is unknown. */
+  flagsUnknown?: true;
 }
 
 /** etcd flags by name (no dashes), each with its values in order, as Talos's extraArgs carry them. */

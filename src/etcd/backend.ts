@@ -180,7 +180,8 @@ export class EtcdBackend implements Backend {
   /** The quota etcd reports in Status (3.6+); before 3.6 etcd tells no flag over its API. */
   async memberConfig(node: string, signal?: AbortSignal): Promise<MemberConfig> {
     const s = await this.rawStatus(node, signal);
-    if (s.dbSizeQuota > 0n) return { quotaBytes: Number(s.dbSizeQuota), startupDefrag: [] };
+    if (s.dbSizeQuota > 0n)
+      return { quotaBytes: Number(s.dbSizeQuota), startupDefrag: [], flagsUnknown: true };
     throw new DefragError(
       "not-control-plane",
       `etcd ${s.version} at ${node} does not report its quota (Status.dbSizeQuota is etcd 3.6+)`,

@@ -32,7 +32,7 @@ function configView(configs: MemberConfigs | undefined, n: NodeView): ConfigView
         : configs?.quotas.byNode.get(n.node),
     invalid: config instanceof DefragError && config.kind === "config" ? config : undefined,
     startupDefrag:
-      read !== undefined && n.ok
+      read !== undefined && read.flagsUnknown !== true && n.ok
         ? startupDefragReport(read.startupDefrag, n.status.protocolVersion, n.node, configs?.where ?? "")
         : undefined,
   };
