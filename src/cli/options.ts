@@ -30,7 +30,9 @@ Credentials without a talosconfig file (as a Kubernetes Secret provides them):
   TALOS_CA, TALOS_CRT, TALOS_KEY   the CA, client certificate and key: base64 of the PEM, exactly as
                                    in a talosconfig (raw PEM is accepted too); all three or none
   TALOS_ENDPOINTS                  the Talos API endpoints they are used with (or --endpoints)
-When they are set no file is read; an explicit --talosconfig wins over them.`;
+When they are set no file is read; an explicit --talosconfig wins over them.
+With --backend etcd none of these is used: --etcd-endpoints, --cacert, --cert and --key (or etcdctl's
+ETCDCTL_ENDPOINTS, ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY) name etcd and the PEM files.`;
 
 const TABLE = [
   option({
@@ -123,7 +125,7 @@ const TABLE = [
     flag: "--call-timeout <duration>",
     env: "TALOS_ETCD_DEFRAG_CALL_TIMEOUT",
     default: "30s",
-    help: "deadline of every Talos API call except the defragment itself",
+    help: "deadline of every Talos API or etcd call except the defragment itself",
     commands: ALL,
     type: duration(),
   }),
@@ -177,8 +179,9 @@ const TABLE = [
     key: "quotaBytes",
     flag: "--quota-bytes <size>",
     env: "TALOS_ETCD_DEFRAG_QUOTA_BYTES",
-    defaultHelp: "each node's quota-backend-bytes, from its etcd spec",
-    help: "every member's etcd quota, instead of the quota-backend-bytes read from each node's etcd spec (unset there: etcd's 2 GiB); e.g. 4GiB or 4294967296",
+    defaultHelp:
+      "each member's quota-backend-bytes, from its etcd spec (etcd backend: its Status, etcd 3.6+)",
+    help: "every member's etcd quota, instead of the quota-backend-bytes read from each node's etcd spec, or with --backend etcd from each member's Status (etcd 3.6+) (unknown or unset: etcd's 2 GiB); e.g. 4GiB or 4294967296",
     commands: ["run"],
     type: size,
   }),
@@ -240,7 +243,7 @@ const TABLE = [
     flag: "--min-interval <duration>",
     env: "TALOS_ETCD_DEFRAG_MIN_INTERVAL",
     default: "1h",
-    help: "skip a member whose etcd log shows a defragment finished less than this long ago, whatever the rule says (a Job retried, a run started by hand right after the schedule); 0 turns it off",
+    help: "skip a member whose etcd log shows a defragment finished less than this long ago, whatever the rule says (a Job retried, a run started by hand right after the schedule); 0 turns it off (--backend etcd sees only the defragments finished while the run follows the members)",
     commands: ["run"],
     type: duration({ allowZero: true }),
   }),
