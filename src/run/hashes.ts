@@ -33,8 +33,11 @@ export async function hashesBefore(
     if (e.kind === "internal") throw e;
     return refuse(
       ctx,
-      `cannot compare the members' data before the first defragment: ${e.describe()}`,
+      `cannot compare the members' data before the first defragment: ${e.message}`,
       e.node,
+      e.hint,
+      // A credential that may not hash may not defragment either (etcd asks the root role of both).
+      e.kind === "permission" ? "permission" : "data",
     );
   }
   if ("unsupported" in read) return {};
@@ -110,14 +113,15 @@ function refuse(
   message: string,
   node: string | undefined,
   hint?: string,
+  gate: "data" | "permission" = "data",
 ): { stop: RunStop } {
   const error = new DefragError("refused", message, { node, hint });
-  ctx.reporter.error(`refused: ${error.describe()}`, { gate: "data" });
+  ctx.reporter.error(`refused: ${error.describe()}`, { gate });
   return {
     stop: {
       kind: "refused",
       error,
-      refusals: [{ gate: "data", message, ...(node !== undefined ? { node } : {}) }],
+      refusals: [{ gate, message, ...(node !== undefined ? { node } : {}) }],
     },
   };
 }

@@ -11,7 +11,10 @@ import { runCli, startCli } from "../harness/run-cli.js";
 import { TEST_RULE, parseSummary as summary, type Summary } from "../harness/run-summary.js";
 import { MiB } from "../harness/units.js";
 import { waitFor } from "../harness/wait.js";
-import { statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 /** No two windows overlap: one member blocked at a time. */
 function assertOneAtATime(d: DirectEtcd, since: number): void {
@@ -389,3 +392,65 @@ describe(
     });
   },
 );
+
+describe("--backend etcd with etcd's auth enabled", () => {
+  let d: DirectEtcd;
+  before(async () => {
+    d = await startDirectEtcd({ members: 3 });
+    await d.etcd.fragment({ targetDbBytes: 24 * MiB, liveFraction: 0.25 });
+    // etcdctl (Debian's etcd-client) as an operator turns auth on: root with the root role, and a
+    // user "defrag" without it; with client certificates etcd takes the certificate's CN as the user.
+    const ctl = (...args: string[]) =>
+      execFileSync(
+        "etcdctl",
+        [
+          ...["--endpoints", d.etcd.members[0]!.clientUrl, "--cacert", d.files.ca],
+          ...["--cert", d.files.cert, "--key", d.files.key],
+          ...args,
+        ],
+        { env: { ETCDCTL_API: "3", PATH: process.env.PATH ?? "" }, stdio: "pipe" },
+      );
+    ctl("user", "add", "root:unused", "--interactive=false");
+    ctl("role", "add", "root");
+    ctl("user", "grant-role", "root", "root");
+    ctl("user", "add", "defrag:unused", "--interactive=false");
+    ctl("auth", "enable");
+  });
+  after(async () => {
+    await d.close();
+  });
+
+  it("a certificate of a user without the root role: refused before anything (gate permission), naming the call and what it needs", async () => {
+    const c = await d.pki.clientCert({ cn: "defrag" });
+    const dir = mkdtempSync(join(tmpdir(), "etcd-auth-"));
+    try {
+      writeFileSync(join(dir, "defrag.crt"), c.certPem);
+      writeFileSync(join(dir, "defrag.key"), c.keyPem, { mode: 0o600 });
+      const since = Date.now();
+      const r = await runCli([
+        ...["run", ...d.args.slice(0, 6), "--output", "json", "--rule", "true"],
+        ...["--cert", join(dir, "defrag.crt"), "--key", join(dir, "defrag.key")],
+      ]);
+      assert.equal(r.code, 3, r.stderr);
+      const s = summary(r.stdout);
+      assert.equal(s.result, "refused");
+      assert.deepEqual([...new Set(s.refusals.map((f) => f.gate))], ["permission"]);
+      assert.match(
+        r.stderr,
+        /etcd denied HashKV at https:\/\/\S+: etcdserver: permission denied .*root role/,
+      );
+      assert.equal(d.windows(since).length, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("root's certificate defragments, one member at a time", async () => {
+    const since = Date.now();
+    const r = await runCli(["run", ...d.args, "--output", "json", "--rule", "true", "--pause", "0s"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(summary(r.stdout).result, "success");
+    assert.equal(d.windows(since).length, 3);
+    assertOneAtATime(d, since);
+  });
+});
