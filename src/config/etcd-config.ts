@@ -106,12 +106,22 @@ export function parseEtcdEndpoint(raw: string, withTls: boolean): string {
       `--etcd-endpoints: "${raw}" is a ${url.protocol.slice(0, -1)}:// URL`,
       "etcd's gRPC API is served on http:// or https:// client URLs (https://10.0.0.2:2379)",
     );
-  if ((url.pathname !== "/" && url.pathname !== "") || url.search !== "" || url.username !== "")
+  if (
+    (url.pathname !== "/" && url.pathname !== "") ||
+    url.search !== "" ||
+    url.hash !== "" ||
+    url.username !== "" ||
+    url.password !== "" ||
+    text.includes("@")
+  )
     throw configError(
-      `--etcd-endpoints: "${raw}" has a path, query or user`,
+      `--etcd-endpoints: "${raw}" has a path, query, fragment or user`,
       "write only scheme, host and port (https://10.0.0.2:2379)",
     );
-  return `${url.protocol}//${url.hostname}:${url.port === "" ? ETCD_CLIENT_PORT : url.port}`;
+  // URL drops a port equal to the scheme's default (443, 80): a port written is kept as written.
+  const written = /^(?:[a-z][a-z0-9+.-]*:\/\/)?(?:\[[^\]]*\]|[^:/]*):(\d+)/i.exec(text)?.[1];
+  const port = url.port !== "" ? url.port : (written ?? String(ETCD_CLIENT_PORT));
+  return `${url.protocol}//${url.hostname}:${port}`;
 }
 
 function readFile(path: string, flag: string): string {

@@ -48,6 +48,9 @@ export async function* followDefragGauge(
     opts.onBlind(e.message);
     // Unanchored: the run then takes the member as quiet only once its Status has answered.
     yield { activity: { inProgress: undefined, finished: [] }, anchored: false };
+    // Aborted while the update was being taken: an abort event already fired never fires again.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- it changes across the yield
+    if (signal.aborted) return;
     await new Promise<void>((resolve) => {
       signal.addEventListener(
         "abort",
@@ -102,6 +105,7 @@ function copy(a: DefragActivity): DefragActivity {
 
 /** FEED_POLL_MS, cut short by a poke or the end of the feed. */
 function pause(opts: GaugeFeedOptions, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);

@@ -47,7 +47,11 @@ export function etcdCallError(method: EtcdMethod, url: string, err: unknown): De
   }
   const ce = ConnectError.from(err);
   const message = ce.rawMessage;
-  switch (ce.code) {
+  // etcd 3.4 answers some calls' auth failures with its own text and no gRPC code ("auth: permission denied").
+  const code = /permission denied|user name (is )?(empty|not found)/i.test(message)
+    ? Code.PermissionDenied
+    : ce.code;
+  switch (code) {
     case Code.PermissionDenied:
     case Code.Unauthenticated:
       return new DefragError("permission", `etcd denied ${method} at ${url}: ${message}`, {

@@ -437,7 +437,7 @@ describe("--backend etcd with etcd's auth enabled", () => {
       assert.deepEqual([...new Set(s.refusals.map((f) => f.gate))], ["permission"]);
       assert.match(
         r.stderr,
-        /etcd denied HashKV at https:\/\/\S+: etcdserver: permission denied .*root role/,
+        /etcd denied HashKV at https:\/\/\S+: (etcdserver|auth): permission denied .*root role/,
       );
       assert.equal(d.windows(since).length, 0);
     } finally {

@@ -84,13 +84,9 @@ describe("parseEtcdEndpoint", () => {
     { raw: "http://10.0.0.2:80", tls: false, want: "http://10.0.0.2:80" },
   ];
   for (const c of defaultPorts)
-    it(
-      `${c.raw}: a port written out is kept, even the scheme's default`,
-      { todo: "bug: the scheme's default port becomes 2379" },
-      () => {
-        assert.equal(parseEtcdEndpoint(c.raw, c.tls), c.want);
-      },
-    );
+    it(`${c.raw}: a port written out is kept, even the scheme's default`, () => {
+      assert.equal(parseEtcdEndpoint(c.raw, c.tls), c.want);
+    });
 
   it("ETCD_CLIENT_PORT is etcd's client port", () => {
     assert.equal(ETCD_CLIENT_PORT, 2379);
@@ -107,27 +103,37 @@ describe("parseEtcdEndpoint", () => {
     },
     {
       raw: "https://10.0.0.2:2379/v3",
-      message: '--etcd-endpoints: "https://10.0.0.2:2379/v3" has a path, query or user',
+      message: '--etcd-endpoints: "https://10.0.0.2:2379/v3" has a path, query, fragment or user',
       hint: PARTS_HINT,
     },
     {
       raw: "10.0.0.2:2379/metrics",
-      message: '--etcd-endpoints: "10.0.0.2:2379/metrics" has a path, query or user',
+      message: '--etcd-endpoints: "10.0.0.2:2379/metrics" has a path, query, fragment or user',
       hint: PARTS_HINT,
     },
     {
       raw: "https://10.0.0.2:2379?x=1",
-      message: '--etcd-endpoints: "https://10.0.0.2:2379?x=1" has a path, query or user',
+      message: '--etcd-endpoints: "https://10.0.0.2:2379?x=1" has a path, query, fragment or user',
       hint: PARTS_HINT,
     },
     {
       raw: "https://root@10.0.0.2:2379",
-      message: '--etcd-endpoints: "https://root@10.0.0.2:2379" has a path, query or user',
+      message: '--etcd-endpoints: "https://root@10.0.0.2:2379" has a path, query, fragment or user',
       hint: PARTS_HINT,
     },
     {
       raw: "https://root:pw@10.0.0.2:2379",
-      message: '--etcd-endpoints: "https://root:pw@10.0.0.2:2379" has a path, query or user',
+      message: '--etcd-endpoints: "https://root:pw@10.0.0.2:2379" has a path, query, fragment or user',
+      hint: PARTS_HINT,
+    },
+    {
+      raw: "https://:pw@10.0.0.2:2379",
+      message: '--etcd-endpoints: "https://:pw@10.0.0.2:2379" has a path, query, fragment or user',
+      hint: PARTS_HINT,
+    },
+    {
+      raw: "https://10.0.0.2:2379#frag",
+      message: '--etcd-endpoints: "https://10.0.0.2:2379#frag" has a path, query, fragment or user',
       hint: PARTS_HINT,
     },
     {
@@ -281,7 +287,7 @@ describe("loadEtcdConfig", () => {
       );
       expectConfigError(
         () => load({ etcdEndpoints: ["https://u@10.0.0.2"] }),
-        '--etcd-endpoints: "https://u@10.0.0.2" has a path, query or user',
+        '--etcd-endpoints: "https://u@10.0.0.2" has a path, query, fragment or user',
         PARTS_HINT,
       );
     });
