@@ -86,7 +86,9 @@ export async function* followDefragGauge(
       changed = true;
     }
     const running = m.inflight === true;
-    if (running !== (activity.inProgress !== undefined)) {
+    // Running at both readings with one finished between them: the one running now began since.
+    const another = running && activity.inProgress !== undefined && ended > 0;
+    if (another || running !== (activity.inProgress !== undefined)) {
       activity.inProgress = running ? { since: at, by: "call" } : undefined;
       changed = true;
     }

@@ -264,6 +264,14 @@ describe("followDefragGauge: readings", () => {
       ],
     },
     {
+      name: "running at both readings with one finished between: the one running now began at that reading",
+      script: [metrics(true, 0, 0), metrics(true, 1, 0.5)],
+      want: [
+        anchored({ since: undefined, by: "call" }),
+        anchored({ since: nthNow(1), by: "call" }, [{ end: nthNow(1), tookMs: 500 }]),
+      ],
+    },
+    {
       name: "a defragment begun and finished between two readings: finished, never seen in progress",
       script: [metrics(false, 0, 0), metrics(false, 1, 0.125)],
       want: [anchored(undefined), anchored(undefined, [{ end: nthNow(1), tookMs: 125 }])],
