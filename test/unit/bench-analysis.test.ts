@@ -77,7 +77,7 @@ describe("bench: analysis", () => {
     assert.equal(met(d, /overhead/), false);
     assert.match(
       d.find((t) => /overhead/.test(t.target))?.measured ?? "",
-      /normal 3\.0% \(300 ms\).*etcdctl 0\.4%/,
+      /^Talos normal 3\.0% \(300 ms\).*etcdctl normal 0\.4%/,
     );
     assert.equal(met(d, /reclaims/), true);
     // The start-up target is on the idle machine: 120 ms is over it, 90 ms meets it; the number under
@@ -87,11 +87,60 @@ describe("bench: analysis", () => {
     assert.equal(met(idle, /start to first call/), true);
     assert.match(
       idle.find((t) => /start to first call/.test(t.target))?.measured ?? "",
-      /^normal 90 ms; under the benchmark's load 250 ms$/,
+      /^Talos normal 90 ms; under the benchmark's load 250 ms$/,
     );
     assert.equal(met(targets([{ ...ours, maxBlocked: 2 }, etcdctl], "default"), /one member blocked/), false);
     assert.equal(met(targets([{ ...ours, reclaimedOfFreePct: 90 }, etcdctl], "default"), /reclaims/), false);
     assert.equal(met(targets([ours, etcdctl], "quick"), /overhead/), "n/a");
     assert.equal(met(targets([ours], "quick"), /reclaims/), "n/a");
+  });
+
+  it("checks the targets on both of our backends, each row named, the peers once per scenario", () => {
+    const row = (tool: Row["tool"], failedOps: number, idleStartMs: number): Row => ({
+      tool,
+      scenario: "normal",
+      ran: true,
+      wallMs: 10_000,
+      defragSumMs: 9_900,
+      overheadPct: 1,
+      maxBlocked: 1,
+      failedOps,
+      opsTotal: 100,
+      reclaimedOfFreePct: 100,
+      startToFirstRpcMs: 250,
+      idleStartMs,
+      peakRssMb: 90,
+    });
+    const etcdctl: Row = {
+      tool: "etcdctl",
+      scenario: "normal",
+      ran: true,
+      overheadPct: 0.4,
+      maxBlocked: 1,
+      reclaimedOfFreePct: 100,
+    };
+    const list = targets(
+      [row("talos-etcd-defrag", 0, 90), row("talos-etcd-defrag --backend etcd", 1, 95), etcdctl],
+      "default",
+    );
+    const find = (re: RegExp) => list.find((t) => re.test(t.target));
+    assert.equal(find(/no failed client operations/)?.met, false, "a failure on either backend counts");
+    assert.equal(
+      find(/no failed client operations/)?.measured,
+      "Talos normal 0 of 100, etcd normal 1 of 100",
+    );
+    assert.equal(find(/overhead/)?.met, true);
+    assert.match(
+      find(/overhead/)?.measured ?? "",
+      /; peers that kept one member at a time: etcdctl normal 0\.4%$/,
+    );
+    assert.equal(find(/start to first call/)?.met, true);
+    assert.equal(
+      find(/start to first call/)?.measured,
+      "Talos normal 90 ms, etcd normal 95 ms; under the benchmark's load 250 ms, 250 ms",
+    );
+    // Only the etcd backend ran: its targets alone.
+    const alone = targets([row("talos-etcd-defrag --backend etcd", 0, 120)], "quick");
+    assert.equal(alone.find((t) => /one member blocked/.test(t.target))?.measured, "etcd normal 1");
   });
 });
