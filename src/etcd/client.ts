@@ -4,7 +4,7 @@
 
 import { isIP } from "node:net";
 
-import { createClient, type CallOptions, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import type { EtcdTls } from "../config/etcd-config.js";
@@ -66,6 +66,7 @@ export class MemberClient {
       ...(timeoutMs === "none" ? {} : { timeoutMs }),
       ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
     };
+    const started = Date.now();
     try {
       return await run(o);
     } catch (err) {
@@ -74,7 +75,11 @@ export class MemberClient {
           node: this.url,
           cause: err,
         });
-      throw etcdCallError(method, this.url, err);
+      const e = etcdCallError(method, this.url, err);
+      // Our own deadline resets the HTTP/2 stream (CANCEL), which reads like a broken connection.
+      if (e.kind === "unreachable" && timeoutMs !== "none" && Date.now() - started >= timeoutMs)
+        throw etcdCallError(method, this.url, new ConnectError("deadline exceeded", Code.DeadlineExceeded));
+      throw e;
     }
   }
 

@@ -31,13 +31,18 @@ export class LeaderMoves {
   /**
    * Who should lead instead of `node`, best first: the voting members that answer with no errors,
    * follow the same leader and are caught up (the gates' applied lag), those already defragmented
-   * first (a member about to be blocked would lose leadership again).
+   * first, in the order they were (a member about to be blocked would lose leadership again).
    */
   private async successors(node: string): Promise<bigint[]> {
     const view = await this.ctx.live.view();
     const self = view.nodes.find((n) => n.node === node);
     const leaderId = self?.ok === true ? self.status.leaderId : undefined;
-    const done = new Set(this.defragmented());
+    const done = this.defragmented();
+    // Defragmented members by when (0 first), the others after them in the view's order.
+    const rank = (n: string): number => {
+      const i = done.indexOf(n);
+      return i < 0 ? done.length : i;
+    };
     return view.nodes
       .flatMap((n) =>
         n.ok &&
@@ -46,10 +51,10 @@ export class LeaderMoves {
         n.status.errors.length === 0 &&
         n.status.leaderId === leaderId &&
         n.status.raftIndex - n.status.raftAppliedIndex <= BigInt(this.ctx.gateOpts.maxAppliedLag)
-          ? [{ id: n.status.memberId, done: done.has(n.node) }]
+          ? [{ id: n.status.memberId, rank: rank(n.node) }]
           : [],
       )
-      .sort((a, b) => Number(b.done) - Number(a.done))
+      .sort((a, b) => a.rank - b.rank)
       .map((c) => c.id);
   }
 

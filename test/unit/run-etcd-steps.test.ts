@@ -148,11 +148,16 @@ describe("--compact", () => {
 describe("the new leader", () => {
   it("is a member this run already defragmented (the first, healthy), named to the backend first", async () => {
     const sim = etcdLike();
+    // Member 3 has the most to free: the plan takes it first, unlike the member list's order.
+    const third = sim.sim[2];
+    assert.ok(third);
+    third.dbSize = 400 * MiB;
     const { result } = await run(sim, { moveLeader: "auto" });
     assert.equal(result.result, "success");
     const leader = result.members.at(-1);
     assert.equal(leader?.node, "https://10.0.0.1:2379");
     const first = result.members[0]?.node ?? "";
+    assert.equal(first, "https://10.0.0.3:2379");
     const firstId = BigInt(first.replace(/.*10\.0\.0\.(\d).*/, "$1"));
     assert.equal(sim.preferred[0]?.[0], firstId, "the first defragmented member is preferred");
     assert.equal(sim.preferred[0].length, 2, "every healthy voter but the leader");
