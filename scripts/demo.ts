@@ -2,7 +2,10 @@
 // etcd cluster on a free loopback block (127.A.B.11-13, ports 2379, 2380 and 50000
 // free on each, checked first, as the test harness picks them) behind the Talos API
 // test server (mutual TLS, Ed25519, like apid), fragments it, and runs the real CLI:
-// status, run, status. DEMO_ADDRESSES=a,b,c uses those three addresses instead,
+// status, run, status. With --backend etcd (`npm run demo -- --backend etcd`) the same job runs on
+// etcd's own API instead, as on kubeadm, k3s or RKE2: the members serve clients over TLS and require
+// client certificates, and the CLI gets etcdctl's --cacert/--cert/--key. DEMO_ADDRESSES=a,b,c uses
+// those three addresses instead,
 // after checking that their ports are free. With --keep (`npm run demo -- --keep`) the cluster
 // stays up afterwards, to try `status` and `run` by hand, until Ctrl-C or SIGTERM.
 
@@ -12,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 
 import { pickLoopbackBlock, portsFree } from "../test/harness/etcd-cluster.js";
+import { startDirectEtcd, type DirectEtcd } from "../test/harness/direct-etcd.js";
 import { startHarness, type Harness } from "../test/harness/harness.js";
 
 const root = resolve(import.meta.dirname, "..");
@@ -71,8 +75,48 @@ async function addresses(): Promise<string[]> {
   }
 }
 
+/** `--backend etcd`: the job on etcd's own API, the members requiring client certificates. */
+async function demoEtcd(nodes: string[]): Promise<number> {
+  let direct: DirectEtcd | undefined;
+  const home = mkdtempSync(join(tmpdir(), "etcd-defrag-demo-"));
+  try {
+    banner(`starting 3 etcd members on ${nodes.join(", ")} (TLS on port 2379, client certificates required)`);
+    direct = await startDirectEtcd({ members: 3, addresses: nodes });
+    await fragment(direct.etcd);
+    const env = { HOME: home };
+    banner("status before");
+    await runCli(["status", ...direct.args], env);
+    banner("run (etcd backend: HashKV before and after, leadership moved to a defragmented member)");
+    const code = await runCli([...["run", ...direct.args], "--pause", "1s", "--election-settle", "0s"], env);
+    banner("status after");
+    await runCli(["status", ...direct.args], env);
+    if (process.argv.includes("--keep")) await keep([], direct.args);
+    return code;
+  } finally {
+    await direct?.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function fragment(etcd: Harness["etcd"]): Promise<void> {
+  banner("fragmenting: writing ~128 MiB, deleting 75% of it, compacting");
+  const sizes = await etcd.fragment({ targetDbBytes: 128 * MiB, liveFraction: 0.25 });
+  process.stdout.write(
+    sizes
+      .map(
+        (s, i) =>
+          `member ${i + 1}: db ${(s.dbSize / MiB).toFixed(1)} MiB, in use ${(s.dbSizeInUse / MiB).toFixed(1)} MiB`,
+      )
+      .join("\n") + "\n",
+  );
+}
+
 async function demo(): Promise<number> {
   const nodes = await addresses();
+  const at = process.argv.indexOf("--backend");
+  const backend = at < 0 ? "talos" : process.argv[at + 1];
+  if (backend === "etcd") return demoEtcd(nodes);
+  if (backend !== "talos") throw new DemoError(`--backend must be talos or etcd, got "${backend ?? ""}"`);
   const home = mkdtempSync(join(tmpdir(), "etcd-defrag-demo-"));
   let harness: Harness | undefined;
   try {
@@ -81,16 +125,7 @@ async function demo(): Promise<number> {
     );
     harness = await startHarness({ members: 3, addresses: nodes });
     const talosconfig = await harness.writeTalosconfig({ roles: ["os:operator"], dir: home });
-    banner("fragmenting: writing ~128 MiB, deleting 75% of it, compacting");
-    const sizes = await harness.etcd.fragment({ targetDbBytes: 128 * MiB, liveFraction: 0.25 });
-    process.stdout.write(
-      sizes
-        .map(
-          (s, i) =>
-            `member ${i + 1}: db ${(s.dbSize / MiB).toFixed(1)} MiB, in use ${(s.dbSizeInUse / MiB).toFixed(1)} MiB`,
-        )
-        .join("\n") + "\n",
-    );
+    await fragment(harness.etcd);
     const env = { HOME: home, TALOSCONFIG: talosconfig };
     banner("status before");
     await runCli(["status"], env);
@@ -100,7 +135,7 @@ async function demo(): Promise<number> {
     const code = await runCli(["run", "--pause", "1s", "--election-settle", "0s"], env);
     banner("status after");
     await runCli(["status"], env);
-    if (process.argv.includes("--keep")) await keep(talosconfig);
+    if (process.argv.includes("--keep")) await keep([`export TALOSCONFIG=${talosconfig}`], []);
     return code;
   } finally {
     await harness?.close();
@@ -109,15 +144,16 @@ async function demo(): Promise<number> {
 }
 
 /** Keeps the cluster up for trying the CLI by hand, saying how, until SIGINT or SIGTERM. */
-async function keep(talosconfig: string): Promise<void> {
+async function keep(setup: string[], args: string[]): Promise<void> {
   const main = relative(process.cwd(), cli) || cli;
+  const more = args.length === 0 ? "" : ` ${args.join(" ")}`;
   banner("the cluster stays up (--keep)");
   process.stdout.write(
     [
-      `export TALOSCONFIG=${talosconfig}`,
-      `node ${main} status`,
-      `node ${main} run --dry-run`,
-      `node ${main} run --rule true`,
+      ...setup,
+      `node ${main} status${more}`,
+      `node ${main} run --dry-run${more}`,
+      `node ${main} run --rule true${more}`,
       "",
       `Stop it with Ctrl-C, or: kill ${process.pid}`,
       "",

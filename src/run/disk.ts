@@ -26,7 +26,7 @@ export async function noRoomFor(
     // A reason that names no node holds for every node (etcd's API): said once for all.
     const each = read.unsupported.includes(node);
     if (ctx.live.firstTime(`disk ${each ? node : read.unsupported}`))
-      ctx.reporter.warn(
+      ctx.reporter[each ? "warn" : "info"](
         `${read.unsupported}: whether ${each ? node : "a member"} has room for its defragment's copy cannot be checked`,
         each ? { node } : {},
       );

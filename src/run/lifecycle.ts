@@ -24,8 +24,9 @@ export async function untilSteady(ctx: RunContext, before: string): Promise<RunS
       if (!("unsupported" in r)) continue;
       // A reason that names no node holds for every node (etcd's API): said once for all.
       const each = r.unsupported.includes(r.node);
+      // Per node it is a surprise (warn); for every node it is what the platform is (info, once).
       if (live.firstTime(`lifecycle ${each ? r.node : r.unsupported}`))
-        reporter.warn(
+        reporter[each ? "warn" : "info"](
           `${r.unsupported}: upgrades and reboots of ${each ? r.node : "the members' machines"} cannot be seen, and a member may be defragmented during one`,
           each ? { node: r.node } : {},
         );

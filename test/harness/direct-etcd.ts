@@ -29,7 +29,14 @@ export interface DirectEtcd {
 }
 
 export async function startDirectEtcd(
-  opts: { members?: number; quotaBackendBytes?: number; etcdBin?: string; httpApart?: boolean } = {},
+  opts: {
+    members?: number;
+    quotaBackendBytes?: number;
+    etcdBin?: string;
+    httpApart?: boolean;
+    /** The members' addresses; default: a free 127.A.B.0 block. */
+    addresses?: string[];
+  } = {},
 ): Promise<DirectEtcd> {
   const members = opts.members ?? 3;
   const pki = await EtcdPki.create();
@@ -43,7 +50,7 @@ export async function startDirectEtcd(
   try {
     etcd = await EtcdCluster.start({
       size: members,
-      addresses: await pickLoopbackBlock(members, [2379, 2380, 2381, 2382]),
+      addresses: opts.addresses ?? (await pickLoopbackBlock(members, [2379, 2380, 2381, 2382])),
       dataRoot: join(dir, "data"),
       tls: { pki, client },
       ...(opts.quotaBackendBytes !== undefined ? { quotaBackendBytes: opts.quotaBackendBytes } : {}),
