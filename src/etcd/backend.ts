@@ -102,7 +102,17 @@ export class EtcdBackend implements Backend {
   }
 
   async status(node: string, signal?: AbortSignal): Promise<MemberStatus> {
-    return statusOf(await this.rawStatus(node, signal));
+    const sent = Date.now();
+    const s = await this.rawStatus(node, signal);
+    // etcd answers no Status while it defragments: one that waited most likely saw a defragment end,
+    // so the member's gauge is read now rather than at its next turn.
+    if (Date.now() - sent >= STATUS_WAITED_MS) this.poke(node);
+    return statusOf(s);
+  }
+
+  /** Reads `node`'s gauge at once (its feed's wait cut short). */
+  private poke(node: string): void {
+    for (const wake of this.pokes.get(node) ?? []) wake();
   }
 
   private rawStatus(node: string, signal?: AbortSignal): Promise<StatusResponse> {
@@ -127,7 +137,7 @@ export class EtcdBackend implements Backend {
     try {
       await c.call("Defragment", (o) => c.maintenance.defragment({}, o), opts);
     } finally {
-      for (const wake of this.pokes.get(node) ?? []) wake();
+      this.poke(node);
     }
   }
 
@@ -337,6 +347,9 @@ export class EtcdBackend implements Backend {
     for (const r of this.readers.values()) r.close();
   }
 }
+
+/** A Status slower than this waited for something: on etcd, most likely a defragment's end. */
+const STATUS_WAITED_MS = 100;
 
 /** Where a member's /metrics is read: its client URL, or plain http on its host at `port`. */
 export function metricsUrl(node: string, port: number | undefined): string {
