@@ -73,15 +73,11 @@ export class EtcdBackend implements Backend {
         );
         const answeredAs = reply.header?.memberId;
         this.known = reply.members.map((m) => {
-          const urls = m.clientURLs.flatMap((u) => {
-            try {
-              return [parseEtcdEndpoint(u, endpoint.startsWith("https:"))];
-            } catch {
-              return [];
-            }
-          });
-          const given = this.config.endpoints.find((e) => urls.includes(e));
-          const node = given ?? (m.ID === answeredAs ? endpoint : urls[0]);
+          const node = memberNode(
+            m.clientURLs,
+            this.config.endpoints,
+            m.ID === answeredAs ? endpoint : undefined,
+          );
           return {
             id: m.ID,
             name: m.name,
@@ -346,6 +342,35 @@ export class EtcdBackend implements Backend {
     for (const c of this.clients.values()) c.close();
     for (const r of this.readers.values()) r.close();
   }
+}
+
+/**
+ * Where a member is reached: the endpoint given for it (one of its client URLs), else the endpoint
+ * that answered as it, else the first of its advertised client URLs with the endpoints' scheme that is
+ * reachable from here as they are (a loopback URL only when the endpoints are loopback too: kubeadm
+ * and k3s members may advertise https://127.0.0.1:2379 beside their node's address).
+ */
+export function memberNode(
+  clientUrls: readonly string[],
+  endpoints: readonly string[],
+  answeredAs: string | undefined,
+): string | undefined {
+  const https = endpoints.some((e) => e.startsWith("https:"));
+  const urls = clientUrls.flatMap((u) => {
+    try {
+      return [parseEtcdEndpoint(u, https)];
+    } catch {
+      return [];
+    }
+  });
+  const given = endpoints.find((e) => urls.includes(e));
+  if (given !== undefined) return given;
+  if (answeredAs !== undefined) return answeredAs;
+  const scheme = https ? "https:" : "http:";
+  const loopback = (u: string): boolean => /^(127\.|\[::1\]$|localhost$)/.test(new URL(u).hostname);
+  const local = endpoints.every(loopback);
+  const fits = (u: string): boolean => new URL(u).protocol === scheme && (local || !loopback(u));
+  return urls.find(fits) ?? urls.find((u) => new URL(u).protocol === scheme) ?? urls[0];
 }
 
 /** A Status slower than this waited for something: on etcd, most likely a defragment's end. */
