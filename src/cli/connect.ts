@@ -4,7 +4,7 @@
 import { loadConfig, type Config } from "../config/config.js";
 import { loadEtcdConfig, type EtcdConfig } from "../config/etcd-config.js";
 import type { Backend } from "../core/backend.js";
-import { configError } from "../core/errors.js";
+import { configError, DefragError } from "../core/errors.js";
 import { EtcdBackend } from "../etcd/backend.js";
 import { TalosBackend } from "../talos/backend.js";
 import { TalosClient } from "../talos/client.js";
@@ -42,7 +42,7 @@ function loadTalos(ctx: CommandContext<ConnectionCliOptions>): Connection {
     config = loadConfig({ talosconfig, context, endpoints, nodes }, ctx.env, ctx.now());
   } catch (err) {
     // Told where to find etcd but not to use it: the likelier mistake is a missing --backend etcd.
-    if (ctx.options.etcdEndpoints !== undefined && err instanceof Error && "kind" in err)
+    if (ctx.options.etcdEndpoints !== undefined && err instanceof DefragError && err.kind === "config")
       throw configError(
         `${err.message} (--etcd-endpoints is set, but --backend is talos)`,
         "add --backend etcd to reach etcd directly, or drop --etcd-endpoints to use the Talos API",

@@ -131,8 +131,9 @@ export interface Backend {
   forfeitLeadership(node: string, opts: { prefer: readonly bigint[]; signal?: AbortSignal }): Promise<string>;
   /**
    * etcd's HashKV of each of `nodes` at one revision (`revision`, else one every member has applied),
-   * all at the same compaction: equal hashes mean equal data up to that revision. `{ unsupported }`
-   * when the backend cannot ask it (with why, for one log line).
+   * all at the same compaction: equal hashes mean equal data up to that revision. When `revision` has
+   * been compacted away, at a newer one every member has (the reply's `revision` says which).
+   * `{ unsupported }` when the backend cannot ask it (with why, for one log line).
    */
   hashes(
     nodes: readonly string[],

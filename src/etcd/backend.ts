@@ -189,7 +189,7 @@ export class EtcdBackend implements Backend {
     if (s.dbSizeQuota > 0n)
       return { quotaBytes: Number(s.dbSizeQuota), startupDefrag: [], flagsUnknown: true };
     throw new DefragError(
-      "not-control-plane",
+      "etcd",
       `etcd ${s.version} at ${node} does not report its quota (Status.dbSizeQuota is etcd 3.6+)`,
       { node },
     );
@@ -269,9 +269,11 @@ export class EtcdBackend implements Backend {
     try {
       return agreeing(at, await this.hashKV(nodes, at, signal));
     } catch (err) {
+      if (!COMPACTED.test(DefragError.from(err).message)) throw err;
+      // The revision asked for was compacted away since: the members at one they all have now.
+      if (revision !== undefined) return this.hashes(nodes, undefined, signal);
       // etcd hashes only above its compaction: compacted up to the current revision (--compact, no
       // write since), the current revision is hashed (0), and must be the same on every member.
-      if (revision !== undefined || !COMPACTED.test(DefragError.from(err).message)) throw err;
       const replies = await this.hashKV(nodes, 0n, signal);
       const revisions = new Set(replies.map((r) => r.revision));
       const [only] = revisions;

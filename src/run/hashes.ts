@@ -9,9 +9,6 @@ import type { MemberHashes } from "../core/model.js";
 import type { HashCheck, RunStop } from "../core/result.js";
 import type { RunContext } from "./types.js";
 
-/** etcd's words for a revision compacted away (mvcc.ErrCompacted). */
-const COMPACTED = /required revision has been compacted/;
-
 function differ(h: MemberHashes): boolean {
   return new Set(h.hashes.map((x) => x.hash)).size > 1;
 }
@@ -68,15 +65,8 @@ export async function hashesAfter(
 ): Promise<{ check: HashCheck; error?: DefragError }> {
   const revision = BigInt(check.revision);
   let read: MemberHashes | { unsupported: string };
-  let same = true;
   try {
-    try {
-      read = await ctx.backend.hashes(nodes, revision);
-    } catch (err) {
-      if (!COMPACTED.test(DefragError.from(err).message)) throw err;
-      same = false;
-      read = await ctx.backend.hashes(nodes);
-    }
+    read = await ctx.backend.hashes(nodes, revision);
   } catch (err) {
     const e = DefragError.from(err);
     if (e.kind === "internal") throw e;
@@ -84,6 +74,8 @@ export async function hashesAfter(
     return { check: { ...check, outcome: "unchecked" } };
   }
   if ("unsupported" in read) return { check };
+  // A newer revision than asked: etcd compacted the baseline's away meanwhile.
+  const same = read.revision === revision;
   const hash = read.hashes[0]?.hash ?? 0;
   const after = { revision: read.revision.toString(), hash, sameRevision: same };
   if (differ(read) || (same && hash !== check.before)) {
